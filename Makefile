@@ -1,0 +1,84 @@
+# coalesced — request-coalescing proxy for the memcached text protocol.
+#
+#   make            build ./coalesced
+#   make check      install missing Debian packages, build, run every test
+#   make run        start a local memcached with demo keys and coalesced in front
+#   make asan       the test suite with ASan + UBSan
+#   make valgrind   the test suite with the daemon under valgrind
+#   make format     clang-format the sources
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE
+WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+LDLIBS_DAEMON := -lev -linih -lm
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
+
+BUILD ?= build
+BIN ?= coalesced
+
+SRCS := $(wildcard src/*.c)
+OBJS := $(SRCS:src/%.c=$(BUILD)/%.o)
+LIB_OBJS := $(filter-out $(BUILD)/main.o,$(OBJS))
+TEST_SRCS := $(wildcard tests/test_*.c) tests/check_main.c tests/testutil.c
+TEST_OBJS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%.o)
+FAKE := $(BUILD)/fake_upstream
+
+.PHONY: all check test deps run asan valgrind format clean
+
+all: $(BIN)
+
+$(BIN): $(OBJS)
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $(OBJS) $(LDFLAGS) $(LDLIBS_DAEMON)
+
+$(BUILD)/%.o: src/%.c | $(BUILD)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/%.o: tests/%.c | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) -Isrc $(WARN) -Wno-missing-prototypes $(CFLAGS) $(EXTRA_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/check_all: $(TEST_OBJS) $(LIB_OBJS)
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_DAEMON) $(CHECK_LIBS)
+
+$(FAKE): tests/fake_upstream.c | $(BUILD)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $<
+
+$(BUILD) $(BUILD)/tests:
+	mkdir -p $@
+
+deps:
+	@sh tests/deps.sh
+
+# The whole suite: unit tests in-process, integration tests against real
+# memcached, the fake upstream and the daemon. Check prints the summary.
+check: deps
+	$(MAKE) $(BIN) $(BUILD)/check_all $(FAKE)
+	COALESCED_BIN=$(abspath $(BIN)) FAKE_UPSTREAM=$(abspath $(FAKE)) \
+		$(BUILD)/check_all
+test: check
+
+asan: deps
+	$(MAKE) check BUILD=build/asan BIN=build/asan/coalesced CC=clang \
+		CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all"
+
+# The daemon runs under valgrind in every integration test; any error it
+# reports makes its exit status 99, which the tests check.
+valgrind: deps
+	$(MAKE) $(BIN) $(BUILD)/check_all $(FAKE)
+	COALESCED_BIN=$(abspath $(BIN)) FAKE_UPSTREAM=$(abspath $(FAKE)) \
+	COALESCED_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
+	CK_TIMEOUT_MULTIPLIER=6 VALGRIND=1 \
+		valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+		--trace-children=no $(BUILD)/check_all
+
+run: deps $(BIN)
+	@sh tests/run_demo.sh ./$(BIN)
+
+format:
+	clang-format -i src/*.c src/*.h tests/*.c tests/*.h
+
+clean:
+	rm -rf build $(BIN)
+
+-include $(OBJS:.o=.d) $(TEST_OBJS:.o=.d)

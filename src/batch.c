@@ -1,0 +1,235 @@
+/* batch: open batches, flush rules, and per-key outcome of sent batches. */
+#include "batch.h"
+
+#include "inflight.h"
+#include "log.h"
+#include "stats.h"
+#include "upstream.h"
+#include "value.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void flush(struct batcher *b, uint32_t s);
+
+static void leeway_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct batcher *b = w->data;
+
+	(void)loop;
+	(void)revents;
+	flush(b, (uint32_t)(w - b->timers));
+}
+
+int batcher_init(struct batcher *b, struct ev_loop *loop, uint32_t nservers, struct stats *st,
+		 const struct log *lg, struct inflight *t, struct upstream *up)
+{
+	memset(b, 0, sizeof(*b));
+	b->loop = loop;
+	b->stats = st;
+	b->log = lg;
+	b->inflight = t;
+	b->up = up;
+	b->nservers = nservers;
+	b->set.max_keys = 100;
+	b->set.retries = 1;
+	b->open = calloc(nservers, sizeof(*b->open));
+	b->timers = calloc(nservers, sizeof(*b->timers));
+	if (!b->open || !b->timers) {
+		free(b->open);
+		free(b->timers);
+		return -1;
+	}
+	for (uint32_t i = 0; i < nservers; i++) {
+		ev_init(&b->timers[i], leeway_cb);
+		b->timers[i].data = b;
+	}
+	return 0;
+}
+
+void batcher_destroy(struct batcher *b)
+{
+	for (uint32_t i = 0; i < b->nservers; i++) {
+		ev_timer_stop(b->loop, &b->timers[i]);
+		free(b->open[i]);
+	}
+	free(b->open);
+	free(b->timers);
+}
+
+static struct batch *batch_new(uint32_t cap, uint16_t server)
+{
+	struct batch *bt = malloc(sizeof(*bt) + cap * sizeof(bt->e[0]));
+
+	if (bt) {
+		memset(bt, 0, sizeof(*bt));
+		bt->cap = cap;
+		bt->server = server;
+	}
+	return bt;
+}
+
+static void submit(struct batcher *b, struct batch *bt)
+{
+	b->stats->upstream_batches++;
+	b->stats->upstream_keys += bt->n;
+	for (uint32_t i = 0; i < bt->n; i++) {
+		bt->e[i]->attempts++;
+		bt->e[i]->batch = bt;
+		bt->e[i]->batch_pos = i;
+	}
+	upstream_submit(b->up, bt);
+}
+
+int batch_add(struct batcher *b, struct entry *e)
+{
+	struct batch *bt = b->open[e->server];
+
+	if (!bt) {
+		bt = batch_new(b->set.max_keys, e->server);
+		if (!bt)
+			return -1;
+		b->open[e->server] = bt;
+		if (b->set.leeway_ms > 0) {
+			ev_timer_set(&b->timers[e->server], b->set.leeway_ms / 1000.0, 0.);
+			ev_timer_start(b->loop, &b->timers[e->server]);
+		}
+	}
+	e->batch = bt;
+	e->batch_pos = bt->n;
+	bt->e[bt->n++] = e;
+	if (bt->n >= bt->cap)
+		flush(b, e->server);
+	return 0;
+}
+
+bool batch_cancel(struct batcher *b, struct entry *e)
+{
+	struct batch *bt = e->batch;
+
+	if (!bt || b->open[e->server] != bt)
+		return false;
+	bt->e[e->batch_pos] = NULL;
+	e->batch = NULL;
+	return true;
+}
+
+static void flush(struct batcher *b, uint32_t s)
+{
+	struct batch *bt = b->open[s];
+	uint32_t n = 0;
+
+	if (!bt)
+		return;
+	b->open[s] = NULL;
+	ev_timer_stop(b->loop, &b->timers[s]);
+	for (uint32_t i = 0; i < bt->n; i++)
+		if (bt->e[i])
+			bt->e[n++] = bt->e[i];
+	bt->n = n;
+	if (n == 0) {
+		free(bt);
+		return;
+	}
+	submit(b, bt);
+}
+
+void batch_flush_all(struct batcher *b)
+{
+	for (uint32_t s = 0; s < b->nservers; s++)
+		if (b->open[s])
+			flush(b, s);
+}
+
+static bool key_eq(const struct entry *e, const char *key, size_t len)
+{
+	return e->keylen == len && memcmp(e->key, key, len) == 0;
+}
+
+int batch_match(struct batch *bt, const char *key, size_t len)
+{
+	/* memcached answers in request order: look forward first. The backward
+	 * scan accepts a server that reorders, without ever pairing a key twice. */
+	for (uint32_t i = bt->cursor; i < bt->n; i++) {
+		if (!bt->e[i]->replied && key_eq(bt->e[i], key, len)) {
+			bt->cursor = i + 1;
+			return (int)i;
+		}
+	}
+	for (uint32_t i = 0; i < bt->cursor && i < bt->n; i++)
+		if (!bt->e[i]->replied && key_eq(bt->e[i], key, len))
+			return (int)i;
+	return -1;
+}
+
+void batch_value(struct batch *bt, uint32_t pos, struct value *v)
+{
+	struct entry *e = bt->e[pos];
+
+	e->replied = true;
+	value_unref(e->value);
+	e->value = v;
+}
+
+void batch_complete(struct batcher *b, struct batch *bt)
+{
+	/* Values are delivered only once END arrives: a reply cut short is
+	 * retried whole and never half-delivered. */
+	for (uint32_t i = 0; i < bt->n; i++) {
+		struct entry *e = bt->e[i];
+		e->batch = NULL;
+		inflight_resolve(b->inflight, e, e->value);
+	}
+	free(bt);
+}
+
+static const char *const reasons[] = {
+	[BATCH_UNAVAILABLE] = "upstream unavailable",
+	[BATCH_TIMEOUT] = "upstream timeout",
+	[BATCH_UPSTREAM_ERROR] = "upstream error",
+	[BATCH_PROTOCOL] = "upstream protocol error",
+};
+
+void batch_fail(struct batcher *b, struct batch *bt, enum batch_error why, const char *text,
+		const void *conn)
+{
+	struct batch *retry = NULL;
+	char reason[300];
+
+	b->stats->upstream_errors++;
+	if (why == BATCH_TIMEOUT)
+		b->stats->upstream_timeouts++;
+	if (why == BATCH_UPSTREAM_ERROR && text)
+		snprintf(reason, sizeof(reason), "%s: %s", reasons[why], text);
+	else
+		snprintf(reason, sizeof(reason), "%s", reasons[why]);
+
+	for (uint32_t i = 0; i < bt->n; i++) {
+		struct entry *e = bt->e[i];
+		value_unref(e->value);
+		e->value = NULL;
+		e->replied = false;
+		e->batch = NULL;
+		if (e->nwaiters == 0) {
+			inflight_drop(b->inflight, e);
+			continue;
+		}
+		if (e->attempts <= b->set.retries) {
+			if (!retry)
+				retry = batch_new(bt->n, bt->server);
+			if (retry) {
+				retry->e[retry->n++] = e;
+				continue;
+			}
+		}
+		inflight_fail(b->inflight, e, reason);
+	}
+	free(bt);
+	if (retry) {
+		retry->avoid = conn;
+		b->stats->upstream_retries++;
+		log_debug(b->log, "retrying %u keys after %s", retry->n, reason);
+		submit(b, retry);
+	}
+}

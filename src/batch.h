@@ -1,0 +1,80 @@
+/*
+ * batch: collects new entries into one open batch per upstream server and
+ * decides when it goes: at max_keys, when the leeway timer fires, or (leeway
+ * 0) at the end of the loop iteration. It also owns the outcome of a sent
+ * batch: completion resolves its entries, failure retries the keys that still
+ * have waiters or fails them for good.
+ *
+ * A batch owns its array of entry pointers, not the entries (the in-flight
+ * table does). The backend owns a batch from upstream_submit() until it calls
+ * batch_complete() or batch_fail(), which free it.
+ */
+#ifndef COALESCED_BATCH_H
+#define COALESCED_BATCH_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct entry;
+struct inflight;
+struct log;
+struct stats;
+struct upstream;
+struct value;
+
+struct batch {
+	struct batch *next; /* in a connection's queue */
+	uint16_t server;
+	uint32_t n, cap;
+	uint32_t cursor;   /* where the reply is expected to continue */
+	ev_tstamp sent_at; /* when it was written; the timeout counts from here */
+	const void *avoid; /* retry: a connection not to use */
+	struct entry *e[];
+};
+
+enum batch_error { BATCH_UNAVAILABLE = 0, BATCH_TIMEOUT, BATCH_UPSTREAM_ERROR, BATCH_PROTOCOL };
+
+struct batcher_settings {
+	double leeway_ms;
+	uint32_t max_keys;
+	uint32_t retries;
+};
+
+struct batcher {
+	struct ev_loop *loop;
+	struct batcher_settings set;
+	struct stats *stats;
+	const struct log *log;
+	struct inflight *inflight;
+	struct upstream *up;
+	uint32_t nservers;
+	struct batch **open; /* per server */
+	ev_timer *timers;    /* per server leeway timers */
+	uint32_t *pending;   /* servers with an open batch, for the end-of-iteration flush */
+	uint32_t npending;
+};
+
+int batcher_init(struct batcher *b, struct ev_loop *loop, uint32_t nservers, struct stats *st,
+		 const struct log *lg, struct inflight *t, struct upstream *up);
+void batcher_destroy(struct batcher *b);
+
+/* Add a new entry to its server's open batch. -1: out of memory. */
+int batch_add(struct batcher *b, struct entry *e);
+/* Take e out of an unsent batch. false if it was already sent. */
+bool batch_cancel(struct batcher *b, struct entry *e);
+/* Send every open batch now (end of loop iteration, leeway 0, shutdown). */
+void batch_flush_all(struct batcher *b);
+
+/* Backend side. Find the entry for a VALUE line: the next key expected, or
+ * any entry not yet answered (a reply out of order). -1 if none. */
+int batch_match(struct batch *bt, const char *key, size_t len);
+/* A hit for entry pos; takes the reference. */
+void batch_value(struct batch *bt, uint32_t pos, struct value *v);
+void batch_complete(struct batcher *b, struct batch *bt);
+/* text: the upstream's own words for BATCH_UPSTREAM_ERROR, else NULL. */
+void batch_fail(struct batcher *b, struct batch *bt, enum batch_error why, const char *text,
+		const void *conn);
+
+#endif

@@ -1,0 +1,72 @@
+/*
+ * config: the configuration as one table of keys (section, name, type,
+ * default, range, reloadable), the INI loader built on inih, and -o overrides.
+ *
+ * A struct config owns its strings; config_free() releases them. Loading
+ * never touches the running daemon: the caller swaps configurations.
+ */
+#ifndef COALESCED_CONFIG_H
+#define COALESCED_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/coalesced/coalesced.ini"
+
+enum upstream_protocol { PROTO_MEMCACHE = 0, PROTO_REDIS, PROTO_POSTGRES };
+
+struct config {
+	/* [server] */
+	char *listen;
+	long max_clients;
+	long idle_timeout_s;
+	long max_line_bytes;
+	long log_level;
+	/* [upstream] */
+	long protocol;
+	char *servers;
+	long connections;
+	long connect_timeout_ms;
+	long timeout_ms;
+	long retries;
+	/* [batch] */
+	double leeway_ms;
+	long max_keys;
+	bool coalesce;
+};
+
+enum config_type { CT_INT, CT_DOUBLE, CT_BOOL, CT_STRING, CT_ENUM, CT_LISTEN, CT_SERVERS };
+
+struct config_key {
+	const char *section;
+	const char *name;
+	enum config_type type;
+	size_t offset;
+	const char *def;
+	double min, max;
+	const char *const *enum_names; /* CT_ENUM: NULL-terminated */
+	bool reloadable;
+};
+
+/* The table, for the loader, the key-set test and the reload logic. */
+const struct config_key *config_keys(size_t *n);
+
+/* Fill with built-in defaults. */
+void config_init(struct config *c);
+void config_free(struct config *c);
+/* Deep copy; returns 0 or -1 on allocation failure. */
+int config_copy(struct config *dst, const struct config *src);
+
+/*
+ * Each returns 0 on success, or -1 with a message naming where and which key
+ * in err. A failed load leaves *c partially updated: load into a scratch copy.
+ */
+int config_set(struct config *c, const char *section, const char *name, const char *value,
+	       char *err, size_t errlen);
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
+int config_load_string(struct config *c, const char *text, const char *origin, char *err,
+		       size_t errlen);
+/* arg is "section.key=value", from -o. */
+int config_override(struct config *c, const char *arg, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,136 @@
+/* listener: bind, listen and accept, with the max_clients rule. */
+#include "listener.h"
+
+#include "client.h"
+#include "log.h"
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define ACCEPTS_PER_WAKEUP 64
+
+static void peer_name(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%u", host, ntohs(in->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%u", host, ntohs(in6->sin6_port));
+	} else {
+		snprintf(buf, len, "unix");
+	}
+}
+
+static void pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct listener *l = w->data;
+
+	(void)revents;
+	ev_io_start(loop, &l->io);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct listener *l = w->data;
+	struct server *srv = l->srv;
+
+	(void)revents;
+	for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		char peer[80];
+		int one = 1;
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* Pending connections stay in the backlog until
+				 * descriptors free up. */
+				log_warn(&srv->log, "accept on %s: %s; pausing 100 ms", l->addr.name,
+					 strerror(errno));
+				ev_io_stop(loop, &l->io);
+				ev_timer_set(&l->pause, 0.1, 0.);
+				ev_timer_start(loop, &l->pause);
+			}
+			return;
+		}
+		if ((uint64_t)srv->stats.curr_connections >= (uint64_t)srv->cfg.max_clients) {
+			static const char msg[] = "ERROR Too many open connections\r\n";
+			srv->stats.rejected_connections++;
+			if (write(fd, msg, sizeof(msg) - 1) < 0) {
+				/* the client is told if it can be; it is closed either way */
+			}
+			close(fd);
+			continue;
+		}
+		if (ss.ss_family != AF_UNIX)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		peer_name(&ss, peer, sizeof(peer));
+		client_new(srv, fd, peer);
+	}
+}
+
+int listener_open(struct listener *l, struct server *srv, const struct addr *a, char *err,
+		  size_t errlen)
+{
+	int one = 1;
+
+	memset(l, 0, sizeof(*l));
+	l->srv = srv;
+	l->addr = *a;
+	l->fd = addr_socket(a);
+	if (l->fd < 0) {
+		snprintf(err, errlen, "%s: socket: %s", a->name, strerror(errno));
+		return -1;
+	}
+	if (a->sa.ss_family == AF_UNIX) {
+		const struct sockaddr_un *un = (const struct sockaddr_un *)&a->sa;
+		struct stat st;
+		/* A socket file left by an earlier run would make bind fail. */
+		if (stat(un->sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+			unlink(un->sun_path);
+	} else {
+		setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (a->sa.ss_family == AF_INET6)
+			setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	}
+	if (bind(l->fd, (const struct sockaddr *)&a->sa, a->len) < 0 || listen(l->fd, 1024) < 0) {
+		snprintf(err, errlen, "%s: cannot listen: %s", a->name, strerror(errno));
+		close(l->fd);
+		l->fd = -1;
+		return -1;
+	}
+	ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
+	ev_init(&l->pause, pause_cb);
+	l->io.data = l->pause.data = l;
+	ev_io_start(srv->loop, &l->io);
+	return 0;
+}
+
+void listener_close(struct listener *l)
+{
+	if (l->fd < 0)
+		return;
+	ev_io_stop(l->srv->loop, &l->io);
+	ev_timer_stop(l->srv->loop, &l->pause);
+	close(l->fd);
+	l->fd = -1;
+	if (l->addr.sa.ss_family == AF_UNIX)
+		unlink(((const struct sockaddr_un *)&l->addr.sa)->sun_path);
+}

@@ -1,0 +1,28 @@
+/*
+ * listener: listening sockets and accept. A listener owns its socket (and
+ * removes its unix socket file when freed); accepted sockets go straight to
+ * client_new().
+ */
+#ifndef COALESCED_LISTENER_H
+#define COALESCED_LISTENER_H
+
+#include "addr.h"
+
+#include <ev.h>
+
+struct server;
+
+struct listener {
+	struct server *srv;
+	struct addr addr;
+	int fd;
+	ev_io io;
+	ev_timer pause; /* out of file descriptors: retry accept later */
+};
+
+/* Returns 0, or -1 with a message in err. */
+int listener_open(struct listener *l, struct server *srv, const struct addr *a, char *err,
+		  size_t errlen);
+void listener_close(struct listener *l);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * log: levelled log lines on stderr.
+ *
+ * A struct log lives in the server context and is passed explicitly; it owns
+ * nothing but its level and the rate-limit state.
+ */
+#ifndef COALESCED_LOG_H
+#define COALESCED_LOG_H
+
+#include <stdarg.h>
+
+enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+struct log {
+	int level;
+};
+
+#define LOG_ATTR_FMT __attribute__((format(printf, 3, 4)))
+
+void log_msg(const struct log *lg, int level, const char *fmt, ...) LOG_ATTR_FMT;
+const char *log_level_name(int level);
+
+#define log_error(lg, ...) log_msg((lg), LOG_ERROR, __VA_ARGS__)
+#define log_warn(lg, ...) log_msg((lg), LOG_WARN, __VA_ARGS__)
+#define log_info(lg, ...) log_msg((lg), LOG_INFO, __VA_ARGS__)
+/* Debug lines are often built on hot paths: test the level before formatting. */
+#define log_debug(lg, ...)                                                                         \
+	do {                                                                                       \
+		if ((lg)->level >= LOG_DEBUG)                                                      \
+			log_msg((lg), LOG_DEBUG, __VA_ARGS__);                                     \
+	} while (0)
+
+#endif

@@ -1,0 +1,116 @@
+/* coalesced: command line, configuration loading, and the event loop. */
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+#include <ev.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: coalesced [-c FILE] [-o SECTION.KEY=VALUE]... [-t] [-V] [-h]\n"
+		   "  -c FILE   configuration file (default %s if it exists)\n"
+		   "  -o S.K=V  override one setting; repeatable, applied after the file\n"
+		   "  -t        check the configuration and exit\n"
+		   "  -V        print the version and exit\n"
+		   "  -h        print this help and exit\n",
+		CONFIG_DEFAULT_PATH);
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = NULL;
+	char **overrides = calloc((size_t)argc, sizeof(char *));
+	int noverrides = 0, opt, rc;
+	bool test_only = false;
+	struct config cfg;
+	struct server srv;
+	struct log boot = {.level = LOG_INFO};
+	char err[1024];
+
+	if (!overrides)
+		return EXIT_START;
+	opterr = 0;
+	while ((opt = getopt(argc, argv, ":c:o:tVh")) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'o':
+			overrides[noverrides++] = optarg;
+			break;
+		case 't':
+			test_only = true;
+			break;
+		case 'V':
+			printf("coalesced %s\n", COALESCED_VERSION);
+			free(overrides);
+			return EXIT_OK;
+		case 'h':
+			usage(stdout);
+			free(overrides);
+			return EXIT_OK;
+		case ':':
+			fprintf(stderr, "coalesced: option -%c needs an argument\n", optopt);
+			usage(stderr);
+			free(overrides);
+			return EXIT_USAGE;
+		default:
+			fprintf(stderr, "coalesced: unknown option -%c\n", optopt);
+			usage(stderr);
+			free(overrides);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "coalesced: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		free(overrides);
+		return EXIT_USAGE;
+	}
+
+	config_init(&cfg);
+	if (!path && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
+		path = CONFIG_DEFAULT_PATH;
+	rc = path ? config_load_file(&cfg, path, err, sizeof(err)) : 0;
+	for (int i = 0; rc == 0 && i < noverrides; i++)
+		rc = config_override(&cfg, overrides[i], err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "coalesced: %s\n", err);
+		config_free(&cfg);
+		free(overrides);
+		return EXIT_CONFIG;
+	}
+	if (test_only) {
+		fprintf(stderr, "configuration ok\n");
+		config_free(&cfg);
+		free(overrides);
+		return EXIT_OK;
+	}
+
+	/* A client that leaves must not kill the daemon on write. */
+	signal(SIGPIPE, SIG_IGN);
+	struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+	if (!loop) {
+		log_error(&boot, "cannot start the event loop");
+		config_free(&cfg);
+		free(overrides);
+		return EXIT_START;
+	}
+	rc = server_init(&srv, loop, &cfg);
+	srv.config_path = path;
+	srv.overrides = overrides;
+	srv.noverrides = noverrides;
+	if (rc == EXIT_OK) {
+		server_run(&srv);
+		log_info(&srv.log, "stopped");
+	}
+	server_destroy(&srv);
+	ev_loop_destroy(loop);
+	free(overrides);
+	return rc;
+}

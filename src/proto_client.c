@@ -1,0 +1,346 @@
+/*
+ * proto_client: memcached text protocol requests, parsed as memcached 1.6
+ * parses them (lines end at '\n', an optional '\r' before it; tokens split on
+ * spaces only; the command word matched exactly), except that get/gets keys
+ * are checked strictly so that nothing but a clean key can ever be forwarded.
+ */
+#include "proto_client.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define R_ERROR "ERROR\r\n"
+#define R_BAD_FORMAT "CLIENT_ERROR bad command line format\r\n"
+#define R_BAD_CHUNK "CLIENT_ERROR bad data chunk\r\n"
+#define R_TOO_LONG "CLIENT_ERROR line too long\r\n"
+#define R_UNSUPPORTED "SERVER_ERROR not supported\r\n"
+
+void pc_init(struct pc_parser *p, size_t max_line)
+{
+	memset(p, 0, sizeof(*p));
+	p->max_line = max_line;
+}
+
+void pc_free(struct pc_parser *p)
+{
+	free(p->keys);
+	p->keys = NULL;
+	p->kcap = 0;
+}
+
+struct tok {
+	const char *p;
+	size_t len;
+};
+
+/* Up to max tokens of [s, e), split on runs of spaces; returns the count. */
+static size_t tokenize(const char *s, const char *e, struct tok *t, size_t max)
+{
+	size_t n = 0;
+
+	while (s < e && n < max) {
+		const char *start;
+		while (s < e && *s == ' ')
+			s++;
+		if (s == e)
+			break;
+		start = s;
+		while (s < e && *s != ' ')
+			s++;
+		t[n].p = start;
+		t[n].len = (size_t)(s - start);
+		n++;
+	}
+	return n;
+}
+
+static bool tok_is(const struct tok *t, const char *word)
+{
+	size_t n = strlen(word);
+	return t->len == n && memcmp(t->p, word, n) == 0;
+}
+
+/* memcached's safe_strtol / safe_strtoul / safe_strtoull on a token. */
+static bool tok_long(const struct tok *t, long lo, long hi, long *out)
+{
+	char buf[32], *end;
+	long v;
+
+	if (t->len == 0 || t->len >= sizeof(buf))
+		return false;
+	memcpy(buf, t->p, t->len);
+	buf[t->len] = '\0';
+	errno = 0;
+	v = strtol(buf, &end, 10);
+	if (errno == ERANGE || end == buf || *end != '\0' || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool tok_ulong(const struct tok *t, unsigned long long hi)
+{
+	char buf[32], *end;
+	unsigned long long v;
+
+	if (t->len == 0 || t->len >= sizeof(buf) || memchr(t->p, '-', t->len))
+		return false;
+	memcpy(buf, t->p, t->len);
+	buf[t->len] = '\0';
+	errno = 0;
+	v = strtoull(buf, &end, 10);
+	return errno != ERANGE && end != buf && *end == '\0' && v <= hi;
+}
+
+static enum pc_status reply(struct pc_cmd *cmd, const char *text, bool client_error)
+{
+	cmd->type = PC_REPLY;
+	cmd->reply = text;
+	cmd->client_error = client_error;
+	return PC_COMMAND;
+}
+
+static enum pc_status refuse(struct pc_cmd *cmd, bool noreply)
+{
+	cmd->unsupported = true;
+	if (noreply) {
+		cmd->type = PC_SILENT;
+		return PC_COMMAND;
+	}
+	return reply(cmd, R_UNSUPPORTED, false);
+}
+
+static bool key_ok(const char *k, size_t len)
+{
+	if (len == 0 || len > PC_KEY_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)k[i];
+		if (c <= 0x20 || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+static enum pc_status parse_get(struct pc_parser *p, const char *s, const char *e,
+				struct pc_cmd *cmd)
+{
+	uint32_t n = 0;
+
+	/* The whole line, past any NUL: a key memcached would truncate is refused. */
+	while (s < e) {
+		const char *start;
+		while (s < e && *s == ' ')
+			s++;
+		if (s == e)
+			break;
+		start = s;
+		while (s < e && *s != ' ')
+			s++;
+		if (!key_ok(start, (size_t)(s - start)))
+			return reply(cmd, R_BAD_FORMAT, true);
+		if (n == p->kcap) {
+			uint32_t cap = p->kcap ? p->kcap * 2 : 32;
+			struct pc_key *k = realloc(p->keys, cap * sizeof(*k));
+			if (!k)
+				return reply(cmd, "SERVER_ERROR out of memory\r\n", false);
+			p->keys = k;
+			p->kcap = cap;
+		}
+		p->keys[n].p = start;
+		p->keys[n].len = (size_t)(s - start);
+		n++;
+	}
+	cmd->keys = p->keys;
+	cmd->nkeys = n;
+	return PC_COMMAND;
+}
+
+/* set/add/replace/append/prepend/cas: check the line as memcached does, then
+ * discard the data block so the stream stays in sync. */
+static enum pc_status parse_storage(struct pc_parser *p, const struct tok *t, size_t nt,
+				    bool cas, struct pc_cmd *cmd)
+{
+	size_t want = cas ? 6 : 5;
+	bool noreply;
+	long v;
+
+	if (nt != want && nt != want + 1)
+		return reply(cmd, R_ERROR, true);
+	noreply = tok_is(&t[nt - 1], "noreply");
+	if (t[1].len > PC_KEY_MAX || !tok_ulong(&t[2], UINT32_MAX) ||
+	    !tok_long(&t[3], INT32_MIN, INT32_MAX, &v) || (cas && !tok_ulong(&t[5], ULLONG_MAX)) ||
+	    !tok_long(&t[4], INT32_MIN, INT32_MAX, &v) || v < 0 || v > INT32_MAX - 2) {
+		if (noreply) {
+			cmd->type = PC_SILENT;
+			cmd->client_error = true;
+			return PC_COMMAND;
+		}
+		return reply(cmd, R_BAD_FORMAT, true);
+	}
+	p->swallow = (uint64_t)v + 2;
+	p->swallow_noreply = noreply;
+	p->swallow_check = true;
+	return PC_NEED_MORE;
+}
+
+/* ms <key> <datalen> <flags>*: meta set, which also carries a data block. */
+static enum pc_status parse_mset(struct pc_parser *p, const struct tok *t, size_t nt,
+				 struct pc_cmd *cmd)
+{
+	long v;
+
+	if (nt < 3 || t[1].len > PC_KEY_MAX)
+		return reply(cmd, R_BAD_FORMAT, true);
+	if (!tok_long(&t[2], 0, INT32_MAX - 2, &v))
+		return reply(cmd, R_BAD_CHUNK, true);
+	p->swallow = (uint64_t)v + 2;
+	p->swallow_noreply = false;
+	p->swallow_check = true;
+	return PC_NEED_MORE;
+}
+
+static const char *const refused[] = {
+	"gat",	   "gats",	   "incr",	   "decr",     "delete",     "touch",
+	"flush_all", "shutdown", "slabs",	   "lru_crawler", "lru",   "watch",
+	"verbosity", "cache_memlimit", "misbehave", "extstore", "debugtime", "mg",
+	"md",	   "mn",	   "ma",	   "me",
+};
+
+#define MAX_TOKENS 24
+
+static enum pc_status parse_line(struct pc_parser *p, const char *line, size_t len,
+				 struct pc_cmd *cmd)
+{
+	/* memcached sees the line as a C string: the command ends at a NUL. */
+	const char *nul = memchr(line, '\0', len);
+	const char *e = nul ? nul : line + len;
+	struct tok t[MAX_TOKENS];
+	size_t nt = tokenize(line, e, t, MAX_TOKENS);
+
+	if (nt == 0 || t[0].len < 2)
+		return reply(cmd, R_ERROR, true);
+	if (tok_is(&t[0], "get") || tok_is(&t[0], "gets")) {
+		if (nt < 2)
+			return reply(cmd, R_ERROR, true);
+		cmd->type = t[0].len == 3 ? PC_GET : PC_GETS;
+		return parse_get(p, t[0].p + t[0].len, line + len, cmd);
+	}
+	if (tok_is(&t[0], "version")) {
+		cmd->type = PC_VERSION;
+		return PC_COMMAND;
+	}
+	if (tok_is(&t[0], "quit")) {
+		cmd->type = PC_QUIT;
+		return PC_COMMAND;
+	}
+	if (tok_is(&t[0], "stats")) {
+		cmd->type = PC_STATS;
+		if (nt > 1) {
+			cmd->args = t[1].p;
+			cmd->argslen = (size_t)(e - t[1].p);
+		}
+		return PC_COMMAND;
+	}
+	if (tok_is(&t[0], "set") || tok_is(&t[0], "add") || tok_is(&t[0], "replace") ||
+	    tok_is(&t[0], "append") || tok_is(&t[0], "prepend"))
+		return parse_storage(p, t, nt, false, cmd);
+	if (tok_is(&t[0], "cas"))
+		return parse_storage(p, t, nt, true, cmd);
+	if (tok_is(&t[0], "ms"))
+		return parse_mset(p, t, nt, cmd);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		if (tok_is(&t[0], refused[i]))
+			return refuse(cmd, nt > 1 && tok_is(&t[nt - 1], "noreply"));
+	return reply(cmd, R_ERROR, true);
+}
+
+/* The start of a multi-get, as memcached recognises one before its newline. */
+static bool is_get_prefix(const char *buf, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && buf[i] == ' ')
+		i++;
+	if (i > 100)
+		return false;
+	return (len - i >= 4 && memcmp(buf + i, "get ", 4) == 0) ||
+	       (len - i >= 5 && memcmp(buf + i, "gets ", 5) == 0);
+}
+
+static enum pc_status swallow(struct pc_parser *p, const char *buf, size_t len,
+			      struct pc_cmd *cmd, size_t *consumed)
+{
+	size_t take = len < p->swallow ? len : (size_t)p->swallow;
+
+	if (take >= 2) {
+		p->swallow_tail[0] = buf[take - 2];
+		p->swallow_tail[1] = buf[take - 1];
+	} else if (take == 1) {
+		p->swallow_tail[0] = p->swallow_tail[1];
+		p->swallow_tail[1] = buf[0];
+	}
+	p->swallow -= take;
+	*consumed = take;
+	if (p->swallow)
+		return PC_NEED_MORE;
+	if (p->swallow_check &&
+	    (p->swallow_tail[0] != '\r' || p->swallow_tail[1] != '\n')) {
+		if (p->swallow_noreply) {
+			cmd->type = PC_SILENT;
+			cmd->client_error = true;
+			return PC_COMMAND;
+		}
+		return reply(cmd, R_BAD_CHUNK, true);
+	}
+	return refuse(cmd, p->swallow_noreply);
+}
+
+enum pc_status pc_parse(struct pc_parser *p, const char *buf, size_t len, struct pc_cmd *cmd,
+			size_t *consumed)
+{
+	const char *nl;
+	size_t linelen, end;
+	enum pc_status st;
+
+	memset(cmd, 0, sizeof(*cmd));
+	*consumed = 0;
+	if (p->swallow)
+		return swallow(p, buf, len, cmd, consumed);
+	if (p->scanned > len)
+		p->scanned = 0;
+	nl = memchr(buf + p->scanned, '\n', len - p->scanned);
+	if (!nl) {
+		p->scanned = len;
+		if ((len > PC_SHORT_LINE_MAX && !is_get_prefix(buf, len)) || len > p->max_line) {
+			*consumed = len;
+			p->scanned = 0;
+			cmd->reply = len > PC_SHORT_LINE_MAX && !is_get_prefix(buf, len) ? NULL
+											  : R_TOO_LONG;
+			cmd->client_error = true;
+			return PC_CLOSE;
+		}
+		return PC_NEED_MORE;
+	}
+	p->scanned = 0;
+	linelen = (size_t)(nl - buf);
+	*consumed = linelen + 1;
+	if (linelen > p->max_line) {
+		cmd->reply = R_TOO_LONG;
+		cmd->client_error = true;
+		return PC_CLOSE;
+	}
+	end = linelen;
+	if (end > 1 && buf[end - 1] == '\r')
+		end--;
+	st = parse_line(p, buf, end, cmd);
+	if (st == PC_NEED_MORE && p->swallow) {
+		/* A storage command: go straight on to its data block. */
+		size_t more;
+		st = swallow(p, buf + *consumed, len - *consumed, cmd, &more);
+		*consumed += more;
+	}
+	return st;
+}

@@ -1,0 +1,261 @@
+/* server: module setup and teardown, the per-iteration flush, signals. */
+#include "server.h"
+
+#include "addr.h"
+#include "client.h"
+#include "listener.h"
+#include "upstream.h"
+#include "upstream_memcache.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void apply_settings(struct server *srv)
+{
+	const struct config *c = &srv->cfg;
+	struct upstream_settings us = {
+		.connect_timeout_ms = (uint32_t)c->connect_timeout_ms,
+		.timeout_ms = (uint32_t)c->timeout_ms,
+	};
+
+	srv->log.level = (int)c->log_level;
+	srv->batcher.set.leeway_ms = c->leeway_ms;
+	srv->batcher.set.max_keys = (uint32_t)c->max_keys;
+	srv->batcher.set.retries = (uint32_t)c->retries;
+	srv->inflight.coalesce = c->coalesce;
+	if (srv->up)
+		srv->up->ops->configure(srv->up, &us);
+}
+
+/*
+ * End of every loop iteration (ev_prepare runs after all of the iteration's
+ * callbacks): write the clients that have output, then, with leeway 0, send
+ * the open batches. Writing may resume a paused client whose parsing opens
+ * new batches, and sending may fail batches at once and produce output, so
+ * repeat until neither has work; the loop must not sleep on an open batch.
+ */
+static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct server *srv = w->data;
+
+	(void)revents;
+	for (int i = 0; i < 16; i++) {
+		client_write_pending(srv);
+		if (srv->cfg.leeway_ms <= 0 || srv->stopping)
+			batch_flush_all(&srv->batcher);
+		if (!srv->wpending)
+			return;
+	}
+	ev_idle_start(loop, &srv->idle); /* keeps the next poll from blocking */
+}
+
+static void idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)revents;
+	ev_idle_stop(loop, w);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct server *srv = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (w->signum == SIGHUP)
+		server_reload(srv);
+	else
+		server_stop(srv, w->signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static void stop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *srv = w->data;
+
+	(void)revents;
+	log_warn(&srv->log, "stop: requests still unanswered after the time limit; closing");
+	while (srv->clients)
+		client_close(srv->clients, "shutdown time limit");
+	ev_break(loop, EVBREAK_ALL);
+}
+
+int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
+{
+	struct addr_list servers, listen;
+	struct upstream_settings us;
+	char err[512];
+
+	memset(srv, 0, sizeof(*srv));
+	srv->loop = loop;
+	srv->cfg = *cfg;
+	memset(cfg, 0, sizeof(*cfg));
+	srv->log.level = (int)srv->cfg.log_level;
+	srv->started = time(NULL);
+
+	if (addr_list_parse(srv->cfg.servers, false, &servers, err, sizeof(err)) < 0 ||
+	    addr_list_parse(srv->cfg.listen, true, &listen, err, sizeof(err)) < 0) {
+		log_error(&srv->log, "%s", err);
+		return EXIT_START;
+	}
+	if (inflight_init(&srv->inflight, &srv->stats, &srv->batcher) < 0 ||
+	    batcher_init(&srv->batcher, loop, (uint32_t)servers.n, &srv->stats, &srv->log,
+			 &srv->inflight, NULL) < 0) {
+		log_error(&srv->log, "out of memory");
+		return EXIT_START;
+	}
+	srv->inflight.nservers = (uint32_t)servers.n;
+	apply_settings(srv);
+
+	srv->listeners = calloc(listen.n, sizeof(*srv->listeners));
+	if (!srv->listeners) {
+		log_error(&srv->log, "out of memory");
+		return EXIT_START;
+	}
+	for (size_t i = 0; i < listen.n; i++) {
+		if (listener_open(&srv->listeners[i], srv, &listen.v[i], err, sizeof(err)) < 0) {
+			log_error(&srv->log, "%s", err);
+			addr_list_free(&listen);
+			addr_list_free(&servers);
+			return EXIT_START;
+		}
+		srv->nlisteners++;
+	}
+
+	us.connect_timeout_ms = (uint32_t)srv->cfg.connect_timeout_ms;
+	us.timeout_ms = (uint32_t)srv->cfg.timeout_ms;
+	srv->up = upstream_memcache_new(loop, &servers, (uint32_t)srv->cfg.connections, &us,
+					&srv->batcher, &srv->stats, &srv->log);
+	addr_list_free(&servers);
+	if (!srv->up) {
+		addr_list_free(&listen);
+		log_error(&srv->log, "out of memory");
+		return EXIT_START;
+	}
+	srv->batcher.up = srv->up;
+
+	ev_prepare_init(&srv->prepare, prepare_cb);
+	ev_idle_init(&srv->idle, idle_cb);
+	ev_signal_init(&srv->sigterm, signal_cb, SIGTERM);
+	ev_signal_init(&srv->sigint, signal_cb, SIGINT);
+	ev_signal_init(&srv->sighup, signal_cb, SIGHUP);
+	ev_init(&srv->stop_timer, stop_timer_cb);
+	srv->prepare.data = srv->sigterm.data = srv->sigint.data = srv->sighup.data = srv;
+	srv->stop_timer.data = srv;
+	ev_prepare_start(loop, &srv->prepare);
+	ev_signal_start(loop, &srv->sigterm);
+	ev_signal_start(loop, &srv->sigint);
+	ev_signal_start(loop, &srv->sighup);
+
+	for (size_t i = 0; i < listen.n; i++)
+		log_info(&srv->log, "listening on %s", listen.v[i].name);
+	log_info(&srv->log, "coalesced %s: upstream %s (memcache, %ld connections each), leeway %g ms, max_keys %ld",
+		 COALESCED_VERSION, srv->cfg.servers, srv->cfg.connections, srv->cfg.leeway_ms,
+		 srv->cfg.max_keys);
+	addr_list_free(&listen);
+	return EXIT_OK;
+}
+
+void server_run(struct server *srv)
+{
+	ev_run(srv->loop, 0);
+}
+
+void server_destroy(struct server *srv)
+{
+	while (srv->clients)
+		client_close(srv->clients, NULL);
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		listener_close(&srv->listeners[i]);
+	free(srv->listeners);
+	ev_prepare_stop(srv->loop, &srv->prepare);
+	ev_idle_stop(srv->loop, &srv->idle);
+	ev_signal_stop(srv->loop, &srv->sigterm);
+	ev_signal_stop(srv->loop, &srv->sigint);
+	ev_signal_stop(srv->loop, &srv->sighup);
+	ev_timer_stop(srv->loop, &srv->stop_timer);
+	if (srv->up)
+		srv->up->ops->destroy(srv->up);
+	batcher_destroy(&srv->batcher);
+	inflight_destroy(&srv->inflight);
+	config_free(&srv->cfg);
+}
+
+static bool same(const char *a, const char *b)
+{
+	return strcmp(a, b) == 0;
+}
+
+void server_reload(struct server *srv)
+{
+	struct config nc;
+	char err[512];
+	size_t nkeys;
+	const struct config_key *keys = config_keys(&nkeys);
+
+	config_init(&nc);
+	if (srv->config_path && config_load_file(&nc, srv->config_path, err, sizeof(err)) < 0)
+		goto bad;
+	for (int i = 0; i < srv->noverrides; i++)
+		if (config_override(&nc, srv->overrides[i], err, sizeof(err)) < 0)
+			goto bad;
+	/* Keys that cannot change without a restart keep their running value. */
+	for (size_t i = 0; i < nkeys; i++) {
+		const struct config_key *k = &keys[i];
+		void *oldp = (char *)&srv->cfg + k->offset, *newp = (char *)&nc + k->offset;
+		bool changed;
+		if (k->reloadable)
+			continue;
+		if (k->type == CT_STRING || k->type == CT_LISTEN || k->type == CT_SERVERS) {
+			changed = !same(*(char **)oldp, *(char **)newp);
+			if (changed) {
+				char *tmp = *(char **)newp;
+				*(char **)newp = *(char **)oldp;
+				*(char **)oldp = tmp;
+			}
+		} else {
+			changed = *(long *)oldp != *(long *)newp;
+			*(long *)newp = *(long *)oldp;
+		}
+		if (changed)
+			log_warn(&srv->log, "reload: [%s] %s changed; it takes effect after a restart",
+				 k->section, k->name);
+	}
+	config_free(&srv->cfg);
+	srv->cfg = nc;
+	apply_settings(srv);
+	log_info(&srv->log, "configuration reloaded");
+	return;
+bad:
+	log_error(&srv->log, "reload failed, keeping the running configuration: %s", err);
+	config_free(&nc);
+}
+
+void server_stop(struct server *srv, const char *why)
+{
+	double limit;
+
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	log_info(&srv->log, "%s: stopping; answering %zu in-flight keys first", why,
+		 srv->inflight.live);
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		listener_close(&srv->listeners[i]);
+	batch_flush_all(&srv->batcher);
+	for (struct client *c = srv->clients; c; c = c->next)
+		client_finish(c);
+	/* Every request is answered or failed by then, whatever the upstream does. */
+	limit = (srv->cfg.timeout_ms + srv->cfg.connect_timeout_ms) / 1000.0 *
+		(double)(srv->cfg.retries + 1) + srv->cfg.leeway_ms / 1000.0 + 1.0;
+	ev_timer_set(&srv->stop_timer, limit, 0.);
+	ev_timer_start(srv->loop, &srv->stop_timer);
+	server_client_gone(srv);
+}
+
+void server_client_gone(struct server *srv)
+{
+	if (srv->stopping && !srv->clients)
+		ev_break(srv->loop, EVBREAK_ALL);
+}

@@ -1,0 +1,39 @@
+/*
+ * stats: the counters of DESIGN section 5 and the `stats` reply.
+ *
+ * One struct stats per server context; modules increment fields directly.
+ */
+#ifndef COALESCED_STATS_H
+#define COALESCED_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct stats {
+	uint64_t curr_connections;
+	uint64_t total_connections;
+	uint64_t rejected_connections;
+	uint64_t cmd_get;
+	uint64_t get_keys;
+	uint64_t get_hits;
+	uint64_t get_misses;
+	uint64_t keys_coalesced;
+	uint64_t upstream_batches;
+	uint64_t upstream_keys;
+	uint64_t upstream_errors;
+	uint64_t upstream_timeouts;
+	uint64_t upstream_retries;
+	uint64_t client_errors;
+	uint64_t cmd_unsupported;
+	uint64_t bytes_read;
+	uint64_t bytes_written;
+	uint64_t inflight_keys;
+};
+
+/* Writes the whole `stats` reply (STAT lines and END) into buf; returns its
+ * length, or the length it would need if cap is too small. */
+size_t stats_format(const struct stats *st, pid_t pid, uint64_t uptime, const char *version,
+		    char *buf, size_t cap);
+
+#endif

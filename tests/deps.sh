@@ -1,0 +1,27 @@
+#!/bin/sh
+# Install the Debian packages coalesced needs to build, test and run.
+# Idempotent: installs only what is missing; safe to run on every build.
+set -eu
+
+PKGS="build-essential pkg-config libev-dev libinih-dev check memcached \
+valgrind clang curl"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+		missing="$missing $p"
+	fi
+done
+
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps.sh: missing packages:$missing (run as root, or install them)" >&2
+	exit 1
+fi
+
+echo "deps.sh: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
