@@ -155,6 +155,16 @@ static int compose_get(struct client *c, struct request *r)
 	return out_bytes(c, "END\r\n", 5);
 }
 
+static int compose_stats(struct client *c)
+{
+	struct server *srv = c->srv;
+	char buf[4096];
+	size_t n = stats_format(&srv->stats, getpid(), (uint64_t)(time(NULL) - srv->started),
+				COALESCED_VERSION, buf, sizeof(buf));
+
+	return out_bytes(c, buf, n < sizeof(buf) ? n : sizeof(buf));
+}
+
 /* Move every completed request at the head of the queue to the output. */
 static void drain_ready(struct client *c)
 {
@@ -166,7 +176,12 @@ static void drain_ready(struct client *c)
 		if (!c->rq_head)
 			c->rq_tail = NULL;
 		c->nreq--;
-		rc = r->kind == REQ_GET ? compose_get(c, r) : out_bytes(c, r->text, r->textlen);
+		if (r->kind == REQ_GET)
+			rc = compose_get(c, r);
+		else if (r->kind == REQ_STATS)
+			rc = compose_stats(c);
+		else
+			rc = out_bytes(c, r->text, r->textlen);
 		request_free(r);
 		if (rc < 0) {
 			/* A missing reply would shift every later one: give up on the
@@ -254,8 +269,7 @@ static void handle(struct client *c, enum pc_status st, const struct pc_cmd *cmd
 	if (st == PC_CLOSE) {
 		if (cmd->reply)
 			reply_text(c, cmd->reply, strlen(cmd->reply));
-		log_info(&srv->log, "%s: closing: %s", c->name,
-			 cmd->reply ? "request line too long" : "no newline in first 2048 bytes");
+		log_info(&srv->log, "%s: closing: %s", c->name, cmd->why ? cmd->why : "bad input");
 		c->stop_reading = true;
 		wpending_add(c);
 		return;
@@ -275,14 +289,29 @@ static void handle(struct client *c, enum pc_status st, const struct pc_cmd *cmd
 		wpending_add(c);
 		break;
 	case PC_STATS:
+		if (cmd->argslen >= 5 && memcmp(cmd->args, "reset", 5) == 0 &&
+		    (cmd->argslen == 5 || cmd->args[5] == ' ')) {
+			stats_reset(&srv->stats);
+			reply_text(c, "RESET\r\n", 7);
+			break;
+		}
 		if (cmd->argslen) {
+			/* memcached's answer to a sub-command it does not know. */
 			reply_text(c, "ERROR\r\n", 7);
 			srv->stats.client_errors++;
 			break;
 		}
-		n = stats_format(&srv->stats, getpid(), (uint64_t)(time(NULL) - srv->started),
-				 COALESCED_VERSION, buf, sizeof(buf));
-		reply_text(c, buf, n < sizeof(buf) ? n : sizeof(buf));
+		if (!c->rq_head) {
+			if (compose_stats(c) < 0)
+				c->broken = true;
+			wpending_add(c);
+		} else {
+			struct request *r = request_new_stats(c);
+			if (r)
+				enqueue(c, r);
+			else
+				c->broken = true;
+		}
 		break;
 	case PC_REPLY:
 		reply_text(c, cmd->reply, strlen(cmd->reply));

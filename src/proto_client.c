@@ -62,36 +62,53 @@ static bool tok_is(const struct tok *t, const char *word)
 	return t->len == n && memcmp(t->p, word, n) == 0;
 }
 
-/* memcached's safe_strtol / safe_strtoul / safe_strtoull on a token. */
-static bool tok_long(const struct tok *t, long lo, long hi, long *out)
+/*
+ * memcached's safe_strtol / safe_strtoul / safe_strtoull: libc strto* (so a
+ * sign, leading blanks and zeros pass), the number may be followed only by
+ * white space, and the result is stored in the narrower type as is.
+ */
+static bool tok_copy(const struct tok *t, char *buf, size_t cap)
 {
-	char buf[32], *end;
-	long v;
-
-	if (t->len == 0 || t->len >= sizeof(buf))
+	if (t->len == 0 || t->len >= cap)
 		return false;
 	memcpy(buf, t->p, t->len);
 	buf[t->len] = '\0';
-	errno = 0;
-	v = strtol(buf, &end, 10);
-	if (errno == ERANGE || end == buf || *end != '\0' || v < lo || v > hi)
-		return false;
-	*out = v;
 	return true;
 }
 
-static bool tok_ulong(const struct tok *t, unsigned long long hi)
+static bool num_end_ok(const char *buf, const char *end)
 {
-	char buf[32], *end;
+	return end != buf && (*end == '\0' || *end == ' ' || (*end >= '\t' && *end <= '\r'));
+}
+
+static bool tok_int32(const struct tok *t, int32_t *out)
+{
+	char buf[64], *end;
+	long v;
+
+	if (!tok_copy(t, buf, sizeof(buf)))
+		return false;
+	errno = 0;
+	v = strtol(buf, &end, 10);
+	if (errno == ERANGE || !num_end_ok(buf, end))
+		return false;
+	*out = (int32_t)v;
+	return true;
+}
+
+static bool tok_unsigned(const struct tok *t)
+{
+	char buf[64], *end;
 	unsigned long long v;
 
-	if (t->len == 0 || t->len >= sizeof(buf) || memchr(t->p, '-', t->len))
+	if (!tok_copy(t, buf, sizeof(buf)))
 		return false;
-	memcpy(buf, t->p, t->len);
-	buf[t->len] = '\0';
 	errno = 0;
 	v = strtoull(buf, &end, 10);
-	return errno != ERANGE && end != buf && *end == '\0' && v <= hi;
+	if (errno == ERANGE || !num_end_ok(buf, end))
+		return false;
+	/* strtoull accepts "-1"; memcached refuses a sign that wrapped around. */
+	return !((long long)v < 0 && memchr(buf, '-', (size_t)(end - buf)));
 }
 
 static enum pc_status reply(struct pc_cmd *cmd, const char *text, bool client_error)
@@ -165,14 +182,16 @@ static enum pc_status parse_storage(struct pc_parser *p, const struct tok *t, si
 {
 	size_t want = cas ? 6 : 5;
 	bool noreply;
-	long v;
+	int32_t exptime, v;
 
 	if (nt != want && nt != want + 1)
 		return reply(cmd, R_ERROR, true);
 	noreply = tok_is(&t[nt - 1], "noreply");
-	if (t[1].len > PC_KEY_MAX || !tok_ulong(&t[2], UINT32_MAX) ||
-	    !tok_long(&t[3], INT32_MIN, INT32_MAX, &v) || (cas && !tok_ulong(&t[5], ULLONG_MAX)) ||
-	    !tok_long(&t[4], INT32_MIN, INT32_MAX, &v) || v < 0 || v > INT32_MAX - 2) {
+	/* A bad line discards nothing: the data block is parsed as commands,
+	 * as memcached does. */
+	if (t[1].len > PC_KEY_MAX || !tok_unsigned(&t[2]) || !tok_int32(&t[3], &exptime) ||
+	    !tok_int32(&t[4], &v) || (cas && !tok_unsigned(&t[5])) || v < 0 ||
+	    v > INT32_MAX - 2) {
 		if (noreply) {
 			cmd->type = PC_SILENT;
 			cmd->client_error = true;
@@ -190,26 +209,28 @@ static enum pc_status parse_storage(struct pc_parser *p, const struct tok *t, si
 static enum pc_status parse_mset(struct pc_parser *p, const struct tok *t, size_t nt,
 				 struct pc_cmd *cmd)
 {
-	long v;
+	int32_t v;
 
-	if (nt < 3 || t[1].len > PC_KEY_MAX)
+	if (nt < 3 || t[1].len > PC_KEY_MAX || !tok_int32(&t[2], &v) || v < 0 ||
+	    v > INT32_MAX - 2)
 		return reply(cmd, R_BAD_FORMAT, true);
-	if (!tok_long(&t[2], 0, INT32_MAX - 2, &v))
-		return reply(cmd, R_BAD_CHUNK, true);
 	p->swallow = (uint64_t)v + 2;
 	p->swallow_noreply = false;
 	p->swallow_check = true;
 	return PC_NEED_MORE;
 }
 
+/* Every other word memcached 1.6 (as Debian builds it) knows. */
 static const char *const refused[] = {
-	"gat",	   "gats",	   "incr",	   "decr",     "delete",     "touch",
-	"flush_all", "shutdown", "slabs",	   "lru_crawler", "lru",   "watch",
-	"verbosity", "cache_memlimit", "misbehave", "extstore", "debugtime", "mg",
-	"md",	   "mn",	   "ma",	   "me",
+	"gat",	 "gats",      "incr",	   "decr",	    "delete",	     "touch",
+	"flush_all", "shutdown", "slabs", "lru_crawler", "lru", "watch",
+	"verbosity", "cache_memlimit", "refresh_certs", "mg", "md", "mn",
+	"ma",	 "me",
 };
 
-#define MAX_TOKENS 24
+/* memcached cuts at most 23 tokens from a line before the command sees it;
+ * the last of them decides the HTTP rule below. */
+#define MAX_TOKENS 23
 
 static enum pc_status parse_line(struct pc_parser *p, const char *line, size_t len,
 				 struct pc_cmd *cmd)
@@ -222,10 +243,10 @@ static enum pc_status parse_line(struct pc_parser *p, const char *line, size_t l
 
 	if (nt == 0 || t[0].len < 2)
 		return reply(cmd, R_ERROR, true);
-	if (tok_is(&t[0], "get") || tok_is(&t[0], "gets")) {
+	if (tok_is(&t[0], "get") || tok_is(&t[0], "gets") || tok_is(&t[0], "bget")) {
 		if (nt < 2)
 			return reply(cmd, R_ERROR, true);
-		cmd->type = t[0].len == 3 ? PC_GET : PC_GETS;
+		cmd->type = tok_is(&t[0], "gets") ? PC_GETS : PC_GET;
 		return parse_get(p, t[0].p + t[0].len, line + len, cmd);
 	}
 	if (tok_is(&t[0], "version")) {
@@ -254,6 +275,12 @@ static enum pc_status parse_line(struct pc_parser *p, const char *line, size_t l
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
 		if (tok_is(&t[0], refused[i]))
 			return refuse(cmd, nt > 1 && tok_is(&t[nt - 1], "noreply"));
+	/* An HTTP request line: memcached hangs up without a word. */
+	if (t[nt - 1].len >= 5 && memcmp(t[nt - 1].p, "HTTP/", 5) == 0) {
+		cmd->client_error = true;
+		cmd->why = "HTTP request";
+		return PC_CLOSE;
+	}
 	return reply(cmd, R_ERROR, true);
 }
 
@@ -307,6 +334,16 @@ enum pc_status pc_parse(struct pc_parser *p, const char *buf, size_t len, struct
 
 	memset(cmd, 0, sizeof(*cmd));
 	*consumed = 0;
+	if (!p->started && len > 0) {
+		p->started = true;
+		/* The binary protocol's request magic: not spoken here. */
+		if ((unsigned char)buf[0] == 0x80) {
+			*consumed = len;
+			cmd->client_error = true;
+			cmd->why = "binary protocol";
+			return PC_CLOSE;
+		}
+	}
 	if (p->swallow)
 		return swallow(p, buf, len, cmd, consumed);
 	if (p->scanned > len)
@@ -317,8 +354,9 @@ enum pc_status pc_parse(struct pc_parser *p, const char *buf, size_t len, struct
 		if ((len > PC_SHORT_LINE_MAX && !is_get_prefix(buf, len)) || len > p->max_line) {
 			*consumed = len;
 			p->scanned = 0;
-			cmd->reply = len > PC_SHORT_LINE_MAX && !is_get_prefix(buf, len) ? NULL
-											  : R_TOO_LONG;
+			bool short_rule = len > PC_SHORT_LINE_MAX && !is_get_prefix(buf, len);
+			cmd->reply = short_rule ? NULL : R_TOO_LONG;
+			cmd->why = short_rule ? "no newline in 2048 bytes" : "request line too long";
 			cmd->client_error = true;
 			return PC_CLOSE;
 		}
@@ -329,6 +367,7 @@ enum pc_status pc_parse(struct pc_parser *p, const char *buf, size_t len, struct
 	*consumed = linelen + 1;
 	if (linelen > p->max_line) {
 		cmd->reply = R_TOO_LONG;
+		cmd->why = "request line too long";
 		cmd->client_error = true;
 		return PC_CLOSE;
 	}

@@ -47,6 +47,7 @@ struct pc_cmd {
 	bool unsupported;  /* a memcached command coalesced refuses */
 	const struct pc_key *keys;
 	uint32_t nkeys;
+	const char *why;  /* PC_CLOSE: for the log */
 	const char *args; /* PC_STATS: the rest of the line */
 	size_t argslen;
 };
@@ -54,6 +55,7 @@ struct pc_cmd {
 struct pc_parser {
 	size_t max_line; /* longest get/gets line */
 	size_t scanned;	 /* bytes of the pending line already searched for '\n' */
+	bool started;	 /* the connection's first byte has been seen */
 	uint64_t swallow; /* data block bytes still to discard */
 	bool swallow_noreply;
 	bool swallow_check;	 /* the block must end in CRLF */

@@ -54,6 +54,17 @@ struct request *request_new_text(struct client *c, const char *text, size_t len)
 	return r;
 }
 
+struct request *request_new_stats(struct client *c)
+{
+	struct request *r = calloc(1, sizeof(*r));
+
+	if (r) {
+		r->client = c;
+		r->kind = REQ_STATS;
+	}
+	return r;
+}
+
 void request_free(struct request *r)
 {
 	if (!r)

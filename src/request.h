@@ -30,7 +30,8 @@ struct slot {
 	uint8_t state;
 };
 
-enum request_kind { REQ_GET = 0, REQ_TEXT };
+/* REQ_STATS is formatted when its turn comes, so it counts what came before. */
+enum request_kind { REQ_GET = 0, REQ_TEXT, REQ_STATS };
 
 struct request {
 	struct request *next;
@@ -53,6 +54,7 @@ struct request *request_new_get(struct client *c, bool gets, const struct pc_key
 				uint32_t nkeys);
 /* A request whose reply is already known (ERROR, VERSION, stats, ...). */
 struct request *request_new_text(struct client *c, const char *text, size_t len);
+struct request *request_new_stats(struct client *c);
 /* Drops value references; the caller has detached pending slots first. */
 void request_free(struct request *r);
 

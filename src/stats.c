@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #define U(name) {#name, offsetof(struct stats, name)}
 
@@ -16,6 +17,15 @@ static const struct {
 	U(upstream_retries), U(client_errors),	   U(cmd_unsupported),	    U(bytes_read),
 	U(bytes_written),    U(inflight_keys),
 };
+
+void stats_reset(struct stats *st)
+{
+	uint64_t curr = st->curr_connections, inflight = st->inflight_keys;
+
+	memset(st, 0, sizeof(*st));
+	st->curr_connections = curr;
+	st->inflight_keys = inflight;
+}
 
 size_t stats_format(const struct stats *st, pid_t pid, uint64_t uptime, const char *version,
 		    char *buf, size_t cap)

@@ -31,6 +31,10 @@ struct stats {
 	uint64_t inflight_keys;
 };
 
+/* Zero the cumulative counters; gauges (current connections, in-flight
+ * keys) keep their values. */
+void stats_reset(struct stats *st);
+
 /* Writes the whole `stats` reply (STAT lines and END) into buf; returns its
  * length, or the length it would need if cap is too small. */
 size_t stats_format(const struct stats *st, pid_t pid, uint64_t uptime, const char *version,

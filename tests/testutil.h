@@ -1,0 +1,75 @@
+/*
+ * testutil: helpers for integration tests: free loopback ports, child
+ * processes (memcached, the fake upstream, coalesced) stopped by PID, and
+ * socket I/O with bounded waits. Every wait has a deadline; nothing here can
+ * hang a test.
+ */
+#ifndef COALESCED_TESTUTIL_H
+#define COALESCED_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct proc {
+	pid_t pid;
+	int port;
+	char log[256]; /* its stderr, for failure messages */
+};
+
+/* A port that was free on 127.0.0.1 a moment ago. */
+int tu_free_port(void);
+double tu_now(void);
+void tu_sleep_ms(int ms);
+
+/* Start a real memcached on a free port (or port, if > 0). */
+void tu_memcached_start(struct proc *p, int port);
+/* Start the fake upstream (tests/fake_upstream.c); record: file or NULL. */
+void tu_fake_start(struct proc *p, const char *record);
+/*
+ * Start coalesced listening on a free port, with upstream servers and extra
+ * -o overrides (NULL-terminated). Returns once it accepts connections.
+ * COALESCED_WRAPPER (e.g. valgrind ...) is put in front when set.
+ */
+void tu_coalesced_start(struct proc *p, const char *servers, const char *const *opts);
+/* Start coalesced with explicit argv (after the program name); does not wait
+ * for it to listen. */
+pid_t tu_coalesced_spawn(const char *const *args, const char *errlog);
+
+/* SIGTERM, wait (bounded), SIGKILL if needed; returns the exit status
+ * (as from waitpid), or -1 if it had to be killed. */
+int tu_stop(struct proc *p);
+/* Same, asserting a clean exit 0 (under valgrind: no errors). */
+void tu_stop_clean(struct proc *p);
+/* Wait for pid to exit within ms; returns the wait status or -1. */
+int tu_wait(pid_t pid, int ms);
+
+int tu_connect(int port);	   /* blocking connect to 127.0.0.1:port, -1 on failure */
+void tu_send(int fd, const void *buf, size_t len);
+void tu_sends(int fd, const char *s);
+/* Read until the bytes end with one of the terminators seen as a complete
+ * reply (stop), the peer closes, or ms pass. Returns malloc'd bytes
+ * (NUL-terminated; *len excludes the NUL). */
+char *tu_recv_until(int fd, const char *stop, int ms, size_t *len);
+/* Read exactly len bytes, or fewer if closed / timed out. */
+char *tu_recv_n(int fd, size_t want, int ms, size_t *len);
+/* Read whatever arrives until the peer closes or it is quiet for quiet_ms. */
+char *tu_recv_all(int fd, int quiet_ms, int max_ms, size_t *len);
+/* true if the peer closed the connection within ms. */
+bool tu_closed(int fd, int ms);
+
+/* One request/reply on a fresh connection; reply ends with END/ERROR/etc. */
+char *tu_roundtrip(int port, const char *req, int ms);
+/* Value of "STAT name" in a stats reply from port; -1 if missing. */
+long long tu_stat(int port, const char *name);
+/* Store a value into a memcached (directly). */
+void tu_mc_set(int port, const char *key, unsigned flags, const void *data, size_t len);
+/* Send a control line to the fake upstream and expect OK. */
+void tu_fake_ctl(int port, const char *line);
+
+/* Read a whole file (NULL if missing). */
+char *tu_read_file(const char *path, size_t *len);
+/* A fresh temporary directory for this test. */
+const char *tu_tmpdir(void);
+
+#endif
