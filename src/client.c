@@ -553,8 +553,7 @@ void client_close(struct client *c, const char *why)
 	struct server *srv = c->srv;
 	struct request *r, *next;
 
-	if (why)
-		log_debug(&srv->log, "%s: closed: %s", c->name, why);
+	log_debug(&srv->log, "%s: closed%s%s", c->name, why ? ": " : "", why ? why : "");
 	ev_io_stop(srv->loop, &c->rio);
 	ev_io_stop(srv->loop, &c->wio);
 	ev_timer_stop(srv->loop, &c->idle);

@@ -122,21 +122,30 @@ static void conn_fail(struct mc_conn *c, enum batch_error why, const char *text)
 {
 	struct mc_upstream *u = up_of(c);
 	struct batch *bt = c->head, *next;
+	uint32_t n = c->nbatches;
 	const char *what = why == BATCH_TIMEOUT	       ? "timeout"
 			   : why == BATCH_PROTOCOL     ? "protocol error"
 			   : why == BATCH_UPSTREAM_ERROR ? "error reply"
 						       : "unavailable";
 
-	log_warn(u->log, "upstream %s: %s%s%s; %u batches failed", c->srv->addr.name, what,
-		 text ? ": " : "", text ? text : "", c->nbatches);
-	conn_reset(c);
+	/* A server that keeps refusing is logged once, not at every retry. */
+	if (n > 0 || c->backoff == 0)
+		log_warn(u->log, "upstream %s: %s%s%s; %u batches failed", c->srv->addr.name,
+			 what, text ? ": " : "", text ? text : "", n);
 	c->head = c->tail = NULL;
 	c->nbatches = 0;
-	c->backoff = c->backoff == 0 ? BACKOFF_MIN : c->backoff * 2;
-	if (c->backoff > BACKOFF_MAX)
-		c->backoff = BACKOFF_MAX;
-	timer_arm(c, c->backoff);
-	/* After the reset: a retry must not land on this connection. */
+	conn_reset(c);
+	if (why == BATCH_UNAVAILABLE) {
+		/* Could not connect, or the server hung up: back off. */
+		c->backoff = c->backoff == 0 ? BACKOFF_MIN : c->backoff * 2;
+		if (c->backoff > BACKOFF_MAX)
+			c->backoff = BACKOFF_MAX;
+		timer_arm(c, c->backoff);
+	} else {
+		/* We closed it over one bad reply; the server itself is there. */
+		conn_connect(c);
+	}
+	/* Last: a retry must find this connection reset, never mid-failure. */
 	for (; bt; bt = next) {
 		next = bt->next;
 		bt->next = NULL;

@@ -1,0 +1,326 @@
+/* cli: command line, exit statuses, -t, and signals (DESIGN section 1). */
+#include "testutil.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct run {
+	int status; /* exit code, or -1 */
+	char *out, *err;
+};
+
+static void run_free(struct run *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+/* Run coalesced with args to completion (bounded), capturing both streams. */
+static struct run run_args(const char *const *args)
+{
+	static int n;
+	char outp[256], errp[256], cmd[4096];
+	struct run r = {0};
+	const char *bin = getenv("COALESCED_BIN") ? getenv("COALESCED_BIN") : "./coalesced";
+	size_t len;
+	FILE *f;
+
+	snprintf(outp, sizeof(outp), "%s/out.%d", tu_tmpdir(), ++n);
+	snprintf(errp, sizeof(errp), "%s/err.%d", tu_tmpdir(), n);
+	len = (size_t)snprintf(cmd, sizeof(cmd), "timeout 10 %s %s", getenv("COALESCED_WRAPPER") ? getenv("COALESCED_WRAPPER") : "", bin);
+	for (int i = 0; args[i]; i++)
+		len += (size_t)snprintf(cmd + len, sizeof(cmd) - len, " '%s'", args[i]);
+	snprintf(cmd + len, sizeof(cmd) - len, " >%s 2>%s </dev/null", outp, errp);
+	f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	r.status = pclose(f);
+	r.status = WIFEXITED(r.status) ? WEXITSTATUS(r.status) : -1;
+	r.out = tu_read_file(outp, NULL);
+	r.err = tu_read_file(errp, NULL);
+	return r;
+}
+
+static const char *write_conf(const char *name, const char *text)
+{
+	static char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tu_tmpdir(), name);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+START_TEST(version_flag)
+{
+	const char *args[] = {"-V", NULL};
+	struct run r = run_args(args);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_str_eq(r.out, "coalesced 0.1.0\n");
+	run_free(&r);
+}
+END_TEST
+
+START_TEST(help_flag)
+{
+	const char *args[] = {"-h", NULL};
+	struct run r = run_args(args);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "usage: coalesced"));
+	ck_assert_str_eq(r.err, "");
+	run_free(&r);
+}
+END_TEST
+
+START_TEST(bad_usage_exits_2)
+{
+	const char *a1[] = {"-x", NULL}, *a2[] = {"extra", NULL}, *a3[] = {"-c", NULL};
+	struct run r = run_args(a1);
+	ck_assert_int_eq(r.status, 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "usage:"));
+	run_free(&r);
+	r = run_args(a2);
+	ck_assert_int_eq(r.status, 2);
+	run_free(&r);
+	r = run_args(a3);
+	ck_assert_int_eq(r.status, 2);
+	run_free(&r);
+}
+END_TEST
+
+START_TEST(check_good_config)
+{
+	const char *path = write_conf("good.ini", "[server]\nlisten = 127.0.0.1:1\n[batch]\nleeway_ms = 0.5\n");
+	const char *args[] = {"-t", "-c", path, NULL};
+	struct run r = run_args(args);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_str_eq(r.err, "configuration ok\n");
+	ck_assert_str_eq(r.out, "");
+	run_free(&r);
+}
+END_TEST
+
+START_TEST(check_bad_config_names_file_line_key)
+{
+	const char *path = write_conf("bad.ini", "[server]\nmax_clients = 10\n\n[batch]\nmax_keys = 0\n");
+	const char *args[] = {"-t", "-c", path, NULL};
+	char want[512];
+	struct run r = run_args(args);
+
+	ck_assert_int_eq(r.status, 1);
+	snprintf(want, sizeof(want), "%s:5: [batch] max_keys:", path);
+	ck_assert_msg(strstr(r.err, want), "stderr: %s", r.err);
+	run_free(&r);
+}
+END_TEST
+
+START_TEST(bad_config_refuses_to_start)
+{
+	const char *path = write_conf("bad2.ini", "[upstream]\nnosuchkey = 1\n");
+	const char *a1[] = {"-c", path, NULL};
+	const char *a2[] = {"-c", "/nonexistent/coalesced.ini", NULL};
+	const char *a3[] = {"-o", "batch.leeway_ms=-1", NULL};
+	struct run r = run_args(a1);
+
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "nosuchkey"));
+	run_free(&r);
+	r = run_args(a2);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "/nonexistent/coalesced.ini"));
+	run_free(&r);
+	r = run_args(a3);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "leeway_ms"));
+	run_free(&r);
+}
+END_TEST
+
+START_TEST(cannot_bind_exits_3)
+{
+	struct proc mc;
+	char listen[64];
+	tu_memcached_start(&mc, 0);
+	snprintf(listen, sizeof(listen), "server.listen=127.0.0.1:%d", mc.port);
+	const char *args[] = {"-o", listen, NULL};
+	struct run r = run_args(args);
+	ck_assert_int_eq(r.status, 3);
+	ck_assert_ptr_nonnull(strstr(r.err, "cannot listen"));
+	run_free(&r);
+	tu_stop(&mc);
+}
+END_TEST
+
+START_TEST(sigterm_idle_exits_0)
+{
+	struct proc co;
+	tu_coalesced_start(&co, "127.0.0.1:1", NULL);
+	tu_stop_clean(&co);
+}
+END_TEST
+
+START_TEST(listens_on_several_addresses_and_unix)
+{
+	struct proc co;
+	char opt[256], sock[200];
+	int p2 = tu_free_port();
+	snprintf(sock, sizeof(sock), "%s/c.sock", tu_tmpdir());
+	snprintf(opt, sizeof(opt), "server.listen=127.0.0.1:%d, unix:%s", p2, sock);
+	memset(&co, 0, sizeof(co));
+	{
+		const char *args[] = {"-o", opt, "-o", "upstream.servers=127.0.0.1:1", NULL};
+		co.pid = tu_coalesced_spawn(args, NULL);
+	}
+	double end = tu_now() + 10;
+	int fd = -1;
+	while (fd < 0 && tu_now() < end) {
+		fd = tu_connect(p2);
+		if (fd < 0)
+			tu_sleep_ms(20);
+	}
+	ck_assert_int_ge(fd, 0);
+	tu_sends(fd, "version\r\n");
+	char *r = tu_recv_until(fd, "\r\n", 3000, NULL);
+	ck_assert_str_eq(r, "VERSION 0.1.0\r\n");
+	free(r);
+	close(fd);
+	ck_assert_int_eq(access(sock, F_OK), 0);
+	tu_stop_clean(&co);
+	/* The socket file goes with the daemon. */
+	ck_assert_int_ne(access(sock, F_OK), 0);
+}
+END_TEST
+
+START_TEST(sighup_reload_and_bad_reload)
+{
+	struct proc fake, co;
+	char servers[64], listen[64];
+	const char *path;
+	char conf[512];
+	int fd;
+	char *r, *log;
+
+	tu_fake_start(&fake, NULL);
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d", fake.port);
+	co.port = tu_free_port();
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", co.port);
+	snprintf(conf, sizeof(conf), "[server]\nlisten = %s\n[upstream]\nservers = %s\n[batch]\nmax_keys = 100\n", listen, servers);
+	path = write_conf("reload.ini", conf);
+	snprintf(co.log, sizeof(co.log), "%s/reload.log", tu_tmpdir());
+	{
+		const char *args[] = {"-c", path, NULL};
+		co.pid = tu_coalesced_spawn(args, co.log);
+	}
+	double end = tu_now() + 10;
+	while ((fd = tu_connect(co.port)) < 0 && tu_now() < end)
+		tu_sleep_ms(20);
+	ck_assert_int_ge(fd, 0);
+
+	/* Reload with max_keys = 2 while this connection stays open. */
+	snprintf(conf, sizeof(conf), "[server]\nlisten = %s\n[upstream]\nservers = %s\n[batch]\nmax_keys = 2\n", listen, servers);
+	write_conf("reload.ini", conf);
+	kill(co.pid, SIGHUP);
+	end = tu_now() + 5;
+	do {
+		tu_sleep_ms(50);
+		log = tu_read_file(co.log, NULL);
+		if (strstr(log, "configuration reloaded"))
+			break;
+		free(log);
+		log = NULL;
+	} while (tu_now() < end);
+	ck_assert_ptr_nonnull(log);
+	free(log);
+	tu_fake_ctl(fake.port, "fake_reset");
+	tu_sends(fd, "get a b c d\r\n");
+	r = tu_recv_until(fd, "END\r\n", 3000, NULL);
+	ck_assert_ptr_nonnull(strstr(r, "VALUE d 0 3\r\nv:d\r\nEND\r\n"));
+	free(r);
+	/* 4 keys at max_keys 2: two upstream requests. */
+	r = tu_roundtrip(fake.port, "fake_stats\r\n", 3000);
+	ck_assert_msg(strstr(r, "STAT requests 2\r\n"), "%s", r);
+	free(r);
+
+	/* A broken file is reported and the running configuration kept. */
+	write_conf("reload.ini", "[batch]\nmax_keys = banana\n");
+	kill(co.pid, SIGHUP);
+	end = tu_now() + 5;
+	do {
+		tu_sleep_ms(50);
+		log = tu_read_file(co.log, NULL);
+		if (strstr(log, "reload failed"))
+			break;
+		free(log);
+		log = NULL;
+	} while (tu_now() < end);
+	ck_assert_ptr_nonnull(log);
+	ck_assert_ptr_nonnull(strstr(log, "max_keys"));
+	free(log);
+	tu_sends(fd, "get e\r\n");
+	r = tu_recv_until(fd, "END\r\n", 3000, NULL);
+	ck_assert_str_eq(r, "VALUE e 0 3\r\nv:e\r\nEND\r\n");
+	free(r);
+	close(fd);
+	tu_stop_clean(&co);
+	tu_stop(&fake);
+}
+END_TEST
+
+START_TEST(sigterm_answers_inflight_requests)
+{
+	struct proc fake, co;
+	char servers[64];
+	int fd;
+	char *r;
+
+	tu_fake_start(&fake, NULL);
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d", fake.port);
+	tu_coalesced_start(&co, servers, NULL);
+	tu_fake_ctl(fake.port, "fake_mode delay 400");
+	fd = tu_connect(co.port);
+	tu_sends(fd, "get slow\r\n");
+	tu_sleep_ms(100);
+	kill(co.pid, SIGTERM);
+	/* Stopped accepting at once... */
+	tu_sleep_ms(100);
+	ck_assert_int_lt(tu_connect(co.port), 0);
+	/* ...but the request already received is answered, then the exit is clean. */
+	r = tu_recv_until(fd, "END\r\n", 5000, NULL);
+	ck_assert_str_eq(r, "VALUE slow 0 6\r\nv:slow\r\nEND\r\n");
+	free(r);
+	ck_assert(tu_closed(fd, 3000));
+	close(fd);
+	int st = tu_wait(co.pid, 10000);
+	ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+	co.pid = 0;
+	tu_stop(&fake);
+}
+END_TEST
+
+Suite *cli_suite(void)
+{
+	Suite *s = suite_create("cli");
+	TCase *tc = tcase_create("cli");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, version_flag);
+	tcase_add_test(tc, help_flag);
+	tcase_add_test(tc, bad_usage_exits_2);
+	tcase_add_test(tc, check_good_config);
+	tcase_add_test(tc, check_bad_config_names_file_line_key);
+	tcase_add_test(tc, bad_config_refuses_to_start);
+	tcase_add_test(tc, cannot_bind_exits_3);
+	tcase_add_test(tc, sigterm_idle_exits_0);
+	tcase_add_test(tc, listens_on_several_addresses_and_unix);
+	tcase_add_test(tc, sighup_reload_and_bad_reload);
+	tcase_add_test(tc, sigterm_answers_inflight_requests);
+	suite_add_tcase(s, tc);
+	return s;
+}

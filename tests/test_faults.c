@@ -1,0 +1,275 @@
+/*
+ * faults: upstream trouble of every kind ends in a value or one
+ * SERVER_ERROR line per request, within timeout_ms x (retries + 1) plus a
+ * little, and service resumes by itself (DESIGN sections 3 and 4).
+ */
+#include "testutil.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct proc fake, co;
+
+static void start(const char *const *opts)
+{
+	char servers[64];
+
+	tu_fake_start(&fake, NULL);
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d", fake.port);
+	tu_coalesced_start(&co, servers, opts);
+}
+
+static void stop(void)
+{
+	tu_stop_clean(&co);
+	tu_stop(&fake);
+}
+
+/* One get; asserts the reply and that it came within [min_ms, max_ms]. */
+static void expect(const char *req, const char *reply, int min_ms, int max_ms)
+{
+	double t0 = tu_now(), ms;
+	char *r = tu_roundtrip(co.port, req, max_ms + 2000);
+
+	ms = (tu_now() - t0) * 1000;
+	ck_assert_msg(strcmp(r, reply) == 0, "%s: got '%s', want '%s'", req, r, reply);
+	ck_assert_msg(ms >= min_ms && ms <= max_ms, "%s: answered after %.0f ms, want %d..%d", req,
+		      ms, min_ms, max_ms);
+	free(r);
+}
+
+START_TEST(reply_timeout)
+{
+	const char *opts[] = {"upstream.timeout_ms=200", "upstream.retries=0", NULL};
+
+	start(opts);
+	tu_fake_ctl(fake.port, "fake_mode hang");
+	expect("get a b\r\n", "SERVER_ERROR upstream timeout\r\n", 150, 1000);
+	ck_assert_int_eq(tu_stat(co.port, "upstream_timeouts"), 1);
+	/* The connection was replaced: service goes on. */
+	tu_fake_ctl(fake.port, "fake_mode normal");
+	expect("get a\r\n", "VALUE a 0 3\r\nv:a\r\nEND\r\n", 0, 1500);
+	stop();
+}
+END_TEST
+
+START_TEST(timeout_with_retry_is_bounded)
+{
+	const char *opts[] = {"upstream.timeout_ms=200", "upstream.retries=1", NULL};
+
+	start(opts);
+	tu_fake_ctl(fake.port, "fake_mode hang");
+	expect("get a\r\n", "SERVER_ERROR upstream timeout\r\n", 350, 1500);
+	ck_assert_int_eq(tu_stat(co.port, "upstream_timeouts"), 2);
+	ck_assert_int_eq(tu_stat(co.port, "upstream_retries"), 1);
+	stop();
+}
+END_TEST
+
+START_TEST(retry_on_closed_connection_succeeds)
+{
+	const char *opts[] = {NULL};
+
+	start(opts);
+	tu_fake_ctl(fake.port, "fake_mode fail_next 1");
+	expect("get a b\r\n", "VALUE a 0 3\r\nv:a\r\nVALUE b 0 3\r\nv:b\r\nEND\r\n", 0, 1500);
+	ck_assert_int_eq(tu_stat(co.port, "upstream_retries"), 1);
+	ck_assert_int_eq(tu_stat(co.port, "upstream_errors"), 1);
+	/* retries included in upstream_keys */
+	ck_assert_int_eq(tu_stat(co.port, "upstream_keys"), 4);
+	stop();
+}
+END_TEST
+
+START_TEST(retry_on_error_reply_succeeds)
+{
+	const char *opts[] = {NULL};
+
+	start(opts);
+	tu_fake_ctl(fake.port, "fake_mode error_next 1");
+	expect("get a\r\n", "VALUE a 0 3\r\nv:a\r\nEND\r\n", 0, 1500);
+	ck_assert_int_eq(tu_stat(co.port, "upstream_retries"), 1);
+	stop();
+}
+END_TEST
+
+START_TEST(error_replies_reported_with_their_text)
+{
+	const char *opts[] = {"upstream.retries=0", NULL};
+
+	start(opts);
+	tu_fake_ctl(fake.port, "fake_mode server_error out of memory");
+	expect("get a\r\n", "SERVER_ERROR upstream error: out of memory\r\n", 0, 800);
+	tu_fake_ctl(fake.port, "fake_mode client_error bad command line format");
+	expect("get a\r\n", "SERVER_ERROR upstream error: bad command line format\r\n", 0, 800);
+	tu_fake_ctl(fake.port, "fake_mode error");
+	expect("get a\r\n", "SERVER_ERROR upstream error: ERROR\r\n", 0, 800);
+	stop();
+}
+END_TEST
+
+START_TEST(garbage_and_broken_replies_fail_fast)
+{
+	const char *opts[] = {"upstream.retries=0", "upstream.timeout_ms=5000", NULL};
+
+	start(opts);
+	/* Each fails at once, long before the 5 s timeout. */
+	tu_fake_ctl(fake.port, "fake_mode garbage");
+	expect("get a\r\n", "SERVER_ERROR upstream protocol error\r\n", 0, 1000);
+	tu_fake_ctl(fake.port, "fake_mode unknown_key");
+	expect("get a\r\n", "SERVER_ERROR upstream protocol error\r\n", 0, 1000);
+	tu_fake_ctl(fake.port, "fake_mode bad_length");
+	expect("get a\r\n", "SERVER_ERROR upstream protocol error\r\n", 0, 1000);
+	tu_fake_ctl(fake.port, "fake_mode close_mid");
+	expect("get a b\r\n", "SERVER_ERROR upstream unavailable\r\n", 0, 1000);
+	tu_fake_ctl(fake.port, "fake_mode close");
+	expect("get a\r\n", "SERVER_ERROR upstream unavailable\r\n", 0, 1000);
+	/* ...and the next request is served normally. */
+	tu_fake_ctl(fake.port, "fake_mode normal");
+	tu_sleep_ms(1200); /* past the reconnect backoff */
+	expect("get a\r\n", "VALUE a 0 3\r\nv:a\r\nEND\r\n", 0, 1500);
+	stop();
+}
+END_TEST
+
+START_TEST(partial_reply_times_out)
+{
+	const char *opts[] = {"upstream.retries=0", "upstream.timeout_ms=300", NULL};
+
+	start(opts);
+	tu_fake_ctl(fake.port, "fake_mode partial");
+	/* Values arrived but END did not: nothing half-delivered. */
+	expect("get a b\r\n", "SERVER_ERROR upstream timeout\r\n", 250, 1200);
+	stop();
+}
+END_TEST
+
+START_TEST(reordered_reply_still_matched)
+{
+	const char *opts[] = {NULL};
+
+	start(opts);
+	tu_fake_ctl(fake.port, "fake_mode reverse");
+	expect("get a missing_x bb\r\n", "VALUE a 0 3\r\nv:a\r\nVALUE bb 0 4\r\nv:bb\r\nEND\r\n", 0, 1000);
+	stop();
+}
+END_TEST
+
+START_TEST(upstream_down_then_up)
+{
+	struct proc mc;
+	int port = tu_free_port();
+	char servers[64];
+	char *r = NULL;
+	const char *opts[] = {"upstream.retries=1", NULL};
+	double end;
+
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d", port);
+	tu_coalesced_start(&co, servers, opts);
+	/* Nothing listens: a prompt error, not a hang. */
+	expect("get a\r\n", "SERVER_ERROR upstream unavailable\r\n", 0, 1500);
+	tu_memcached_start(&mc, port);
+	tu_mc_set(mc.port, "a", 3, "up", 2);
+	end = tu_now() + 5;
+	while (tu_now() < end) {
+		r = tu_roundtrip(co.port, "get a\r\n", 3000);
+		if (strcmp(r, "VALUE a 3 2\r\nup\r\nEND\r\n") == 0)
+			break;
+		ck_assert_str_eq(r, "SERVER_ERROR upstream unavailable\r\n");
+		free(r);
+		r = NULL;
+		tu_sleep_ms(100);
+	}
+	ck_assert_msg(r, "service did not resume within 5 s");
+	free(r);
+
+	/* Killed mid-life and restarted: service resumes again. */
+	kill(mc.pid, SIGKILL);
+	tu_wait(mc.pid, 3000);
+	r = tu_roundtrip(co.port, "get a\r\n", 3000);
+	ck_assert_str_eq(r, "SERVER_ERROR upstream unavailable\r\n");
+	free(r);
+	tu_memcached_start(&mc, port);
+	tu_mc_set(mc.port, "a", 3, "up", 2);
+	end = tu_now() + 5;
+	r = NULL;
+	while (tu_now() < end) {
+		r = tu_roundtrip(co.port, "get a\r\n", 3000);
+		if (strcmp(r, "VALUE a 3 2\r\nup\r\nEND\r\n") == 0)
+			break;
+		free(r);
+		r = NULL;
+		tu_sleep_ms(100);
+	}
+	ck_assert_msg(r, "service did not resume after restart");
+	free(r);
+	tu_stop_clean(&co);
+	tu_stop(&mc);
+}
+END_TEST
+
+START_TEST(stopped_upstream_times_out_then_recovers)
+{
+	const char *opts[] = {"upstream.timeout_ms=300", "upstream.retries=1", NULL};
+
+	start(opts);
+	kill(fake.pid, SIGSTOP);
+	expect("get a\r\n", "SERVER_ERROR upstream timeout\r\n", 250, 2500);
+	kill(fake.pid, SIGCONT);
+	tu_sleep_ms(1200);
+	expect("get a\r\n", "VALUE a 0 3\r\nv:a\r\nEND\r\n", 0, 1500);
+	stop();
+}
+END_TEST
+
+START_TEST(every_waiter_gets_the_error)
+{
+	enum { N = 10 };
+	const char *opts[] = {"upstream.retries=0", NULL};
+	int fd[N];
+
+	start(opts);
+	tu_fake_ctl(fake.port, "fake_mode delay 500");
+	for (int i = 0; i < N; i++) {
+		fd[i] = tu_connect(co.port);
+		tu_sends(fd[i], i % 2 ? "get same other\r\n" : "get same\r\n");
+	}
+	tu_sleep_ms(100);
+	/* The upstream dies with the batch in flight. */
+	kill(fake.pid, SIGKILL);
+	for (int i = 0; i < N; i++) {
+		char *r = tu_recv_until(fd[i], NULL, 3000, NULL);
+		ck_assert_msg(strcmp(r, "SERVER_ERROR upstream unavailable\r\n") == 0, "client %d: '%s'",
+			      i, r);
+		free(r);
+		close(fd[i]);
+	}
+	ck_assert_int_eq(tu_stat(co.port, "inflight_keys"), 0);
+	stop();
+}
+END_TEST
+
+Suite *faults_suite(void)
+{
+	Suite *s = suite_create("faults");
+	TCase *tc = tcase_create("upstream faults");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, reply_timeout);
+	tcase_add_test(tc, timeout_with_retry_is_bounded);
+	tcase_add_test(tc, retry_on_closed_connection_succeeds);
+	tcase_add_test(tc, retry_on_error_reply_succeeds);
+	tcase_add_test(tc, error_replies_reported_with_their_text);
+	tcase_add_test(tc, garbage_and_broken_replies_fail_fast);
+	tcase_add_test(tc, partial_reply_times_out);
+	tcase_add_test(tc, reordered_reply_still_matched);
+	tcase_add_test(tc, upstream_down_then_up);
+	tcase_add_test(tc, stopped_upstream_times_out_then_recovers);
+	tcase_add_test(tc, every_waiter_gets_the_error);
+	suite_add_tcase(s, tc);
+	return s;
+}
