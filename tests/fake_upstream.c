@@ -68,12 +68,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_LINE (1024 * 1024)           /* longest accepted line, without its "\r\n" */
-#define MAX_BIG (256u * 1024 * 1024)     /* largest big<N>_ value */
-#define READ_CHUNK (64 * 1024)           /* bytes asked of each read() */
-#define READ_BUDGET (1024 * 1024)        /* bytes read per connection per loop, for fairness */
-#define OUT_HIGH_WATER (4 * 1024 * 1024) /* stop reading while this much output is unsent */
-#define NEVER INT64_MAX                  /* deadline of a reply that is never sent (hang) */
+#define MAX_LINE (1024 * 1024)       /* longest accepted line, without its "\r\n" */
+#define MAX_BIG (256u * 1024 * 1024) /* largest big<N>_ value */
+#define READ_CHUNK (64 * 1024)       /* bytes asked of each read() */
+#define READ_BUDGET (1024 * 1024)    /* bytes read per connection per loop, for fairness */
+#define HIGH_WATER (4 * 1024 * 1024) /* stop taking requests while this much is unsent */
+#define NEVER INT64_MAX              /* deadline of a reply that is never sent (hang) */
 
 /* A byte buffer; the unconsumed bytes are data[off, len). */
 struct buf {
@@ -97,6 +97,7 @@ struct conn {
 	size_t scanned; /* bytes at the start of in known to hold no '\n' */
 	struct buf out;
 	struct pending *head, *tail;
+	size_t backlog;    /* bytes of replies not written yet, queued or in out */
 	bool eof;          /* the peer will send no more */
 	bool stop_reading; /* a close is queued: ignore whatever else arrives */
 	bool closing;      /* close once out is written */
@@ -323,8 +324,8 @@ static void fill_value(char *dst, enum vkind kind, const char *key, size_t klen,
 
 	switch (kind) {
 	case V_BIG:
-		for (i = 0; i < n; i++)
-			dst[i] = (char)('a' + i % 26);
+		for (i = 0; i < n; i += 26)
+			memcpy(dst + i, "abcdefghijklmnopqrstuvwxyz", n - i < 26 ? n - i : 26);
 		break;
 	case V_CRLF:
 		memcpy(dst, crlf_value, n);
@@ -641,10 +642,14 @@ static void handle_line(struct conn *c, const char *line, size_t n)
 		reply_now(c, "ERROR\r\n");
 }
 
-/* Handle every complete line in c->in. Returns false if the connection must be dropped. */
+/*
+ * Handle the complete lines in c->in, all of them unless the replies pile up: like memcached,
+ * stop taking requests from a peer that does not read its replies. Returns false if the
+ * connection must be dropped.
+ */
 static bool handle_input(struct conn *c)
 {
-	while (!c->stop_reading) {
+	while (!c->stop_reading && c->backlog < HIGH_WATER) {
 		char *start = c->in.data + c->in.off;
 		size_t avail = buf_used(&c->in), n;
 		char *nl = avail ? memchr(start + c->scanned, '\n', avail - c->scanned) : NULL;
@@ -656,20 +661,29 @@ static bool handle_input(struct conn *c)
 		n = (size_t)(nl - start);
 		if ((n > 0 && start[n - 1] == '\r' ? n - 1 : n) > MAX_LINE)
 			return false;
-		handle_line(c, start, n);
+		handle_line(c, start, n); /* queues exactly one reply */
+		c->backlog += buf_used(&c->tail->body);
 		buf_consume(&c->in, n + 1);
 		c->scanned = 0;
 	}
-	buf_free(&c->in);
-	c->scanned = 0;
+	if (c->stop_reading) {
+		buf_free(&c->in);
+		c->scanned = 0;
+	}
 	return true;
+}
+
+/* Whether c->in may hold complete lines not handled yet. */
+static bool input_held(const struct conn *c)
+{
+	return !c->stop_reading && c->scanned < buf_used(&c->in);
 }
 
 static void handle_readable(struct conn *c)
 {
 	size_t total = 0;
 
-	while (!c->stop_reading && !c->eof && total < READ_BUDGET) {
+	while (!c->stop_reading && !c->eof && c->backlog < HIGH_WATER && total < READ_BUDGET) {
 		char *dst = buf_reserve(&c->in, READ_CHUNK);
 		ssize_t r = read(c->fd, dst, c->in.cap - c->in.len);
 
@@ -708,8 +722,9 @@ static void flush_output(struct conn *c)
 			return;
 		}
 		buf_consume(&c->out, (size_t)r);
+		c->backlog -= (size_t)r;
 	}
-	if (c->out.cap > READ_BUDGET) /* don't keep a big value's buffer per idle connection */
+	if (c->out.cap > 1024 * 1024) /* don't keep a big value's buffer per idle connection */
 		buf_free(&c->out);
 }
 
@@ -725,10 +740,10 @@ static void free_pending(struct conn *c)
 	c->tail = NULL;
 }
 
-/* Move the replies that are due to the output, in order, and write what can be written. */
-static void service(struct conn *c)
+/* Move the replies that are due to the output, in order. */
+static void release_due(struct conn *c)
 {
-	while (!c->dead && !c->closing && c->head && c->head->due <= g.now) {
+	while (!c->closing && c->head && c->head->due <= g.now) {
 		struct pending *p = c->head;
 
 		c->head = p->next;
@@ -745,17 +760,35 @@ static void service(struct conn *c)
 		if (p->close_after) {
 			c->closing = true;
 			free_pending(c);
+			c->backlog = buf_used(&c->out);
 		}
 		buf_free(&p->body);
 		free(p);
 	}
-	if (!c->dead && !c->want_write)
-		flush_output(c);
+}
+
+/* Send the replies that are due, and take the requests held back while replies piled up. */
+static void service(struct conn *c)
+{
+	for (;;) {
+		size_t held;
+
+		release_due(c);
+		if (!c->dead && !c->want_write)
+			flush_output(c);
+		if (c->dead || c->backlog >= HIGH_WATER || !input_held(c))
+			break;
+		held = buf_used(&c->in);
+		if (!handle_input(c))
+			c->dead = true;
+		if (buf_used(&c->in) == held)
+			break;
+	}
 	if (buf_used(&c->out) == 0) {
 		if (c->closing)
 			c->dead = true;
 		/* The peer has gone and no reply is left that will ever be sent. */
-		if (c->eof && (!c->head || c->head->due == NEVER))
+		if (c->eof && !input_held(c) && (!c->head || c->head->due == NEVER))
 			c->dead = true;
 	}
 }
@@ -935,7 +968,7 @@ int main(int argc, char **argv)
 			pfds[i + 1].fd = c->fd;
 			pfds[i + 1].events = 0;
 			/* Don't read from a peer that doesn't read its replies. */
-			if (!c->eof && !c->stop_reading && buf_used(&c->out) < OUT_HIGH_WATER)
+			if (!c->eof && !c->stop_reading && c->backlog < HIGH_WATER)
 				pfds[i + 1].events |= POLLIN;
 			if (c->want_write)
 				pfds[i + 1].events |= POLLOUT;
