@@ -24,7 +24,13 @@ TEST_SRCS := $(wildcard tests/test_*.c) tests/check_main.c tests/testutil.c
 TEST_OBJS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%.o)
 FAKE := $(BUILD)/fake_upstream
 
-.PHONY: all check test deps run asan valgrind format clean
+.PHONY: all check check-pre test deps run asan valgrind format clean
+
+# Extra steps (fuzzing, man page lint, install tree, benchmarks) live in
+# mk/*.mk; a fragment adds itself to CHECK_PRE to run before the test runner,
+# so that the runner's summary stays the last thing make check prints.
+CHECK_PRE :=
+-include $(sort $(wildcard mk/*.mk))
 
 all: $(BIN)
 
@@ -53,6 +59,7 @@ deps:
 # memcached, the fake upstream and the daemon. Check prints the summary.
 check: deps
 	$(MAKE) $(BIN) $(BUILD)/check_all $(FAKE)
+	$(if $(CHECK_PRE),$(MAKE) $(CHECK_PRE))
 	COALESCED_BIN=$(abspath $(BIN)) FAKE_UPSTREAM=$(abspath $(FAKE)) \
 		$(BUILD)/check_all
 test: check

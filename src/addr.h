@@ -22,7 +22,7 @@ struct addr_list {
 	size_t n;
 };
 
-/* listen: a unix path is allowed and a host may be empty ("*:port" style is not). */
+/* Every entry needs a host (name or address) and a port, or a unix path. */
 int addr_list_parse(const char *text, bool listen, struct addr_list *out, char *err,
 		    size_t errlen);
 void addr_list_free(struct addr_list *l);

@@ -110,7 +110,10 @@ bool batch_cancel(struct batcher *b, struct entry *e)
 
 	if (!bt || b->open[e->server] != bt)
 		return false;
-	bt->e[e->batch_pos] = NULL;
+	/* Swap-remove: the place is free for another key, and the order of keys
+	 * in an upstream request carries no meaning. */
+	bt->e[e->batch_pos] = bt->e[--bt->n];
+	bt->e[e->batch_pos]->batch_pos = e->batch_pos;
 	e->batch = NULL;
 	return true;
 }
@@ -118,17 +121,12 @@ bool batch_cancel(struct batcher *b, struct entry *e)
 static void flush(struct batcher *b, uint32_t s)
 {
 	struct batch *bt = b->open[s];
-	uint32_t n = 0;
 
 	if (!bt)
 		return;
 	b->open[s] = NULL;
 	ev_timer_stop(b->loop, &b->timers[s]);
-	for (uint32_t i = 0; i < bt->n; i++)
-		if (bt->e[i])
-			bt->e[n++] = bt->e[i];
-	bt->n = n;
-	if (n == 0) {
+	if (bt->n == 0) {
 		free(bt);
 		return;
 	}

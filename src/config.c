@@ -25,8 +25,10 @@ static const struct config_key keys[] = {
 	{"server", "idle_timeout_s", CT_INT, OFF(idle_timeout_s), "0", 0, 31536000, NULL, true},
 	{"server", "max_line_bytes", CT_INT, OFF(max_line_bytes), "65536", 2048, 67108864, NULL,
 	 true},
-	{"server", "log_level", CT_ENUM, OFF(log_level), "info", 0, 0, log_levels, true},
-	{"upstream", "protocol", CT_ENUM, OFF(protocol), "memcache", 0, 0, protocols, false},
+	{"server", "log_level", CT_ENUM, OFF(log_level), "info", 0, LOG_DEBUG, log_levels, true},
+	/* For an enum, max is the last value supported so far. */
+	{"upstream", "protocol", CT_ENUM, OFF(protocol), "memcache", 0, PROTO_MEMCACHE, protocols,
+	 false},
 	{"upstream", "servers", CT_SERVERS, OFF(servers), "127.0.0.1:11211", 0, 0, NULL, false},
 	{"upstream", "connections", CT_INT, OFF(connections), "2", 1, 1024, NULL, false},
 	{"upstream", "connect_timeout_ms", CT_INT, OFF(connect_timeout_ms), "1000", 1, 600000,
@@ -104,8 +106,13 @@ static int set_value(struct config *c, const struct config_key *k, const char *v
 		long n;
 		errno = 0;
 		n = strtol(v, &end, 10);
-		if (*v == '\0' || *end != '\0' || errno == ERANGE) {
+		if (*v == '\0' || *end != '\0') {
 			snprintf(err, errlen, "'%s' is not an integer", v);
+			return -1;
+		}
+		if (errno == ERANGE) {
+			snprintf(err, errlen, "%s is out of range (%ld to %ld)", v, (long)k->min,
+				 (long)k->max);
 			return -1;
 		}
 		if (n < (long)k->min || n > (long)k->max) {
@@ -140,6 +147,10 @@ static int set_value(struct config *c, const struct config_key *k, const char *v
 	case CT_ENUM:
 		for (long i = 0; k->enum_names[i]; i++) {
 			if (strcmp(v, k->enum_names[i]) == 0) {
+				if (i > (long)k->max) {
+					snprintf(err, errlen, "'%s' is not supported yet", v);
+					return -1;
+				}
 				*(long *)p = i;
 				return 0;
 			}
@@ -170,17 +181,6 @@ static int set_value(struct config *c, const struct config_key *k, const char *v
 	return -1;
 }
 
-/* Checks that involve more than one key, run after every load. */
-static int check_combination(const struct config *c, char *err, size_t errlen)
-{
-	if (c->protocol != PROTO_MEMCACHE) {
-		snprintf(err, errlen, "[upstream] protocol: '%s' is not supported yet",
-			 protocols[c->protocol]);
-		return -1;
-	}
-	return 0;
-}
-
 int config_set(struct config *c, const char *section, const char *name, const char *value,
 	       char *err, size_t errlen)
 {
@@ -188,8 +188,12 @@ int config_set(struct config *c, const char *section, const char *name, const ch
 	const struct config_key *k = find_key(section, name, &sec_ok);
 	char why[512];
 
+	if (section[0] == '\0') {
+		snprintf(err, errlen, "%s: key outside any [section]", name);
+		return -1;
+	}
 	if (!sec_ok) {
-		snprintf(err, errlen, "unknown section [%s]", section);
+		snprintf(err, errlen, "[%s] %s: unknown section [%s]", section, name, section);
 		return -1;
 	}
 	if (!k) {
@@ -251,6 +255,7 @@ struct load_ctx {
 	struct config *c;
 	char msg[512];
 	bool failed;
+	int fail_line; /* the line the handler's message is about */
 	/* Reader state, to refuse over-long lines instead of splitting them. */
 	FILE *fp;
 	const char *text;
@@ -267,6 +272,8 @@ static int handler(void *user, const char *section, const char *name, const char
 		if (!lc->failed) {
 			snprintf(lc->msg, sizeof(lc->msg), "%s", why);
 			lc->failed = true;
+			/* inih calls us right after reading the key's line. */
+			lc->fail_line = lc->line;
 		}
 		return 0;
 	}
@@ -310,18 +317,17 @@ static int run_parse(struct load_ctx *lc, const char *origin, char *err, size_t 
 		return -1;
 	}
 	if (r > 0) {
-		if (lc->failed)
+		/* inih reports the first bad line of any kind; ours may be later. */
+		if (lc->failed && lc->fail_line == r)
 			snprintf(err, errlen, "%s:%d: %s", origin, r, lc->msg);
 		else
-			snprintf(err, errlen, "%s:%d: syntax error", origin, r);
+			snprintf(err, errlen,
+				 "%s:%d: syntax error: expected 'key = value' or '[section]'", origin,
+				 r);
 		return -1;
 	}
 	if (r < 0) {
 		snprintf(err, errlen, "%s: out of memory", origin);
-		return -1;
-	}
-	if (check_combination(lc->c, lc->msg, sizeof(lc->msg)) < 0) {
-		snprintf(err, errlen, "%s: %s", origin, lc->msg);
 		return -1;
 	}
 	return 0;
@@ -365,8 +371,7 @@ int config_override(struct config *c, const char *arg, char *err, size_t errlen)
 	section[dot - arg] = '\0';
 	memcpy(name, dot + 1, (size_t)(eq - dot - 1));
 	name[eq - dot - 1] = '\0';
-	if (config_set(c, section, name, eq + 1, why, sizeof(why)) < 0 ||
-	    check_combination(c, why, sizeof(why)) < 0) {
+	if (config_set(c, section, name, eq + 1, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "-o %s: %s", arg, why);
 		return -1;
 	}

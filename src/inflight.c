@@ -23,14 +23,14 @@ int inflight_init(struct inflight *t, struct stats *st, struct batcher *b)
 
 void inflight_destroy(struct inflight *t)
 {
-	for (size_t i = 0; i < t->nbuckets; i++) {
-		struct entry *e = t->buckets[i], *next;
-		for (; e; e = next) {
-			next = e->hnext;
-			value_unref(e->value);
-			free(e);
-		}
+	struct entry *e, *next;
+
+	for (e = t->all; e; e = next) {
+		next = e->lnext;
+		value_unref(e->value);
+		free(e);
 	}
+	t->all = NULL;
 	free(t->buckets);
 	t->buckets = NULL;
 }
@@ -43,6 +43,18 @@ uint64_t inflight_hash(const char *key, size_t len)
 		h ^= (unsigned char)key[i];
 		h *= 0x100000001b3ULL;
 	}
+	return h;
+}
+
+/* FNV's high bits barely depend on a key's last bytes (k1, k2, ... would all
+ * land on one server): mix every bit in before choosing (murmur3's fmix64). */
+static uint64_t server_hash(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
 	return h;
 }
 
@@ -119,8 +131,7 @@ int inflight_join(struct inflight *t, struct slot *s)
 	e->hash = h;
 	e->keylen = s->keylen;
 	memcpy(e->key, s->key, s->keylen);
-	/* High bits pick the server so that the table's low bits stay independent. */
-	e->server = (uint16_t)((h >> 32) % t->nservers);
+	e->server = (uint16_t)(server_hash(h) % t->nservers);
 	if (t->coalesce) {
 		if (t->count >= t->nbuckets)
 			grow(t);
@@ -129,6 +140,10 @@ int inflight_join(struct inflight *t, struct slot *s)
 		e->in_table = true;
 		t->count++;
 	}
+	e->lnext = t->all;
+	if (t->all)
+		t->all->lprev = e;
+	t->all = e;
 	t->live++;
 	t->stats->inflight_keys = t->live;
 	attach(e, s);
@@ -142,6 +157,12 @@ int inflight_join(struct inflight *t, struct slot *s)
 void inflight_drop(struct inflight *t, struct entry *e)
 {
 	unlink_entry(t, e);
+	if (e->lprev)
+		e->lprev->lnext = e->lnext;
+	else
+		t->all = e->lnext;
+	if (e->lnext)
+		e->lnext->lprev = e->lprev;
 	value_unref(e->value);
 	t->live--;
 	t->stats->inflight_keys = t->live;

@@ -26,6 +26,7 @@ struct value;
 
 struct entry {
 	struct entry *hnext;
+	struct entry *lprev, *lnext; /* every live entry, in the table or not */
 	uint64_t hash;
 	struct slot *waiters; /* doubly linked through slot->wprev/wnext */
 	uint32_t nwaiters;
@@ -45,6 +46,7 @@ struct inflight {
 	size_t nbuckets; /* power of two */
 	size_t count;	 /* entries in the table */
 	size_t live;	 /* all entries, in the table or not */
+	struct entry *all;
 	bool coalesce;
 	uint32_t nservers;
 	struct stats *stats;

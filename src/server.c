@@ -108,6 +108,21 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
 	srv->inflight.nservers = (uint32_t)servers.n;
 	apply_settings(srv);
 
+	/* Signals first: once a listener accepts, a client (or a supervisor's
+	 * SIGTERM) may come at any moment. */
+	ev_prepare_init(&srv->prepare, prepare_cb);
+	ev_idle_init(&srv->idle, idle_cb);
+	ev_signal_init(&srv->sigterm, signal_cb, SIGTERM);
+	ev_signal_init(&srv->sigint, signal_cb, SIGINT);
+	ev_signal_init(&srv->sighup, signal_cb, SIGHUP);
+	ev_init(&srv->stop_timer, stop_timer_cb);
+	srv->prepare.data = srv->sigterm.data = srv->sigint.data = srv->sighup.data = srv;
+	srv->stop_timer.data = srv;
+	ev_prepare_start(loop, &srv->prepare);
+	ev_signal_start(loop, &srv->sigterm);
+	ev_signal_start(loop, &srv->sigint);
+	ev_signal_start(loop, &srv->sighup);
+
 	srv->listeners = calloc(listen.n, sizeof(*srv->listeners));
 	if (!srv->listeners) {
 		log_error(&srv->log, "out of memory");
@@ -135,18 +150,6 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
 	}
 	srv->batcher.up = srv->up;
 
-	ev_prepare_init(&srv->prepare, prepare_cb);
-	ev_idle_init(&srv->idle, idle_cb);
-	ev_signal_init(&srv->sigterm, signal_cb, SIGTERM);
-	ev_signal_init(&srv->sigint, signal_cb, SIGINT);
-	ev_signal_init(&srv->sighup, signal_cb, SIGHUP);
-	ev_init(&srv->stop_timer, stop_timer_cb);
-	srv->prepare.data = srv->sigterm.data = srv->sigint.data = srv->sighup.data = srv;
-	srv->stop_timer.data = srv;
-	ev_prepare_start(loop, &srv->prepare);
-	ev_signal_start(loop, &srv->sigterm);
-	ev_signal_start(loop, &srv->sigint);
-	ev_signal_start(loop, &srv->sighup);
 
 	for (size_t i = 0; i < listen.n; i++)
 		log_info(&srv->log, "listening on %s", listen.v[i].name);

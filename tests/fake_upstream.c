@@ -13,10 +13,14 @@
  *   anything else    "v:" followed by the key
  * Flags are always 0; the cas of a key is its 64-bit FNV-1a hash, in decimal.
  *
- * Commands: "gets k1 .. kN" (VALUE lines with cas), "get k1 .. kN" (without cas),
- * "version" (-> "VERSION fake"); anything else -> "ERROR". Every complete line other than a
- * control line is appended to RECORD_FILE exactly as received, minus its "\n" (so a "\r" is
- * kept), and flushed at once. Lines up to 1 MiB are accepted; a longer line closes the connection.
+ * Commands: "gets k1 .. kN" (VALUE lines with cas), "get k1 .. kN" (without cas; either with
+ * no key -> "ERROR"), "version" (-> "VERSION fake"); anything else -> "ERROR".
+ *
+ * Every complete line other than a control line is appended to RECORD_FILE (opened for
+ * appending, not truncated) exactly as received, minus its "\n" (so a "\r" is kept), and
+ * flushed at once. Lines up to 1 MiB are accepted; a longer line closes the connection. Once
+ * a request is to be answered by closing (close, close_mid, fail_next), later lines on that
+ * connection are ignored and not recorded.
  *
  * Control lines (never recorded; a test would normally use its own connection for them):
  *   fake_mode <mode> [args]  set how ALL later get/gets requests on ALL connections are
@@ -46,7 +50,8 @@
  *
  * Replies on one connection always leave in request order, as memcached's do. The server is a
  * single poll() loop: sockets are non-blocking, output is queued per connection and written
- * on POLLOUT, and delays are deadlines in that loop, never sleeps.
+ * on POLLOUT, and delays are deadlines in that loop, never sleeps. Like memcached, it stops
+ * reading from a peer that has 4 MiB of replies it has not read yet.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -918,8 +923,8 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	struct pollfd *pfds = NULL;
-	size_t cappfds = 0;
+	size_t cappfds = 1024;
+	struct pollfd *pfds = xrealloc(NULL, cappfds * sizeof(*pfds));
 	int64_t accept_paused_until = 0;
 	unsigned long port = 0;
 	char *end;

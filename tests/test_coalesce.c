@@ -392,12 +392,12 @@ START_TEST(test_one_batch_per_server)
 }
 END_TEST
 
-/* BUG (src/inflight.c inflight_join): the server is (FNV-1a >> 32) % n, and
+/* Regression (src/inflight.c inflight_join): the server is (FNV-1a >> 32) % n, and
  * FNV-1a's last multiply (by 2^40 + 0x1b3) barely reaches bits 32-39 from the
  * last byte, so keys that differ only in their last byte ("k0".."k19",
  * "user:10".."user:19") all land on the same server when there are two.
- * A careful user expects such keys spread over the servers. Fails until the
- * hash is finalised (e.g. a 64-bit mixer) before choosing the server. */
+ * A careful user expects such keys spread over the servers; the hash is
+ * now finalised with a 64-bit mixer before choosing the server. */
 START_TEST(test_keys_differing_in_last_byte_spread_over_servers)
 {
 	char keys[20][8];
@@ -783,11 +783,11 @@ START_TEST(test_leave_sent_entry_kept_until_reply)
 }
 END_TEST
 
-/* BUG (src/batch.c batch_cancel/batch_add): a cancelled entry leaves a hole
+/* Regression (src/batch.c batch_cancel/batch_add): a cancelled entry leaves a hole
  * that still counts in bt->n, so a batch is sent at max_keys positions, not
  * max_keys keys: here it goes with 2 keys although max_keys is 3 (DESIGN 4:
- * "a batch is sent as soon as it holds this many keys"). Fails until
- * batch_cancel compacts the batch or batch_add counts live keys. */
+ * "a batch is sent as soon as it holds this many keys"). batch_cancel now
+ * compacts the batch. */
 START_TEST(test_left_key_does_not_count_toward_max_keys)
 {
 	struct request *r;
@@ -909,7 +909,7 @@ Suite *coalesce_suite(void)
 	TCase *te = tcase_create("fail");
 	TCase *tl = tcase_create("leave");
 	TCase *tm = tcase_create("match");
-	TCase *tb = tcase_create("known bugs");
+	TCase *tb = tcase_create("regressions");
 	TCase *all[] = {tj, tf, tc, te, tl, tm, tb};
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)

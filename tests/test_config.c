@@ -150,9 +150,9 @@ START_TEST(test_unknown_section_refused_with_line)
 }
 END_TEST
 
-/* BUG (src/config.c config_set): DESIGN 2 says every error names the file,
+/* Regression (src/config.c config_set): DESIGN 2 says every error names the file,
  * line and key, but an unknown section reports "unknown section [nope]"
- * without the key ("foo"). Fails until config_set names the key. */
+ * without the key ("foo"). */
 START_TEST(test_unknown_section_error_names_key)
 {
 	char err[ERRLEN];
@@ -171,9 +171,9 @@ START_TEST(test_key_before_any_section_refused)
 }
 END_TEST
 
-/* BUG (src/config.c config_set): a key before any section is reported as
+/* Regression (src/config.c config_set): a key before any section is reported as
  * "unknown section []", which names neither the key nor the actual problem.
- * DESIGN 2 wants the key named. Fails until it is. */
+ * DESIGN 2 wants the key named. */
 START_TEST(test_key_before_any_section_error_names_key)
 {
 	char err[ERRLEN];
@@ -377,10 +377,10 @@ START_TEST(test_protocol_redis_not_supported_yet)
 }
 END_TEST
 
-/* BUG (src/config.c check_combination/run_parse): DESIGN 2 says errors name
+/* Regression (src/config.c check_combination/run_parse): DESIGN 2 says errors name
  * the file, line and key; "protocol = redis" is refused after parsing, as
  * "t.ini: [upstream] protocol: 'redis' is not supported yet", without the
- * line. Fails until the line is reported. */
+ * line. */
 START_TEST(test_protocol_redis_error_names_line)
 {
 	char err[ERRLEN];
@@ -391,7 +391,7 @@ START_TEST(test_protocol_redis_error_names_line)
 }
 END_TEST
 
-/* BUG (src/config.c run_parse): inih returns the first bad line of any kind,
+/* Regression (src/config.c run_parse): inih returns the first bad line of any kind,
  * but the message is the first *handler* failure. A syntax error before a bad
  * value is reported as "t.ini:2: [server] max_clients: 0 is out of range"
  * although line 2 is the syntax error and max_clients is on line 3. The line
@@ -408,7 +408,7 @@ START_TEST(test_syntax_error_before_bad_value_reports_the_syntax_error)
 }
 END_TEST
 
-/* BUG (src/config.c run_parse), same cause as above: a typo in a section
+/* Regression (src/config.c run_parse), same cause as above: a typo in a section
  * header ("[server" without "]") is reported as "t.ini:1: unknown section []",
  * the message for line 2's key, which then falls outside any section. */
 START_TEST(test_unclosed_section_header_reported_on_its_line)
@@ -424,7 +424,8 @@ END_TEST
 
 START_TEST(test_syntax_error_message)
 {
-	refused_with("[server]\nmax_clients = 5\njust words\n", ORIGIN ":3: syntax error");
+	refused_with("[server]\nmax_clients = 5\njust words\n",
+	             ORIGIN ":3: syntax error: expected 'key = value' or '[section]'");
 }
 END_TEST
 
@@ -813,7 +814,7 @@ Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
 	TCase *tc = tcase_create("load");
-	TCase *tb = tcase_create("known bugs");
+	TCase *tb = tcase_create("regressions");
 	TCase *te = tcase_create("example");
 
 	tcase_add_test(tc, test_defaults_are_the_documented_ones);
