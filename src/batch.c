@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void flush(struct batcher *b, uint32_t s);
+static void flush(struct batcher *b, uint32_t s, bool force);
 
 static void leeway_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -19,7 +19,7 @@ static void leeway_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	flush(b, (uint32_t)(w - b->timers));
+	flush(b, (uint32_t)(w - b->timers), false);
 }
 
 int batcher_init(struct batcher *b, struct ev_loop *loop, uint32_t nservers, struct stats *st,
@@ -70,16 +70,25 @@ static struct batch *batch_new(uint32_t cap, uint16_t server)
 	return bt;
 }
 
-static void submit(struct batcher *b, struct batch *bt)
+/* Hand bt to the backend; false if it is busy and bt stays with the caller. */
+static bool submit(struct batcher *b, struct batch *bt, bool force)
 {
-	b->stats->upstream_batches++;
-	b->stats->upstream_keys += bt->n;
-	for (uint32_t i = 0; i < bt->n; i++) {
+	uint32_t n = bt->n;
+
+	for (uint32_t i = 0; i < n; i++) {
 		bt->e[i]->attempts++;
 		bt->e[i]->batch = bt;
 		bt->e[i]->batch_pos = i;
 	}
-	upstream_submit(b->up, bt);
+	if (!upstream_submit(b->up, bt, force)) {
+		for (uint32_t i = 0; i < n; i++)
+			bt->e[i]->attempts--;
+		return false;
+	}
+	/* bt may be gone already (failed at once): count from the copy. */
+	b->stats->upstream_batches++;
+	b->stats->upstream_keys += n;
+	return true;
 }
 
 int batch_add(struct batcher *b, struct entry *e)
@@ -99,8 +108,9 @@ int batch_add(struct batcher *b, struct entry *e)
 	e->batch = bt;
 	e->batch_pos = bt->n;
 	bt->e[bt->n++] = e;
+	/* A full batch goes even to a busy upstream: it is as good as batches get. */
 	if (bt->n >= bt->cap)
-		flush(b, e->server);
+		flush(b, e->server, true);
 	return 0;
 }
 
@@ -118,26 +128,38 @@ bool batch_cancel(struct batcher *b, struct entry *e)
 	return true;
 }
 
-static void flush(struct batcher *b, uint32_t s)
+static void flush(struct batcher *b, uint32_t s, bool force)
 {
 	struct batch *bt = b->open[s];
 
 	if (!bt)
 		return;
-	b->open[s] = NULL;
 	ev_timer_stop(b->loop, &b->timers[s]);
 	if (bt->n == 0) {
+		b->open[s] = NULL;
 		free(bt);
 		return;
 	}
-	submit(b, bt);
+	/* Busy upstream: the batch stays open and keeps collecting keys until
+	 * batch_ready() (natural batching: the busier, the bigger). */
+	b->open[s] = NULL;
+	if (!submit(b, bt, force)) {
+		b->open[s] = bt;
+		bt->due = true;
+	}
 }
 
-void batch_flush_all(struct batcher *b)
+void batch_flush_all(struct batcher *b, bool force)
 {
 	for (uint32_t s = 0; s < b->nservers; s++)
 		if (b->open[s])
-			flush(b, s);
+			flush(b, s, force);
+}
+
+void batch_ready(struct batcher *b, uint32_t s)
+{
+	if (s < b->nservers && b->open[s] && b->open[s]->due)
+		flush(b, s, false);
 }
 
 static bool key_eq(const struct entry *e, const char *key, size_t len)
@@ -228,6 +250,6 @@ void batch_fail(struct batcher *b, struct batch *bt, enum batch_error why, const
 		retry->avoid = conn;
 		b->stats->upstream_retries++;
 		log_debug(b->log, "retrying %u keys after %s", retry->n, reason);
-		submit(b, retry);
+		submit(b, retry, true);
 	}
 }

@@ -29,6 +29,7 @@ struct batch {
 	uint16_t server;
 	uint32_t n, cap;
 	uint32_t cursor;   /* where the reply is expected to continue */
+	bool due;	   /* its time came but the upstream was busy */
 	ev_tstamp sent_at; /* when it was written; the timeout counts from here */
 	const void *avoid; /* retry: a connection not to use */
 	struct entry *e[];
@@ -64,8 +65,11 @@ void batcher_destroy(struct batcher *b);
 int batch_add(struct batcher *b, struct entry *e);
 /* Take e out of an unsent batch. false if it was already sent. */
 bool batch_cancel(struct batcher *b, struct entry *e);
-/* Send every open batch now (end of loop iteration, leeway 0, shutdown). */
-void batch_flush_all(struct batcher *b);
+/* Send every open batch now (end of loop iteration with leeway 0; with force
+ * at shutdown, even to a busy upstream). */
+void batch_flush_all(struct batcher *b, bool force);
+/* The backend can take more for server s: send its open batch if it is due. */
+void batch_ready(struct batcher *b, uint32_t s);
 
 /* Backend side. Find the entry for a VALUE line: the next key expected, or
  * any entry not yet answered (a reply out of order). -1 if none. */

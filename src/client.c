@@ -234,10 +234,19 @@ static void reply_text(struct client *c, const char *text, size_t len)
 static void start_get(struct client *c, const struct pc_cmd *cmd)
 {
 	struct server *srv = c->srv;
-	struct request *r = request_new_get(c, cmd->type == PC_GETS, cmd->keys, cmd->nkeys);
+	struct request *r;
 
 	srv->stats.cmd_get++;
 	srv->stats.get_keys += cmd->nkeys;
+	/* Over the value memory budget: refuse new reads until it drains,
+	 * rather than let one storm take the machine's memory. */
+	if (srv->stats.value_bytes > (uint64_t)srv->cfg.max_memory_mb << 20) {
+		static const char oom[] = "SERVER_ERROR out of memory\r\n";
+		srv->stats.out_of_memory++;
+		reply_text(c, oom, sizeof(oom) - 1);
+		return;
+	}
+	r = request_new_get(c, cmd->type == PC_GETS, cmd->keys, cmd->nkeys);
 	if (!r) {
 		static const char oom[] = "SERVER_ERROR out of memory\r\n";
 		reply_text(c, oom, sizeof(oom) - 1);
@@ -266,6 +275,8 @@ static void handle(struct client *c, enum pc_status st, const struct pc_cmd *cmd
 		srv->stats.client_errors++;
 	if (cmd->unsupported)
 		srv->stats.cmd_unsupported++;
+	if (cmd->too_many_keys)
+		srv->stats.too_many_keys++;
 	if (st == PC_CLOSE) {
 		if (cmd->reply)
 			reply_text(c, cmd->reply, strlen(cmd->reply));
@@ -323,8 +334,13 @@ static void handle(struct client *c, enum pc_status st, const struct pc_cmd *cmd
 
 static bool should_pause(const struct client *c)
 {
-	return c->nreq >= CLIENT_MAX_PENDING || c->out_bytes >= CLIENT_MAX_OUT_BYTES;
+	const struct config *cfg = &c->srv->cfg;
+
+	return c->nreq >= (uint32_t)cfg->max_pending_requests ||
+	       c->out_bytes >= (size_t)cfg->max_output_bytes;
 }
+
+static void timer_update(struct client *c);
 
 /* Parse and dispatch what rbuf holds, until it is used up or the client must
  * wait (backpressure, quit, fatal error). */
@@ -339,6 +355,7 @@ static void client_process(struct client *c)
 
 		if (should_pause(c)) {
 			c->paused = true;
+			c->srv->stats.backpressure_pauses++;
 			ev_io_stop(c->srv->loop, &c->rio);
 			break;
 		}
@@ -351,7 +368,16 @@ static void client_process(struct client *c)
 	if (off) {
 		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
 		c->rlen -= off;
-		/* The parser's scan position is relative to the unconsumed start. */
+	}
+	/* Bytes left over (or a data block under way) are an unfinished request,
+	 * unless parsing merely paused on complete ones. */
+	if ((c->rlen > 0 && !c->paused) || c->parser.swallow > 0) {
+		if (c->partial_since == 0) {
+			c->partial_since = ev_now(c->srv->loop);
+			timer_update(c);
+		}
+	} else {
+		c->partial_since = 0;
 	}
 }
 
@@ -490,22 +516,65 @@ bool client_write_pending(struct server *srv)
 	return parsed;
 }
 
-static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+/* One timer per client for both timeouts; it is moved only when it fires
+ * (ev.pod, "be smart about timeouts"), not on every read. */
+static double next_deadline(const struct client *c)
+{
+	const struct config *cfg = &c->srv->cfg;
+	double d = 0;
+
+	if (cfg->idle_timeout_s > 0)
+		d = c->last_active + (double)cfg->idle_timeout_s;
+	if (cfg->request_timeout_ms > 0 && c->partial_since > 0) {
+		double p = c->partial_since + cfg->request_timeout_ms / 1000.0;
+		if (d == 0 || p < d)
+			d = p;
+	}
+	return d;
+}
+
+static void timer_update(struct client *c)
+{
+	struct ev_loop *loop = c->srv->loop;
+	double d = next_deadline(c), after;
+
+	if (d == 0)
+		return;
+	after = d - ev_now(loop);
+	if (ev_is_active(&c->timer)) {
+		if (ev_timer_remaining(loop, &c->timer) <= after)
+			return;
+		ev_timer_stop(loop, &c->timer);
+	}
+	ev_timer_set(&c->timer, after > 0 ? after : 0., 0.);
+	ev_timer_start(loop, &c->timer);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct client *c = w->data;
-	double limit = (double)c->srv->cfg.idle_timeout_s;
-	double left = c->last_active + limit - ev_now(loop);
+	const struct config *cfg = &c->srv->cfg;
+	double now = ev_now(loop);
 
 	(void)revents;
-	if (limit <= 0)
-		return;
-	/* Waiting on our own upstream is not idleness. */
-	if (left > 0 || c->rq_head || c->ihead < c->nitems) {
-		ev_timer_set(w, left > 0 ? left : limit, 0.);
-		ev_timer_start(loop, w);
+	if (cfg->request_timeout_ms > 0 && c->partial_since > 0 &&
+	    now >= c->partial_since + cfg->request_timeout_ms / 1000.0) {
+		c->srv->stats.request_timeouts++;
+		log_info(&c->srv->log, "%s: closing: request not completed within %ld ms", c->name,
+			 cfg->request_timeout_ms);
+		client_close(c, "request timeout");
 		return;
 	}
-	client_close(c, "idle timeout");
+	/* Waiting on our own upstream, or on the client to read, is not idleness. */
+	if (cfg->idle_timeout_s > 0 && now >= c->last_active + (double)cfg->idle_timeout_s) {
+		if (!c->rq_head && c->ihead == c->nitems) {
+			c->srv->stats.idle_timeouts++;
+			client_close(c, "idle timeout");
+			return;
+		}
+		c->last_active = now;
+	}
+	timer_update(c);
 }
 
 struct client *client_new(struct server *srv, int fd, const char *peer)
@@ -521,10 +590,11 @@ struct client *client_new(struct server *srv, int fd, const char *peer)
 	c->id = ++srv->next_client_id;
 	snprintf(c->name, sizeof(c->name), "client %" PRIu64 " (%s)", c->id, peer);
 	pc_init(&c->parser, (size_t)srv->cfg.max_line_bytes);
+	c->parser.max_keys = (uint32_t)srv->cfg.max_keys_per_request;
 	ev_io_init(&c->rio, read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
-	ev_init(&c->idle, idle_cb);
-	c->rio.data = c->wio.data = c->idle.data = c;
+	ev_init(&c->timer, timer_cb);
+	c->rio.data = c->wio.data = c->timer.data = c;
 	c->last_active = ev_now(srv->loop);
 	c->next = srv->clients;
 	if (srv->clients)
@@ -533,10 +603,7 @@ struct client *client_new(struct server *srv, int fd, const char *peer)
 	srv->stats.curr_connections++;
 	srv->stats.total_connections++;
 	ev_io_start(srv->loop, &c->rio);
-	if (srv->cfg.idle_timeout_s > 0) {
-		ev_timer_set(&c->idle, (double)srv->cfg.idle_timeout_s, 0.);
-		ev_timer_start(srv->loop, &c->idle);
-	}
+	timer_update(c);
 	log_debug(&srv->log, "%s: connected", c->name);
 	return c;
 }
@@ -556,7 +623,7 @@ void client_close(struct client *c, const char *why)
 	log_debug(&srv->log, "%s: closed%s%s", c->name, why ? ": " : "", why ? why : "");
 	ev_io_stop(srv->loop, &c->rio);
 	ev_io_stop(srv->loop, &c->wio);
-	ev_timer_stop(srv->loop, &c->idle);
+	ev_timer_stop(srv->loop, &c->timer);
 	wpending_del(c);
 	for (r = c->rq_head; r; r = next) {
 		next = r->next;

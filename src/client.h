@@ -21,11 +21,6 @@ struct request;
 struct server;
 struct value;
 
-/* Backpressure: a client is not read from while it has this many requests
- * unanswered or this many reply bytes unsent. */
-#define CLIENT_MAX_PENDING 1024
-#define CLIENT_MAX_OUT_BYTES (4u << 20)
-
 struct out_item {
 	struct value *v; /* NULL: bytes are in the arena at off */
 	size_t off;
@@ -41,8 +36,9 @@ struct client {
 	uint64_t id;
 	char name[80];
 	ev_io rio, wio;
-	ev_timer idle;
-	ev_tstamp last_active;
+	ev_timer timer;	       /* idle and unfinished-request timeouts */
+	ev_tstamp last_active;	       /* last bytes read */
+	ev_tstamp partial_since;       /* an unfinished request waits since; 0: none */
 
 	char *rbuf;
 	size_t rlen, rcap;

@@ -26,6 +26,18 @@ static const struct config_key keys[] = {
 	{"server", "max_line_bytes", CT_INT, OFF(max_line_bytes), "65536", 2048, 67108864, NULL,
 	 true},
 	{"server", "log_level", CT_ENUM, OFF(log_level), "info", 0, LOG_DEBUG, log_levels, true},
+	{"server", "request_timeout_ms", CT_INT, OFF(request_timeout_ms), "30000", 0, 3600000, NULL,
+	 true},
+	{"server", "max_keys_per_request", CT_INT, OFF(max_keys_per_request), "4096", 1, 1000000,
+	 NULL, true},
+	{"server", "max_pending_requests", CT_INT, OFF(max_pending_requests), "1024", 1, 1000000,
+	 NULL, true},
+	{"server", "max_output_bytes", CT_INT, OFF(max_output_bytes), "4194304", 65536, 1073741824,
+	 NULL, true},
+	{"server", "max_memory_mb", CT_INT, OFF(max_memory_mb), "1024", 1, 1048576, NULL, true},
+	{"server", "shutdown_timeout_ms", CT_INT, OFF(shutdown_timeout_ms), "10000", 0, 3600000,
+	 NULL, true},
+	{"server", "user", CT_STRING, OFF(user), "", 0, 0, NULL, false},
 	/* For an enum, max is the last value supported so far. */
 	{"upstream", "protocol", CT_ENUM, OFF(protocol), "memcache", 0, PROTO_MEMCACHE, protocols,
 	 false},
@@ -35,9 +47,11 @@ static const struct config_key keys[] = {
 	 NULL, true},
 	{"upstream", "timeout_ms", CT_INT, OFF(timeout_ms), "1000", 1, 600000, NULL, true},
 	{"upstream", "retries", CT_INT, OFF(retries), "1", 0, 10, NULL, true},
+	{"upstream", "pipeline_depth", CT_INT, OFF(pipeline_depth), "4", 1, 1024, NULL, true},
 	{"batch", "leeway_ms", CT_DOUBLE, OFF(leeway_ms), "0", 0, 10000, NULL, true},
 	{"batch", "max_keys", CT_INT, OFF(max_keys), "100", 1, 10000, NULL, true},
 	{"batch", "coalesce", CT_BOOL, OFF(coalesce), "yes", 0, 0, NULL, true},
+	{"metrics", "listen", CT_OPT_LISTEN, OFF(metrics_listen), "", 0, 0, NULL, false},
 };
 
 const struct config_key *config_keys(size_t *n)
@@ -48,7 +62,8 @@ const struct config_key *config_keys(size_t *n)
 
 static bool is_string(const struct config_key *k)
 {
-	return k->type == CT_STRING || k->type == CT_LISTEN || k->type == CT_SERVERS;
+	return k->type == CT_STRING || k->type == CT_LISTEN || k->type == CT_SERVERS ||
+	       k->type == CT_OPT_LISTEN;
 }
 
 static const struct config_key *find_key(const char *section, const char *name, bool *sec_ok)
@@ -163,9 +178,11 @@ static int set_value(struct config *c, const struct config_key *k, const char *v
 		return -1;
 	case CT_LISTEN:
 	case CT_SERVERS:
+	case CT_OPT_LISTEN:
 	case CT_STRING: {
 		char *dup;
-		if (k->type != CT_STRING && check_addrs(v, k->type == CT_LISTEN, err, errlen) < 0)
+		bool addrs = k->type != CT_STRING && !(k->type == CT_OPT_LISTEN && *v == '\0');
+		if (addrs && check_addrs(v, k->type != CT_SERVERS, err, errlen) < 0)
 			return -1;
 		dup = strdup(v);
 		if (!dup) {

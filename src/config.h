@@ -22,6 +22,13 @@ struct config {
 	long idle_timeout_s;
 	long max_line_bytes;
 	long log_level;
+	long request_timeout_ms;
+	long max_keys_per_request;
+	long max_pending_requests;
+	long max_output_bytes;
+	long max_memory_mb;
+	long shutdown_timeout_ms;
+	char *user;
 	/* [upstream] */
 	long protocol;
 	char *servers;
@@ -29,13 +36,17 @@ struct config {
 	long connect_timeout_ms;
 	long timeout_ms;
 	long retries;
+	long pipeline_depth;
 	/* [batch] */
 	double leeway_ms;
 	long max_keys;
 	bool coalesce;
+	/* [metrics] */
+	char *metrics_listen;
 };
 
-enum config_type { CT_INT, CT_DOUBLE, CT_BOOL, CT_STRING, CT_ENUM, CT_LISTEN, CT_SERVERS };
+/* CT_OPT_LISTEN: an address list, or empty for "off". */
+enum config_type { CT_INT, CT_DOUBLE, CT_BOOL, CT_STRING, CT_ENUM, CT_LISTEN, CT_SERVERS, CT_OPT_LISTEN };
 
 struct config_key {
 	const char *section;

@@ -16,11 +16,13 @@
 #define R_BAD_CHUNK "CLIENT_ERROR bad data chunk\r\n"
 #define R_TOO_LONG "CLIENT_ERROR line too long\r\n"
 #define R_UNSUPPORTED "SERVER_ERROR not supported\r\n"
+#define R_TOO_MANY_KEYS "CLIENT_ERROR too many keys\r\n"
 
 void pc_init(struct pc_parser *p, size_t max_line)
 {
 	memset(p, 0, sizeof(*p));
 	p->max_line = max_line;
+	p->max_keys = UINT32_MAX;
 }
 
 void pc_free(struct pc_parser *p)
@@ -145,6 +147,7 @@ static enum pc_status parse_get(struct pc_parser *p, const char *s, const char *
 				struct pc_cmd *cmd)
 {
 	uint32_t n = 0;
+	bool too_many = false;
 
 	/* The whole line, past any NUL: a key memcached would truncate is refused. */
 	while (s < e) {
@@ -158,6 +161,11 @@ static enum pc_status parse_get(struct pc_parser *p, const char *s, const char *
 			s++;
 		if (!key_ok(start, (size_t)(s - start)))
 			return reply(cmd, R_BAD_FORMAT, true);
+		/* Past the limit, keys are still checked but no longer kept. */
+		if (n >= p->max_keys) {
+			too_many = true;
+			continue;
+		}
 		if (n == p->kcap) {
 			uint32_t cap = p->kcap ? p->kcap * 2 : 32;
 			struct pc_key *k = realloc(p->keys, cap * sizeof(*k));
@@ -169,6 +177,10 @@ static enum pc_status parse_get(struct pc_parser *p, const char *s, const char *
 		p->keys[n].p = start;
 		p->keys[n].len = (size_t)(s - start);
 		n++;
+	}
+	if (too_many) {
+		cmd->too_many_keys = true;
+		return reply(cmd, R_TOO_MANY_KEYS, true);
 	}
 	cmd->keys = p->keys;
 	cmd->nkeys = n;

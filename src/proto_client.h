@@ -45,6 +45,7 @@ struct pc_cmd {
 	const char *reply; /* PC_REPLY / PC_CLOSE: full reply line with CRLF, or NULL */
 	bool client_error; /* the reply reports a client mistake */
 	bool unsupported;  /* a memcached command coalesced refuses */
+	bool too_many_keys; /* a get over the parser's max_keys */
 	const struct pc_key *keys;
 	uint32_t nkeys;
 	const char *why;  /* PC_CLOSE: for the log */
@@ -54,6 +55,7 @@ struct pc_cmd {
 
 struct pc_parser {
 	size_t max_line; /* longest get/gets line */
+	uint32_t max_keys; /* most keys in one get/gets; pc_init sets no limit */
 	size_t scanned;	 /* bytes of the pending line already searched for '\n' */
 	bool started;	 /* the connection's first byte has been seen */
 	uint64_t swallow; /* data block bytes still to discard */

@@ -7,6 +7,9 @@
 #include "upstream.h"
 #include "upstream_memcache.h"
 
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@ static void apply_settings(struct server *srv)
 	struct upstream_settings us = {
 		.connect_timeout_ms = (uint32_t)c->connect_timeout_ms,
 		.timeout_ms = (uint32_t)c->timeout_ms,
+		.pipeline_depth = (uint32_t)c->pipeline_depth,
 	};
 
 	srv->log.level = (int)c->log_level;
@@ -45,7 +49,7 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	for (int i = 0; i < 16; i++) {
 		client_write_pending(srv);
 		if (srv->cfg.leeway_ms <= 0 || srv->stopping)
-			batch_flush_all(&srv->batcher);
+			batch_flush_all(&srv->batcher, srv->stopping);
 		if (!srv->wpending)
 			return;
 	}
@@ -79,6 +83,44 @@ static void stop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	while (srv->clients)
 		client_close(srv->clients, "shutdown time limit");
 	ev_break(loop, EVBREAK_ALL);
+}
+
+/* After binding (privileged ports need root): groups, gid, uid, in that order,
+ * so that no step runs with privileges it should no longer have. */
+static int drop_privileges(struct server *srv)
+{
+	const char *user = srv->cfg.user;
+	struct passwd *pw;
+
+	if (geteuid() != 0) {
+		if (user[0])
+			log_warn(&srv->log, "[server] user = %s ignored: not started as root", user);
+		return 0;
+	}
+	if (!user[0]) {
+		log_warn(&srv->log, "running as root; set [server] user to drop privileges");
+		return 0;
+	}
+	errno = 0;
+	pw = getpwnam(user);
+	if (!pw) {
+		log_error(&srv->log, "[server] user: no user '%s'%s%s", user, errno ? ": " : "",
+			  errno ? strerror(errno) : "");
+		return -1;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		log_error(&srv->log, "cannot become user %s: %s", user, strerror(errno));
+		return -1;
+	}
+	/* Make sure there is no way back. */
+	if (pw->pw_uid != 0 && setuid(0) == 0) {
+		log_error(&srv->log, "dropping privileges to %s did not stick", user);
+		return -1;
+	}
+	log_info(&srv->log, "running as user %s (uid %ld, gid %ld)", user, (long)pw->pw_uid,
+		 (long)pw->pw_gid);
+	return 0;
 }
 
 int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
@@ -137,9 +179,15 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
 		}
 		srv->nlisteners++;
 	}
+	if (drop_privileges(srv) < 0) {
+		addr_list_free(&listen);
+		addr_list_free(&servers);
+		return EXIT_START;
+	}
 
 	us.connect_timeout_ms = (uint32_t)srv->cfg.connect_timeout_ms;
 	us.timeout_ms = (uint32_t)srv->cfg.timeout_ms;
+	us.pipeline_depth = (uint32_t)srv->cfg.pipeline_depth;
 	srv->up = upstream_memcache_new(loop, &servers, (uint32_t)srv->cfg.connections, &us,
 					&srv->batcher, &srv->stats, &srv->log);
 	addr_list_free(&servers);
@@ -210,7 +258,8 @@ void server_reload(struct server *srv)
 		bool changed;
 		if (k->reloadable)
 			continue;
-		if (k->type == CT_STRING || k->type == CT_LISTEN || k->type == CT_SERVERS) {
+		if (k->type == CT_STRING || k->type == CT_LISTEN || k->type == CT_SERVERS ||
+		    k->type == CT_OPT_LISTEN) {
 			changed = !same(*(char **)oldp, *(char **)newp);
 			if (changed) {
 				char *tmp = *(char **)newp;
@@ -246,12 +295,10 @@ void server_stop(struct server *srv, const char *why)
 		 srv->inflight.live);
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		listener_close(&srv->listeners[i]);
-	batch_flush_all(&srv->batcher);
+	batch_flush_all(&srv->batcher, true);
 	for (struct client *c = srv->clients; c; c = c->next)
 		client_finish(c);
-	/* Every request is answered or failed by then, whatever the upstream does. */
-	limit = (srv->cfg.timeout_ms + srv->cfg.connect_timeout_ms) / 1000.0 *
-		(double)(srv->cfg.retries + 1) + srv->cfg.leeway_ms / 1000.0 + 1.0;
+	limit = srv->cfg.shutdown_timeout_ms / 1000.0;
 	ev_timer_set(&srv->stop_timer, limit, 0.);
 	ev_timer_start(srv->loop, &srv->stop_timer);
 	server_client_gone(srv);

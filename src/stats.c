@@ -15,16 +15,18 @@ static const struct {
 	U(get_keys),	     U(get_hits),	   U(get_misses),	    U(keys_coalesced),
 	U(upstream_batches), U(upstream_keys),	   U(upstream_errors),	    U(upstream_timeouts),
 	U(upstream_retries), U(client_errors),	   U(cmd_unsupported),	    U(bytes_read),
-	U(bytes_written),    U(inflight_keys),
+	U(bytes_written),    U(inflight_keys),	   U(too_many_keys),	    U(out_of_memory),
+	U(request_timeouts), U(idle_timeouts),	   U(backpressure_pauses), U(value_bytes),
 };
 
 void stats_reset(struct stats *st)
 {
-	uint64_t curr = st->curr_connections, inflight = st->inflight_keys;
+	uint64_t curr = st->curr_connections, inflight = st->inflight_keys, vb = st->value_bytes;
 
 	memset(st, 0, sizeof(*st));
 	st->curr_connections = curr;
 	st->inflight_keys = inflight;
+	st->value_bytes = vb;
 }
 
 size_t stats_format(const struct stats *st, pid_t pid, uint64_t uptime, const char *version,

@@ -29,10 +29,16 @@ struct stats {
 	uint64_t bytes_read;
 	uint64_t bytes_written;
 	uint64_t inflight_keys;
+	uint64_t too_many_keys;
+	uint64_t out_of_memory;
+	uint64_t request_timeouts;
+	uint64_t idle_timeouts;
+	uint64_t backpressure_pauses;
+	uint64_t value_bytes; /* gauge: bytes of values alive */
 };
 
 /* Zero the cumulative counters; gauges (current connections, in-flight
- * keys) keep their values. */
+ * keys, value bytes) keep their values. */
 void stats_reset(struct stats *st);
 
 /* Writes the whole `stats` reply (STAT lines and END) into buf; returns its

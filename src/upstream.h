@@ -9,6 +9,7 @@
 #ifndef COALESCED_UPSTREAM_H
 #define COALESCED_UPSTREAM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct batch;
@@ -17,13 +18,16 @@ struct upstream;
 struct upstream_settings {
 	uint32_t connect_timeout_ms;
 	uint32_t timeout_ms;
+	uint32_t pipeline_depth; /* batches outstanding per connection */
 };
 
 struct upstream_ops {
-	void (*submit)(struct upstream *u, struct batch *bt);
+	/* Returns false, keeping nothing, when every connection of the batch's
+	 * server already has pipeline_depth batches outstanding; then the
+	 * backend calls batch_ready() once it can take more. With force it
+	 * always takes the batch (a full batch, a retry, a shutdown). */
+	bool (*submit)(struct upstream *u, struct batch *bt, bool force);
 	void (*configure)(struct upstream *u, const struct upstream_settings *s);
-	/* Outstanding batches: the daemon waits for 0 before a graceful exit. */
-	uint32_t (*busy)(const struct upstream *u);
 	void (*destroy)(struct upstream *u);
 };
 
@@ -31,9 +35,9 @@ struct upstream {
 	const struct upstream_ops *ops;
 };
 
-static inline void upstream_submit(struct upstream *u, struct batch *bt)
+static inline bool upstream_submit(struct upstream *u, struct batch *bt, bool force)
 {
-	u->ops->submit(u, bt);
+	return u->ops->submit(u, bt, force);
 }
 
 #endif

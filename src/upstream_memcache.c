@@ -73,6 +73,7 @@ struct mc_upstream {
 };
 
 static void conn_connect(struct mc_conn *c);
+static void conn_has_room(struct mc_conn *c);
 static void conn_fail(struct mc_conn *c, enum batch_error why, const char *text);
 static void conn_write(struct mc_conn *c);
 
@@ -151,6 +152,9 @@ static void conn_fail(struct mc_conn *c, enum batch_error why, const char *text)
 		bt->next = NULL;
 		batch_fail(u->batcher, bt, why, text, c);
 	}
+	/* Its queue is empty now; if it is reconnecting, it can take batches. */
+	if (c->state != MC_DOWN)
+		conn_has_room(c);
 }
 
 static int buf_reserve(char **buf, size_t *cap, size_t need)
@@ -191,45 +195,57 @@ static int encode(struct mc_conn *c, struct batch *bt)
 	return 0;
 }
 
-static struct mc_conn *pick(struct mc_server *s, const void *avoid)
+/*
+ * The least loaded connection that is up, round-robin among equals; else one
+ * still connecting. The connection a retry comes from is the last choice.
+ * Unless forced, a connection already at pipeline_depth is not chosen, and
+ * *busy tells that one was skipped for that reason only.
+ */
+static struct mc_conn *pick(struct mc_server *s, const void *avoid, uint32_t depth, bool force,
+			    bool *busy)
 {
 	struct mc_conn *best = NULL;
 
-	/* Least loaded connection that is up, round-robin among equals; then one
-	 * still connecting. The connection a retry comes from is the last choice. */
+	*busy = false;
 	for (int pass = 0; pass < 2 && !best; pass++) {
 		for (uint32_t k = 0; k < s->nconns; k++) {
 			struct mc_conn *c = &s->conns[(s->rr + k) % s->nconns];
-			if (c == avoid)
+			if (c == avoid || c->state == MC_DOWN)
 				continue;
-			if (c->state == MC_UP && (!best || c->nbatches < best->nbatches))
+			if (!force && c->nbatches >= depth) {
+				*busy = true;
+				continue;
+			}
+			if (!best || (c->state == MC_UP && best->state != MC_UP) ||
+			    (c->state == best->state && c->nbatches < best->nbatches))
 				best = c;
 		}
-		if (!best)
-			for (uint32_t k = 0; k < s->nconns && !best; k++)
-				if (&s->conns[k] != avoid && s->conns[k].state == MC_CONNECTING)
-					best = &s->conns[k];
 		avoid = NULL;
 	}
 	s->rr++;
+	if (best)
+		*busy = false;
 	return best;
 }
 
-static void mc_submit(struct upstream *base, struct batch *bt)
+static bool mc_submit(struct upstream *base, struct batch *bt, bool force)
 {
 	struct mc_upstream *u = (struct mc_upstream *)base;
 	struct mc_server *s = &u->servers[bt->server];
-	struct mc_conn *c = pick(s, bt->avoid);
+	bool busy;
+	struct mc_conn *c = pick(s, bt->avoid, u->set.pipeline_depth, force, &busy);
 
+	if (!c && busy)
+		return false;
 	if (!c) {
 		/* Every connection is waiting out its backoff: fail fast rather
 		 * than queue behind a server that is down. */
 		batch_fail(u->batcher, bt, BATCH_UNAVAILABLE, NULL, NULL);
-		return;
+		return true;
 	}
 	if (encode(c, bt) < 0) {
 		batch_fail(u->batcher, bt, BATCH_UNAVAILABLE, NULL, NULL);
-		return;
+		return true;
 	}
 	bt->sent_at = ev_now(u->loop);
 	bt->next = NULL;
@@ -244,6 +260,16 @@ static void mc_submit(struct upstream *base, struct batch *bt)
 		conn_write(c);
 		timer_arm_reply(c);
 	}
+	return true;
+}
+
+/* This connection has room again: let a waiting batch of its server go. */
+static void conn_has_room(struct mc_conn *c)
+{
+	struct mc_upstream *u = up_of(c);
+
+	if (c->nbatches < u->set.pipeline_depth)
+		batch_ready(u->batcher, (uint32_t)(c->srv - u->servers));
 }
 
 /* Writes what it can; errors are left to the write watcher, which runs in a
@@ -392,7 +418,7 @@ static int handle_line(struct mc_conn *c, const char *line, size_t len)
 			conn_fail(c, BATCH_PROTOCOL, "value too large");
 			return -1;
 		}
-		c->cur = value_new((size_t)r.bytes);
+		c->cur = value_new((size_t)r.bytes, &u->stats->value_bytes);
 		if (!c->cur) {
 			conn_fail(c, BATCH_UNAVAILABLE, "out of memory");
 			return -1;
@@ -410,6 +436,7 @@ static int handle_line(struct mc_conn *c, const char *line, size_t len)
 		log_debug(u->log, "batch: server %s, %u keys, %.3f ms", c->srv->addr.name, bt->n,
 			  (ev_now(u->loop) - bt->sent_at) * 1000.0);
 		batch_complete(u->batcher, bt);
+		conn_has_room(c);
 		return 0;
 	case MCR_ERROR:
 	case MCR_CLIENT_ERROR:
@@ -521,17 +548,6 @@ static void mc_configure(struct upstream *base, const struct upstream_settings *
 	((struct mc_upstream *)base)->set = *s;
 }
 
-static uint32_t mc_busy(const struct upstream *base)
-{
-	const struct mc_upstream *u = (const struct mc_upstream *)base;
-	uint32_t n = 0;
-
-	for (uint32_t i = 0; i < u->nservers; i++)
-		for (uint32_t k = 0; k < u->servers[i].nconns; k++)
-			n += u->servers[i].conns[k].nbatches;
-	return n;
-}
-
 static void mc_destroy(struct upstream *base)
 {
 	struct mc_upstream *u = (struct mc_upstream *)base;
@@ -557,7 +573,6 @@ static void mc_destroy(struct upstream *base)
 static const struct upstream_ops mc_ops = {
 	.submit = mc_submit,
 	.configure = mc_configure,
-	.busy = mc_busy,
 	.destroy = mc_destroy,
 };
 

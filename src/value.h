@@ -4,7 +4,8 @@
  * The reader creates it with one reference; every slot and every client output
  * item that points at it holds one more, and drops it with value_unref() when
  * done (memcached's item reference discipline). data holds len bytes followed
- * by "\r\n", so one iovec sends both.
+ * by "\r\n", so one iovec sends both. Its size is added to *acct while it
+ * lives (the memory budget of values in flight).
  */
 #ifndef COALESCED_VALUE_H
 #define COALESCED_VALUE_H
@@ -16,11 +17,12 @@ struct value {
 	uint32_t refs;
 	uint32_t flags;
 	uint64_t cas;
+	uint64_t *acct;
 	size_t len;
 	char data[];
 };
 
-static inline struct value *value_new(size_t len)
+static inline struct value *value_new(size_t len, uint64_t *acct)
 {
 	struct value *v = malloc(sizeof(*v) + len + 2);
 	if (v) {
@@ -28,6 +30,9 @@ static inline struct value *value_new(size_t len)
 		v->flags = 0;
 		v->cas = 0;
 		v->len = len;
+		v->acct = acct;
+		if (acct)
+			*acct += len;
 	}
 	return v;
 }
@@ -40,8 +45,11 @@ static inline struct value *value_ref(struct value *v)
 
 static inline void value_unref(struct value *v)
 {
-	if (v && --v->refs == 0)
+	if (v && --v->refs == 0) {
+		if (v->acct)
+			*v->acct -= v->len;
 		free(v);
+	}
 }
 
 #endif

@@ -17,7 +17,8 @@
 	X(cli_suite)                                                                               \
 	X(conformance_suite)                                                                       \
 	X(proxy_suite)                                                                             \
-	X(faults_suite)
+	X(faults_suite)                                                                            \
+	X(limits_suite)
 
 #define DECLARE(name) Suite *name(void);
 SUITES(DECLARE)

@@ -26,15 +26,24 @@ struct fake {
 	struct batch *sub[MAX_SUBMITS]; /* NULL once the test took it */
 	ev_tstamp at[MAX_SUBMITS];      /* ev_now at submission */
 	size_t n;                       /* submissions so far */
+	bool busy;                      /* refuse unforced submissions */
+	size_t refused;                 /* unforced submissions refused */
+	bool forced[MAX_SUBMITS];
 };
 
-static void fake_submit(struct upstream *u, struct batch *bt)
+static bool fake_submit(struct upstream *u, struct batch *bt, bool force)
 {
 	struct fake *f = (struct fake *)u;
 
+	if (f->busy && !force) {
+		f->refused++;
+		return false;
+	}
 	ck_assert_uint_lt(f->n, MAX_SUBMITS);
+	f->forced[f->n] = force;
 	f->at[f->n] = ev_now(f->loop);
 	f->sub[f->n++] = bt;
+	return true;
 }
 
 /* The batcher only submits; the other operations belong to the daemon. */
@@ -77,7 +86,8 @@ static void teardown(void)
 {
 	bool again = true;
 
-	batch_flush_all(&fx.b);
+	fx.f.busy = false;
+	batch_flush_all(&fx.b, false);
 	while (again) {
 		again = false;
 		for (size_t i = 0; i < fx.f.n; i++) {
@@ -133,7 +143,7 @@ static struct batch *take(size_t i)
 static struct value *val(const char *data)
 {
 	size_t n = strlen(data);
-	struct value *v = value_new(n);
+	struct value *v = value_new(n, NULL);
 
 	ck_assert_ptr_nonnull(v);
 	memcpy(v->data, data, n);
@@ -225,7 +235,7 @@ START_TEST(test_join_sent_entry_coalesces)
 	struct request *r1 = GET("a"), *r2;
 	struct value *v = val("x");
 
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	ck_assert_uint_eq(fx.f.n, 1);
 	r2 = GET("a");
 	ck_assert_uint_eq(fx.st.keys_coalesced, 1);
@@ -351,11 +361,11 @@ START_TEST(test_leeway_zero_waits_for_flush_all)
 	ck_assert(!ev_is_active(&fx.b.timers[0]));
 	ev_run(fx.loop, EVRUN_NOWAIT);
 	ck_assert_uint_eq(fx.f.n, 0);
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	ck_assert_uint_eq(fx.f.n, 1);
 	ck_assert_uint_eq(fx.f.sub[0]->n, 1);
 	/* Nothing open: no empty batch goes out. */
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	ck_assert_uint_eq(fx.f.n, 1);
 }
 END_TEST
@@ -380,7 +390,7 @@ START_TEST(test_one_batch_per_server)
 		snprintf(keys[i], sizeof(keys[i]), "%c-key", 'a' + i);
 		GET(keys[i]);
 	}
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	ck_assert_uint_eq(fx.f.n, 2);
 	ck_assert_uint_ne(fx.f.sub[0]->server, fx.f.sub[1]->server);
 	for (size_t b = 0; b < 2; b++) {
@@ -407,7 +417,7 @@ START_TEST(test_keys_differing_in_last_byte_spread_over_servers)
 		snprintf(keys[i], sizeof(keys[i]), "k%d", i);
 		GET(keys[i]);
 	}
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	ck_assert_msg(fx.f.n == 2, "all 20 keys went to server %u", (unsigned)fx.f.sub[0]->server);
 }
 END_TEST
@@ -420,7 +430,7 @@ START_TEST(test_complete_hit_and_miss)
 	struct request *r2 = GET("a");
 	struct value *v = val("xyz");
 
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	reply(fx.f.sub[0], "a", v);
 	batch_complete(&fx.b, take(0));
 
@@ -452,7 +462,7 @@ START_TEST(test_resolved_key_fetched_again)
 	struct request *r;
 
 	GET("a");
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	batch_complete(&fx.b, take(0));
 	ck_assert_uint_eq(fx.t.count, 0);
 
@@ -460,7 +470,7 @@ START_TEST(test_resolved_key_fetched_again)
 	ck_assert_uint_eq(fx.st.keys_coalesced, 0);
 	ck_assert_ptr_nonnull(r->slots[0].entry);
 	ck_assert_uint_eq(fx.t.count, 1);
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	ck_assert_uint_eq(fx.f.n, 2);
 	ck_assert_uint_eq(fx.st.upstream_keys, 2);
 }
@@ -471,7 +481,7 @@ START_TEST(test_inflight_keys_gauge)
 	GET("a", "b", "c");
 	GET("a");
 	ck_assert_uint_eq(fx.st.inflight_keys, 3);
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	ck_assert_uint_eq(fx.st.inflight_keys, 3);
 	reply(fx.f.sub[0], "b", val("B"));
 	batch_complete(&fx.b, take(0));
@@ -508,7 +518,7 @@ START_TEST(test_table_grows_and_still_coalesces)
 		ck_assert_int_eq(inflight_join(&fx.t, &r2->slots[i]), 0);
 	ck_assert_uint_eq(fx.st.keys_coalesced, N);
 	ck_assert_uint_eq(fx.t.count, N);
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	batch_complete(&fx.b, take(0));
 	ck_assert_uint_eq(fx.t.count, 0);
 	ck_assert_uint_eq(r2->npending, 0);
@@ -534,7 +544,7 @@ START_TEST(test_fail_retries_then_fails_with_reason)
 	struct request *r = GET("a", "b");
 	struct batch *retry;
 
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	batch_fail(&fx.b, take(0), failures[_i].why, failures[_i].text, &conn);
 
 	/* Retried once, whole, elsewhere; nobody answered yet. */
@@ -574,7 +584,7 @@ START_TEST(test_no_retry_when_retries_zero)
 
 	fx.b.set.retries = 0;
 	r = GET("a");
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	batch_fail(&fx.b, take(0), BATCH_UNAVAILABLE, NULL, NULL);
 	ck_assert_uint_eq(fx.f.n, 1);
 	ck_assert_int_eq(r->slots[0].state, SLOT_ERROR);
@@ -589,7 +599,7 @@ START_TEST(test_retries_two_means_three_attempts)
 
 	fx.b.set.retries = 2;
 	r = GET("a");
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	batch_fail(&fx.b, take(0), BATCH_TIMEOUT, NULL, NULL);
 	batch_fail(&fx.b, take(1), BATCH_TIMEOUT, NULL, NULL);
 	ck_assert_int_eq(r->slots[0].state, SLOT_PENDING);
@@ -608,7 +618,7 @@ START_TEST(test_retry_success_delivers)
 	struct request *r = GET("a");
 	struct value *v = val("ok");
 
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	batch_fail(&fx.b, take(0), BATCH_UNAVAILABLE, NULL, NULL);
 	reply(fx.f.sub[1], "a", v);
 	batch_complete(&fx.b, take(1));
@@ -624,7 +634,7 @@ START_TEST(test_fail_drops_keys_without_waiters)
 
 	GET("a");
 	r2 = GET("b");
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	inflight_leave(&fx.t, &r2->slots[0]);
 	batch_fail(&fx.b, take(0), BATCH_UNAVAILABLE, NULL, NULL);
 	ck_assert_uint_eq(fx.f.n, 2);
@@ -644,7 +654,7 @@ START_TEST(test_value_before_failure_discarded)
 	struct value *v = val("stale");
 
 	value_ref(v); /* ours, to watch it */
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	reply(fx.f.sub[0], "a", v);
 	batch_fail(&fx.b, take(0), BATCH_PROTOCOL, NULL, NULL);
 	ck_assert_uint_eq(v->refs, 1);
@@ -662,7 +672,7 @@ START_TEST(test_retry_matches_key_seen_before_failure)
 	struct request *r = GET("a");
 	struct value *v2 = val("fresh");
 
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	reply(fx.f.sub[0], "a", val("stale"));
 	batch_fail(&fx.b, take(0), BATCH_UNAVAILABLE, NULL, NULL);
 	reply(fx.f.sub[1], "a", v2);
@@ -702,7 +712,7 @@ START_TEST(test_leave_unsent_removes_from_batch)
 	ck_assert_uint_eq(fx.t.count, 1);
 	ck_assert_uint_eq(fx.t.live, 1);
 	ck_assert_uint_eq(fx.st.inflight_keys, 1);
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	ck_assert_uint_eq(fx.f.n, 1);
 	ck_assert_uint_eq(fx.f.sub[0]->n, 1);
 	ck_assert(key_is(fx.f.sub[0]->e[0], "a"));
@@ -717,7 +727,7 @@ START_TEST(test_leave_only_key_sends_nothing)
 	inflight_leave(&fx.t, &r->slots[0]);
 	ck_assert_uint_eq(fx.t.count, 0);
 	ck_assert_uint_eq(fx.st.inflight_keys, 0);
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	ck_assert_uint_eq(fx.f.n, 0);
 	ck_assert_ptr_null(fx.b.open[0]);
 	ck_assert_uint_eq(fx.st.upstream_batches, 0);
@@ -750,7 +760,7 @@ START_TEST(test_leave_one_of_two_waiters_keeps_entry)
 	ck_assert_uint_eq(e->nwaiters, 1);
 	ck_assert_ptr_eq(e->waiters, &r2->slots[0]);
 	ck_assert_ptr_null(r2->slots[0].wnext);
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	ck_assert_uint_eq(fx.f.sub[0]->n, 1);
 	reply(fx.f.sub[0], "a", v);
 	batch_complete(&fx.b, take(0));
@@ -768,7 +778,7 @@ START_TEST(test_leave_sent_entry_kept_until_reply)
 	struct request *r = GET("a");
 	struct value *v = val("x");
 
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	inflight_leave(&fx.t, &r->slots[0]);
 	ck_assert_uint_eq(fx.t.count, 1);
 	ck_assert_uint_eq(fx.t.live, 1);
@@ -811,7 +821,7 @@ START_TEST(test_match_in_order)
 	struct request *r = GET("a", "b", "c");
 	struct batch *bt;
 
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	bt = fx.f.sub[0];
 	ck_assert_int_eq(batch_match(bt, "a", 1), 0);
 	batch_value(bt, 0, val("A"));
@@ -831,7 +841,7 @@ START_TEST(test_match_out_of_order)
 	struct request *r = GET("a", "b", "c");
 	struct batch *bt;
 
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	bt = fx.f.sub[0];
 	ck_assert_int_eq(batch_match(bt, "c", 1), 2);
 	batch_value(bt, 2, val("C"));
@@ -851,7 +861,7 @@ START_TEST(test_match_unknown_key)
 	struct batch *bt;
 
 	GET("ab", "cd");
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	bt = fx.f.sub[0];
 	ck_assert_int_eq(batch_match(bt, "zz", 2), -1);
 	ck_assert_int_eq(batch_match(bt, "a", 1), -1);   /* a prefix is not the key */
@@ -867,7 +877,7 @@ START_TEST(test_match_same_key_twice)
 	struct batch *bt;
 
 	GET("a", "b");
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	bt = fx.f.sub[0];
 	ck_assert_int_eq(batch_match(bt, "a", 1), 0);
 	batch_value(bt, 0, val("A"));
@@ -885,7 +895,7 @@ START_TEST(test_match_duplicate_keys)
 
 	fx.t.coalesce = false;
 	r = GET("a", "a");
-	batch_flush_all(&fx.b);
+	batch_flush_all(&fx.b, false);
 	bt = fx.f.sub[0];
 	ck_assert_uint_eq(bt->n, 2);
 	ck_assert_int_eq(batch_match(bt, "a", 1), 0);
@@ -897,6 +907,80 @@ START_TEST(test_match_duplicate_keys)
 	ck_assert_ptr_eq(r->slots[0].value, v1);
 	ck_assert_ptr_eq(r->slots[1].value, v2);
 	ck_assert_uint_eq(fx.t.live, 0);
+}
+END_TEST
+
+
+/* Natural batching: while the upstream is busy, a due batch stays open and
+ * keeps collecting keys; it goes when the backend says it has room. */
+START_TEST(busy_upstream_keeps_batch_open_and_collecting)
+{
+	fx.f.busy = true;
+	GET("a");
+	batch_flush_all(&fx.b, false);
+	ck_assert_uint_eq(fx.f.n, 0);
+	ck_assert_uint_eq(fx.f.refused, 1);
+	GET("b", "c");
+	batch_flush_all(&fx.b, false);
+	ck_assert_uint_eq(fx.f.n, 0);
+	fx.f.busy = false;
+	batch_ready(&fx.b, 0);
+	ck_assert_uint_eq(fx.f.n, 1);
+	ck_assert_uint_eq(fx.f.sub[0]->n, 3);
+	ck_assert(!fx.f.forced[0]);
+	/* Attempts count sends, not refusals. */
+	ck_assert_uint_eq(fx.f.sub[0]->e[0]->attempts, 1);
+	ck_assert_uint_eq(fx.st.upstream_batches, 1);
+	ck_assert_uint_eq(fx.st.upstream_keys, 3);
+}
+END_TEST
+
+START_TEST(batch_ready_waits_for_the_leeway)
+{
+	fx.b.set.leeway_ms = 50;
+	GET("a");
+	batch_ready(&fx.b, 0);
+	ck_assert_uint_eq(fx.f.n, 0);
+}
+END_TEST
+
+START_TEST(full_batch_forced_through_busy_upstream)
+{
+	fx.b.set.max_keys = 2;
+	fx.f.busy = true;
+	GET("a", "b");
+	ck_assert_uint_eq(fx.f.n, 1);
+	ck_assert(fx.f.forced[0]);
+}
+END_TEST
+
+START_TEST(retry_forced_through_busy_upstream)
+{
+	GET("a");
+	batch_flush_all(&fx.b, false);
+	ck_assert_uint_eq(fx.f.n, 1);
+	fx.f.busy = true;
+	batch_fail(&fx.b, take(0), BATCH_TIMEOUT, NULL, NULL);
+	ck_assert_uint_eq(fx.f.n, 2);
+	ck_assert(fx.f.forced[1]);
+	ck_assert_uint_eq(fx.st.upstream_retries, 1);
+}
+END_TEST
+
+START_TEST(cancel_from_due_batch)
+{
+	struct request *r;
+
+	fx.f.busy = true;
+	r = GET("a");
+	GET("b");
+	batch_flush_all(&fx.b, false);
+	inflight_leave(&fx.t, &r->slots[0]);
+	fx.f.busy = false;
+	batch_ready(&fx.b, 0);
+	ck_assert_uint_eq(fx.f.n, 1);
+	ck_assert_uint_eq(fx.f.sub[0]->n, 1);
+	ck_assert_str_eq(fx.f.sub[0]->e[0]->key, "b");
 }
 END_TEST
 
@@ -933,6 +1017,11 @@ Suite *coalesce_suite(void)
 	tcase_add_test(tc, test_resolved_key_fetched_again);
 	tcase_add_test(tc, test_inflight_keys_gauge);
 	tcase_add_test(tc, test_table_grows_and_still_coalesces);
+	tcase_add_test(tc, busy_upstream_keeps_batch_open_and_collecting);
+	tcase_add_test(tc, batch_ready_waits_for_the_leeway);
+	tcase_add_test(tc, full_batch_forced_through_busy_upstream);
+	tcase_add_test(tc, retry_forced_through_busy_upstream);
+	tcase_add_test(tc, cancel_from_due_batch);
 
 	tcase_add_loop_test(te, test_fail_retries_then_fails_with_reason, 0,
 	                    (int)(sizeof(failures) / sizeof(failures[0])));

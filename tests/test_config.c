@@ -231,9 +231,11 @@ START_TEST(test_int_keys_out_of_range)
 		         ORIGIN, k[i].section, k[i].name, hi, (long)k[i].min, (long)k[i].max);
 		refused_with(text, want);
 	}
-	/* max_clients idle_timeout_s max_line_bytes connections connect_timeout_ms
-	 * timeout_ms retries max_keys */
-	ck_assert_uint_eq(tested, 8);
+	/* max_clients idle_timeout_s max_line_bytes request_timeout_ms
+	 * max_keys_per_request max_pending_requests max_output_bytes max_memory_mb
+	 * shutdown_timeout_ms connections connect_timeout_ms timeout_ms retries
+	 * pipeline_depth max_keys */
+	ck_assert_uint_eq(tested, 15);
 }
 END_TEST
 
@@ -788,6 +790,7 @@ START_TEST(test_example_conf_states_defaults)
 		case CT_STRING:
 		case CT_LISTEN:
 		case CT_SERVERS:
+		case CT_OPT_LISTEN:
 			ck_assert_str_eq(*(char *const *)b, *(char *const *)a);
 			break;
 		case CT_INT:

@@ -1,0 +1,292 @@
+/*
+ * limits: every resource limit holds under abuse and is answered the way
+ * memcached answers (or by backpressure), while other clients are served.
+ */
+#include "testutil.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static struct proc fake, co;
+
+static void start(const char *const *opts)
+{
+	char servers[64];
+
+	tu_fake_start(&fake, NULL);
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d", fake.port);
+	tu_coalesced_start(&co, servers, opts);
+}
+
+static void stop(void)
+{
+	tu_stop_clean(&co);
+	tu_stop(&fake);
+}
+
+static long fake_stat(const char *name)
+{
+	char *r = tu_roundtrip(fake.port, "fake_stats\r\n", 3000), pat[64], *p;
+	long v = -1;
+
+	snprintf(pat, sizeof(pat), "STAT %s ", name);
+	p = strstr(r, pat);
+	if (p)
+		v = strtol(p + strlen(pat), NULL, 10);
+	free(r);
+	return v;
+}
+
+/* Resident memory of a process, in KiB. */
+static long rss_kib(pid_t pid)
+{
+	char path[64], *s, *p;
+	long kib = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	s = tu_read_file(path, NULL);
+	if (s && (p = strstr(s, "VmRSS:")))
+		kib = strtol(p + 6, NULL, 10);
+	free(s);
+	return kib;
+}
+
+START_TEST(too_many_keys_refused_whole)
+{
+	const char *opts[] = {"server.max_keys_per_request=3", NULL};
+	char *r;
+
+	start(opts);
+	r = tu_roundtrip(co.port, "get a b c d\r\n", 3000);
+	ck_assert_str_eq(r, "CLIENT_ERROR too many keys\r\n");
+	free(r);
+	r = tu_roundtrip(co.port, "get a b c\r\n", 3000);
+	ck_assert_str_eq(r, "VALUE a 0 3\r\nv:a\r\nVALUE b 0 3\r\nv:b\r\nVALUE c 0 3\r\nv:c\r\nEND\r\n");
+	free(r);
+	ck_assert_int_eq(fake_stat("keys"), 3);
+	ck_assert_int_eq(tu_stat(co.port, "too_many_keys"), 1);
+	stop();
+}
+END_TEST
+
+/* A client that pipelines without reading is stopped from sending; memory
+ * stays bounded, and everybody else is served meanwhile. */
+START_TEST(client_that_never_reads_is_throttled)
+{
+	const char *opts[] = {"server.max_output_bytes=65536", "server.max_pending_requests=64",
+			      NULL};
+	int flood, fl;
+	char req[64 * 1024];
+	size_t sent = 0;
+	long rss0, rss1;
+	char *r;
+	double end;
+
+	start(opts);
+	rss0 = rss_kib(co.pid);
+	flood = tu_connect(co.port);
+	fl = fcntl(flood, F_GETFL);
+	fcntl(flood, F_SETFL, fl | O_NONBLOCK);
+	/* 32-byte requests for two 4 KiB values each. */
+	for (size_t i = 0; i + 32 <= sizeof(req); i += 32)
+		memcpy(req + i, "get big4096_x big4096_yy      \r\n", 32);
+	/* Push for a while: sends stall once coalesced stops reading. */
+	end = tu_now() + 2;
+	while (tu_now() < end && sent < (256u << 20)) {
+		ssize_t n = send(flood, req, sizeof(req), MSG_NOSIGNAL);
+		if (n > 0)
+			sent += (size_t)n;
+		else
+			tu_sleep_ms(5);
+	}
+	ck_assert_msg(sent < (64u << 20), "coalesced read %zu bytes from a client that never reads",
+		      sent);
+	/* Others are served normally. */
+	r = tu_roundtrip(co.port, "get other\r\n", 3000);
+	ck_assert_str_eq(r, "VALUE other 0 7\r\nv:other\r\nEND\r\n");
+	free(r);
+	rss1 = rss_kib(co.pid);
+	ck_assert_msg(rss1 - rss0 < 64 * 1024, "RSS grew from %ld to %ld KiB", rss0, rss1);
+	ck_assert_int_ge(tu_stat(co.port, "backpressure_pauses"), 1);
+	close(flood);
+	stop();
+}
+END_TEST
+
+START_TEST(slowloris_partial_line_closed)
+{
+	const char *opts[] = {"server.request_timeout_ms=300", NULL};
+	int slow, fine;
+	char *r;
+
+	start(opts);
+	slow = tu_connect(co.port);
+	fine = tu_connect(co.port);
+	tu_sends(slow, "get never_fin");
+	tu_sleep_ms(100);
+	tu_sends(fine, "get a\r\n");
+	r = tu_recv_until(fine, "END\r\n", 3000, NULL);
+	ck_assert_str_eq(r, "VALUE a 0 3\r\nv:a\r\nEND\r\n");
+	free(r);
+	ck_assert(tu_closed(slow, 2000));
+	ck_assert_int_eq(tu_stat(co.port, "request_timeouts"), 1);
+	/* A connection that is merely quiet between requests is left alone. */
+	tu_sleep_ms(500);
+	tu_sends(fine, "get b\r\n");
+	r = tu_recv_until(fine, "END\r\n", 3000, NULL);
+	ck_assert_str_eq(r, "VALUE b 0 3\r\nv:b\r\nEND\r\n");
+	free(r);
+	close(slow);
+	close(fine);
+	stop();
+}
+END_TEST
+
+START_TEST(unfinished_data_block_times_out)
+{
+	const char *opts[] = {"server.request_timeout_ms=300", NULL};
+	int fd;
+
+	start(opts);
+	fd = tu_connect(co.port);
+	tu_sends(fd, "set k 0 0 100\r\nonly part of it");
+	ck_assert(tu_closed(fd, 2000));
+	close(fd);
+	stop();
+}
+END_TEST
+
+/* Values held for a client that does not read count against the budget;
+ * beyond it new reads are refused, and service resumes once memory frees. */
+START_TEST(memory_budget_refuses_new_reads)
+{
+	const char *opts[] = {"server.max_memory_mb=1", "server.max_output_bytes=65536", NULL};
+	int hog;
+	char *r;
+	double end;
+
+	start(opts);
+	hog = tu_connect(co.port);
+	/* 24 MiB of distinct values that nobody reads: more than socket
+	 * buffers absorb, so coalesced must hold some. */
+	{
+		char req[1024];
+		size_t n = (size_t)snprintf(req, sizeof(req), "get");
+		for (int i = 0; i < 24; i++)
+			n += (size_t)snprintf(req + n, sizeof(req) - n, " big1048576_%d", i);
+		snprintf(req + n, sizeof(req) - n, "\r\n");
+		tu_sends(hog, req);
+	}
+	end = tu_now() + 5;
+	r = NULL;
+	while (tu_now() < end) {
+		r = tu_roundtrip(co.port, "get a\r\n", 3000);
+		if (strcmp(r, "SERVER_ERROR out of memory\r\n") == 0)
+			break;
+		free(r);
+		r = NULL;
+		tu_sleep_ms(50);
+	}
+	ck_assert_msg(r, "the memory budget was never enforced");
+	free(r);
+	ck_assert_int_ge(tu_stat(co.port, "out_of_memory"), 1);
+	ck_assert_int_ge(tu_stat(co.port, "value_bytes"), 1 << 20);
+	close(hog);
+	end = tu_now() + 5;
+	r = NULL;
+	while (tu_now() < end) {
+		r = tu_roundtrip(co.port, "get a\r\n", 3000);
+		if (strcmp(r, "VALUE a 0 3\r\nv:a\r\nEND\r\n") == 0)
+			break;
+		free(r);
+		r = NULL;
+		tu_sleep_ms(50);
+	}
+	ck_assert_msg(r, "service did not resume after memory was freed");
+	free(r);
+	ck_assert_int_eq(tu_stat(co.port, "value_bytes"), 0);
+	stop();
+}
+END_TEST
+
+START_TEST(shutdown_is_bounded_by_shutdown_timeout)
+{
+	const char *opts[] = {"server.shutdown_timeout_ms=300", "upstream.timeout_ms=10000", NULL};
+	int fd;
+	double t0;
+	int st;
+
+	start(opts);
+	tu_fake_ctl(fake.port, "fake_mode hang");
+	fd = tu_connect(co.port);
+	tu_sends(fd, "get stuck\r\n");
+	tu_sleep_ms(100);
+	t0 = tu_now();
+	kill(co.pid, SIGTERM);
+	st = tu_wait(co.pid, 5000);
+	ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+	ck_assert_msg(tu_now() - t0 < 2.0, "took %.1f s", tu_now() - t0);
+	co.pid = 0;
+	close(fd);
+	tu_stop(&fake);
+}
+END_TEST
+
+/* With the upstream busy (depth 1, slow replies), keys of many requests
+ * collect into few large batches instead of many small ones. */
+START_TEST(busy_upstream_grows_batches)
+{
+	enum { N = 40 };
+	const char *opts[] = {"upstream.pipeline_depth=1", "upstream.connections=1", NULL};
+	int fd[N];
+	char req[64];
+	long requests;
+
+	start(opts);
+	tu_fake_ctl(fake.port, "fake_mode delay 100");
+	for (int i = 0; i < N; i++) {
+		fd[i] = tu_connect(co.port);
+		snprintf(req, sizeof(req), "get key%d\r\n", i);
+		tu_sends(fd[i], req);
+		tu_sleep_ms(5);
+	}
+	for (int i = 0; i < N; i++) {
+		char want[64];
+		char *r = tu_recv_until(fd[i], "END\r\n", 5000, NULL);
+		snprintf(want, sizeof(want), "VALUE key%d 0 %zu\r\nv:key%d\r\nEND\r\n", i,
+			 strlen("key") + (i < 10 ? 1 : 2) + 2, i);
+		ck_assert_str_eq(r, want);
+		free(r);
+		close(fd[i]);
+	}
+	requests = fake_stat("requests");
+	ck_assert_int_eq(fake_stat("keys"), N);
+	/* ~200 ms of arrivals over 100 ms round trips: a handful of batches. */
+	ck_assert_msg(requests <= 6, "%ld upstream requests for %d keys", requests, N);
+	stop();
+}
+END_TEST
+
+Suite *limits_suite(void)
+{
+	Suite *s = suite_create("limits");
+	TCase *tc = tcase_create("limits");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, too_many_keys_refused_whole);
+	tcase_add_test(tc, client_that_never_reads_is_throttled);
+	tcase_add_test(tc, slowloris_partial_line_closed);
+	tcase_add_test(tc, unfinished_data_block_times_out);
+	tcase_add_test(tc, memory_budget_refuses_new_reads);
+	tcase_add_test(tc, shutdown_is_bounded_by_shutdown_timeout);
+	tcase_add_test(tc, busy_upstream_grows_batches);
+	suite_add_tcase(s, tc);
+	return s;
+}
