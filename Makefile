@@ -11,7 +11,7 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-LDLIBS_DAEMON := -lev -linih -lm
+LDLIBS_DAEMON := -lev -linih -lsystemd -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
 
 BUILD ?= build

@@ -71,6 +71,8 @@ static struct batch *batch_new(uint32_t cap, uint16_t server)
 }
 
 /* Hand bt to the backend; false if it is busy and bt stays with the caller. */
+static void count_upstream(struct batcher *b, struct batch *bt);
+
 static bool submit(struct batcher *b, struct batch *bt, bool force)
 {
 	uint32_t n = bt->n;
@@ -80,7 +82,15 @@ static bool submit(struct batcher *b, struct batch *bt, bool force)
 		bt->e[i]->batch = bt;
 		bt->e[i]->batch_pos = i;
 	}
+	/* Counted before the backend may fail and free the batch at once; undone
+	 * below if the backend was busy. */
+	count_upstream(b, bt);
 	if (!upstream_submit(b->up, bt, force)) {
+		for (uint32_t i = 0; i < n; i++) {
+			struct detail_prefix *row = detail_row(&b->stats->detail, bt->e[i]->prefix);
+			if (row)
+				row->upstream--;
+		}
 		for (uint32_t i = 0; i < n; i++)
 			bt->e[i]->attempts--;
 		return false;
@@ -88,7 +98,17 @@ static bool submit(struct batcher *b, struct batch *bt, bool force)
 	/* bt may be gone already (failed at once): count from the copy. */
 	b->stats->upstream_batches++;
 	b->stats->upstream_keys += n;
+	hist_add(&b->stats->batch_keys, (double)n);
 	return true;
+}
+
+static void count_upstream(struct batcher *b, struct batch *bt)
+{
+	for (uint32_t i = 0; i < bt->n; i++) {
+		struct detail_prefix *row = detail_row(&b->stats->detail, bt->e[i]->prefix);
+		if (row)
+			row->upstream++;
+	}
 }
 
 int batch_add(struct batcher *b, struct entry *e)

@@ -127,6 +127,7 @@ static int compose_get(struct client *c, struct request *r)
 {
 	char hdr[320];
 
+	hist_add(&c->srv->stats.request_seconds, ev_now(c->srv->loop) - r->started);
 	for (uint32_t i = 0; i < r->nslots; i++) {
 		if (r->slots[i].state == SLOT_ERROR) {
 			int n = snprintf(hdr, sizeof(hdr), "SERVER_ERROR %s\r\n",
@@ -199,6 +200,8 @@ void client_request_ready(struct client *c, struct request *r)
 	if (r == c->rq_head)
 		drain_ready(c);
 }
+
+static void stats_detail(struct client *c, const char *arg, size_t len);
 
 static void enqueue(struct client *c, struct request *r)
 {
@@ -306,6 +309,11 @@ static void handle(struct client *c, enum pc_status st, const struct pc_cmd *cmd
 			reply_text(c, "RESET\r\n", 7);
 			break;
 		}
+		if (cmd->argslen >= 6 && memcmp(cmd->args, "detail", 6) == 0 &&
+		    (cmd->argslen == 6 || cmd->args[6] == ' ')) {
+			stats_detail(c, cmd->args + 6, cmd->argslen - 6);
+			break;
+		}
 		if (cmd->argslen) {
 			/* memcached's answer to a sub-command it does not know. */
 			reply_text(c, "ERROR\r\n", 7);
@@ -329,6 +337,40 @@ static void handle(struct client *c, enum pc_status st, const struct pc_cmd *cmd
 		break;
 	case PC_SILENT:
 		break;
+	}
+}
+
+/* stats detail on|off|dump, with memcached's replies. */
+static void stats_detail(struct client *c, const char *arg, size_t len)
+{
+	struct stats *st = &c->srv->stats;
+	static const char usage[] = "CLIENT_ERROR usage: stats detail on|off|dump\r\n";
+
+	while (len && *arg == ' ') {
+		arg++;
+		len--;
+	}
+	while (len && arg[len - 1] == ' ')
+		len--;
+	if (len == 2 && memcmp(arg, "on", 2) == 0) {
+		st->detail.off = false;
+		reply_text(c, "OK\r\n", 4);
+	} else if (len == 3 && memcmp(arg, "off", 3) == 0) {
+		st->detail.off = true;
+		reply_text(c, "OK\r\n", 4);
+	} else if (len == 4 && memcmp(arg, "dump", 4) == 0) {
+		size_t n;
+		char *dump = stats_detail_dump(st, &n);
+		if (!dump) {
+			c->broken = true;
+			wpending_add(c);
+			return;
+		}
+		reply_text(c, dump, n);
+		free(dump);
+	} else {
+		st->client_errors++;
+		reply_text(c, usage, sizeof(usage) - 1);
 	}
 }
 

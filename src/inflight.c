@@ -119,16 +119,23 @@ int inflight_join(struct inflight *t, struct slot *s)
 {
 	uint64_t h = inflight_hash(s->key, s->keylen);
 	struct entry *e = t->coalesce ? lookup(t, s->key, s->keylen, h) : NULL;
+	uint32_t prefix = e ? e->prefix : detail_index(&t->stats->detail, s->key, s->keylen);
+	struct detail_prefix *row = detail_row(&t->stats->detail, prefix);
 
+	if (row)
+		row->keys++;
 	if (e) {
 		attach(e, s);
 		t->stats->keys_coalesced++;
+		if (row)
+			row->coalesced++;
 		return 0;
 	}
 	e = calloc(1, sizeof(*e) + s->keylen + 1);
 	if (!e)
 		return -1;
 	e->hash = h;
+	e->prefix = prefix;
 	e->keylen = s->keylen;
 	memcpy(e->key, s->key, s->keylen);
 	e->server = (uint16_t)(server_hash(h) % t->nservers);
@@ -193,9 +200,16 @@ void inflight_leave(struct inflight *t, struct slot *s)
 void inflight_resolve(struct inflight *t, struct entry *e, struct value *v)
 {
 	struct slot *s, *next;
+	struct detail_prefix *row = detail_row(&t->stats->detail, e->prefix);
 
 	/* Unlink first: from here on a request for this key must fetch again. */
 	unlink_entry(t, e);
+	if (row) {
+		if (v)
+			row->hits += e->nwaiters;
+		else
+			row->misses += e->nwaiters;
+	}
 	for (s = e->waiters; s; s = next) {
 		next = s->wnext;
 		if (v) {

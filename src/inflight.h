@@ -37,6 +37,7 @@ struct entry {
 	bool replied;	      /* the reply being read named this key */
 	bool in_table;
 	uint16_t server;
+	uint32_t prefix; /* row in the per-prefix statistics */
 	uint8_t keylen;
 	char key[];
 };

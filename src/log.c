@@ -2,6 +2,8 @@
 #include "log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,6 +14,18 @@ const char *log_level_name(int level)
 	if (level < LOG_ERROR || level > LOG_DEBUG)
 		return "?";
 	return level_names[level];
+}
+
+bool log_stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	/* systemd sets it to stderr's device:inode; a redirected stderr differs. */
+	if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
 void log_msg(const struct log *lg, int level, const char *fmt, ...)
@@ -25,12 +39,19 @@ void log_msg(const struct log *lg, int level, const char *fmt, ...)
 
 	if (lg && level > lg->level)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s: ", ts.tv_nsec / 1000000,
-		     log_level_name(level));
-	n += (size_t)r;
+	if (lg && lg->journal) {
+		/* The journal stamps lines itself and reads "<N>" as the priority. */
+		static const int prio[] = {3, 4, 6, 7};
+		r = snprintf(line, sizeof(line), "<%d>", prio[level]);
+		n = (size_t)r;
+	} else {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+		r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s: ", ts.tv_nsec / 1000000,
+			     log_level_name(level));
+		n += (size_t)r;
+	}
 	va_start(ap, fmt);
 	r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
 	va_end(ap);

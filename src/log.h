@@ -8,17 +8,21 @@
 #define COALESCED_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 struct log {
 	int level;
+	bool journal; /* stderr is the journal: syslog priorities, no timestamps */
 };
 
 #define LOG_ATTR_FMT __attribute__((format(printf, 3, 4)))
 
 void log_msg(const struct log *lg, int level, const char *fmt, ...) LOG_ATTR_FMT;
 const char *log_level_name(int level);
+/* Whether stderr is connected to the systemd journal (JOURNAL_STREAM). */
+bool log_stderr_is_journal(void);
 
 #define log_error(lg, ...) log_msg((lg), LOG_ERROR, __VA_ARGS__)
 #define log_warn(lg, ...) log_msg((lg), LOG_WARN, __VA_ARGS__)

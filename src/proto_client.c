@@ -69,13 +69,26 @@ static bool tok_is(const struct tok *t, const char *word)
  * sign, leading blanks and zeros pass), the number may be followed only by
  * white space, and the result is stored in the narrower type as is.
  */
-static bool tok_copy(const struct tok *t, char *buf, size_t cap)
+/* A NUL-terminated copy for strto*: on the stack, or (for a number padded
+ * with many zeros, which memcached accepts) on the heap. */
+static char *tok_copy(const struct tok *t, char *buf, size_t cap)
 {
-	if (t->len == 0 || t->len >= cap)
-		return false;
-	memcpy(buf, t->p, t->len);
-	buf[t->len] = '\0';
-	return true;
+	char *p = t->len < cap ? buf : malloc(t->len + 1);
+
+	if (!p || t->len == 0) {
+		if (p && p != buf)
+			free(p);
+		return NULL;
+	}
+	memcpy(p, t->p, t->len);
+	p[t->len] = '\0';
+	return p;
+}
+
+static void tok_done(char *p, char *buf)
+{
+	if (p != buf)
+		free(p);
 }
 
 static bool num_end_ok(const char *buf, const char *end)
@@ -85,32 +98,36 @@ static bool num_end_ok(const char *buf, const char *end)
 
 static bool tok_int32(const struct tok *t, int32_t *out)
 {
-	char buf[64], *end;
+	char buf[64], *p = tok_copy(t, buf, sizeof(buf)), *end;
 	long v;
+	bool ok;
 
-	if (!tok_copy(t, buf, sizeof(buf)))
+	if (!p)
 		return false;
 	errno = 0;
-	v = strtol(buf, &end, 10);
-	if (errno == ERANGE || !num_end_ok(buf, end))
-		return false;
-	*out = (int32_t)v;
-	return true;
+	v = strtol(p, &end, 10);
+	ok = errno != ERANGE && num_end_ok(p, end);
+	tok_done(p, buf);
+	if (ok)
+		*out = (int32_t)v;
+	return ok;
 }
 
 static bool tok_unsigned(const struct tok *t)
 {
-	char buf[64], *end;
+	char buf[64], *p = tok_copy(t, buf, sizeof(buf)), *end;
 	unsigned long long v;
+	bool ok;
 
-	if (!tok_copy(t, buf, sizeof(buf)))
+	if (!p)
 		return false;
 	errno = 0;
-	v = strtoull(buf, &end, 10);
-	if (errno == ERANGE || !num_end_ok(buf, end))
-		return false;
+	v = strtoull(p, &end, 10);
 	/* strtoull accepts "-1"; memcached refuses a sign that wrapped around. */
-	return !((long long)v < 0 && memchr(buf, '-', (size_t)(end - buf)));
+	ok = errno != ERANGE && num_end_ok(p, end) &&
+	     !((long long)v < 0 && memchr(p, '-', (size_t)(end - p)));
+	tok_done(p, buf);
+	return ok;
 }
 
 static enum pc_status reply(struct pc_cmd *cmd, const char *text, bool client_error)
@@ -223,6 +240,11 @@ static enum pc_status parse_mset(struct pc_parser *p, const struct tok *t, size_
 {
 	int32_t v;
 
+	if (nt < 2)
+		return reply(cmd, R_ERROR, true);
+	/* memcached takes at most 16 flags, and says so before the length. */
+	if (nt > 19)
+		return reply(cmd, "CLIENT_ERROR options flags too long\r\n", true);
 	if (nt < 3 || t[1].len > PC_KEY_MAX || !tok_int32(&t[2], &v) || v < 0 ||
 	    v > INT32_MAX - 2)
 		return reply(cmd, R_BAD_FORMAT, true);
@@ -232,12 +254,23 @@ static enum pc_status parse_mset(struct pc_parser *p, const struct tok *t, size_
 	return PC_NEED_MORE;
 }
 
-/* Every other word memcached 1.6 (as Debian builds it) knows. */
-static const char *const refused[] = {
-	"gat",	 "gats",      "incr",	   "decr",	    "delete",	     "touch",
-	"flush_all", "shutdown", "slabs", "lru_crawler", "lru", "watch",
-	"verbosity", "cache_memlimit", "refresh_certs", "mg", "md", "mn",
-	"ma",	 "me",
+/*
+ * Every other word memcached 1.6 (as Debian builds it) knows. Those that
+ * honour noreply stay silent with it, but only where memcached would accept
+ * the line's token count (tokens counted with the command word); the others
+ * always answer.
+ */
+static const struct {
+	const char *word;
+	uint8_t min, max; /* token counts accepting noreply; 0: never silent */
+} refused[] = {
+	{"incr", 4, 4},	     {"decr", 4, 4},	      {"touch", 4, 4},
+	{"delete", 3, 4},    {"flush_all", 2, 3},     {"verbosity", 3, 3},
+	{"cache_memlimit", 3, 3}, {"gat", 0, 0},     {"gats", 0, 0},
+	{"shutdown", 0, 0},  {"slabs", 0, 0},	      {"lru_crawler", 0, 0},
+	{"lru", 0, 0},	     {"watch", 0, 0},	      {"refresh_certs", 0, 0},
+	{"mg", 0, 0},	     {"md", 0, 0},	      {"mn", 0, 0},
+	{"ma", 0, 0},	     {"me", 0, 0},
 };
 
 /* memcached cuts at most 23 tokens from a line before the command sees it;
@@ -285,10 +318,14 @@ static enum pc_status parse_line(struct pc_parser *p, const char *line, size_t l
 	if (tok_is(&t[0], "ms"))
 		return parse_mset(p, t, nt, cmd);
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
-		if (tok_is(&t[0], refused[i]))
-			return refuse(cmd, nt > 1 && tok_is(&t[nt - 1], "noreply"));
-	/* An HTTP request line: memcached hangs up without a word. */
-	if (t[nt - 1].len >= 5 && memcmp(t[nt - 1].p, "HTTP/", 5) == 0) {
+		if (tok_is(&t[0], refused[i].word))
+			return refuse(cmd, refused[i].min && nt >= refused[i].min &&
+						   nt <= refused[i].max &&
+						   tok_is(&t[nt - 1], "noreply"));
+	/* An HTTP request line: memcached hangs up without a word, but only for
+	 * words outside the first letters it dispatches on. */
+	if (!strchr("gsacidt", t[0].p[0]) && !(t[0].len == 2 && t[0].p[0] == 'm') &&
+	    t[nt - 1].len >= 5 && memcmp(t[nt - 1].p, "HTTP/", 5) == 0) {
 		cmd->client_error = true;
 		cmd->why = "HTTP request";
 		return PC_CLOSE;

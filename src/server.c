@@ -4,10 +4,13 @@
 #include "addr.h"
 #include "client.h"
 #include "listener.h"
+#include "metrics.h"
+#include "notify.h"
 #include "upstream.h"
 #include "upstream_memcache.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -54,6 +57,26 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 			return;
 	}
 	ev_idle_start(loop, &srv->idle); /* keeps the next poll from blocking */
+}
+
+/* A line for `systemctl status`: who is here and how well collapsing works. */
+static void status_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *srv = w->data;
+	const struct stats *st = &srv->stats;
+	double rate = (double)(st->get_keys - srv->status_keys) / w->repeat;
+	char msg[200];
+
+	(void)loop;
+	(void)revents;
+	srv->status_keys = st->get_keys;
+	snprintf(msg, sizeof(msg),
+		 "STATUS=%" PRIu64 " clients, %.0f keys/s, %.1f%% coalesced, %" PRIu64
+		 " keys in flight",
+		 st->curr_connections, rate,
+		 st->get_keys ? 100.0 * (double)st->keys_coalesced / (double)st->get_keys : 0.0,
+		 st->inflight_keys);
+	notify(&srv->log, msg);
 }
 
 static void idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
@@ -134,7 +157,12 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
 	srv->cfg = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
 	srv->log.level = (int)srv->cfg.log_level;
+	srv->log.journal = log_stderr_is_journal();
 	srv->started = time(NULL);
+	if (stats_init(&srv->stats) < 0) {
+		log_error(&srv->log, "out of memory");
+		return EXIT_START;
+	}
 
 	if (addr_list_parse(srv->cfg.servers, false, &servers, err, sizeof(err)) < 0 ||
 	    addr_list_parse(srv->cfg.listen, true, &listen, err, sizeof(err)) < 0) {
@@ -179,6 +207,15 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
 		}
 		srv->nlisteners++;
 	}
+	if (srv->cfg.metrics_listen[0]) {
+		srv->metrics = metrics_open(srv, srv->cfg.metrics_listen, err, sizeof(err));
+		if (!srv->metrics) {
+			log_error(&srv->log, "%s", err);
+			addr_list_free(&listen);
+			addr_list_free(&servers);
+			return EXIT_START;
+		}
+	}
 	if (drop_privileges(srv) < 0) {
 		addr_list_free(&listen);
 		addr_list_free(&servers);
@@ -201,6 +238,11 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
 
 	for (size_t i = 0; i < listen.n; i++)
 		log_info(&srv->log, "listening on %s", listen.v[i].name);
+	ev_init(&srv->status_timer, status_cb);
+	srv->status_timer.data = srv;
+	srv->status_timer.repeat = 5.;
+	ev_timer_again(loop, &srv->status_timer);
+	notify(&srv->log, "READY=1\nSTATUS=listening");
 	log_info(&srv->log, "coalesced %s: upstream %s (memcache, %ld connections each), leeway %g ms, max_keys %ld",
 		 COALESCED_VERSION, srv->cfg.servers, srv->cfg.connections, srv->cfg.leeway_ms,
 		 srv->cfg.max_keys);
@@ -220,6 +262,9 @@ void server_destroy(struct server *srv)
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		listener_close(&srv->listeners[i]);
 	free(srv->listeners);
+	metrics_close(srv->metrics);
+	srv->metrics = NULL;
+	ev_timer_stop(srv->loop, &srv->status_timer);
 	ev_prepare_stop(srv->loop, &srv->prepare);
 	ev_idle_stop(srv->loop, &srv->idle);
 	ev_signal_stop(srv->loop, &srv->sigterm);
@@ -230,6 +275,7 @@ void server_destroy(struct server *srv)
 		srv->up->ops->destroy(srv->up);
 	batcher_destroy(&srv->batcher);
 	inflight_destroy(&srv->inflight);
+	stats_free(&srv->stats);
 	config_free(&srv->cfg);
 }
 
@@ -245,6 +291,7 @@ void server_reload(struct server *srv)
 	size_t nkeys;
 	const struct config_key *keys = config_keys(&nkeys);
 
+	notify(&srv->log, "RELOADING=1");
 	config_init(&nc);
 	if (srv->config_path && config_load_file(&nc, srv->config_path, err, sizeof(err)) < 0)
 		goto bad;
@@ -278,10 +325,12 @@ void server_reload(struct server *srv)
 	srv->cfg = nc;
 	apply_settings(srv);
 	log_info(&srv->log, "configuration reloaded");
+	notify(&srv->log, "READY=1\nSTATUS=configuration reloaded");
 	return;
 bad:
 	log_error(&srv->log, "reload failed, keeping the running configuration: %s", err);
 	config_free(&nc);
+	notify(&srv->log, "READY=1\nSTATUS=reload failed; running configuration kept");
 }
 
 void server_stop(struct server *srv, const char *why)
@@ -293,6 +342,7 @@ void server_stop(struct server *srv, const char *why)
 	srv->stopping = true;
 	log_info(&srv->log, "%s: stopping; answering %zu in-flight keys first", why,
 		 srv->inflight.live);
+	notify(&srv->log, "STOPPING=1");
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		listener_close(&srv->listeners[i]);
 	batch_flush_all(&srv->batcher, true);

@@ -23,6 +23,7 @@
 
 struct client;
 struct listener;
+struct metrics;
 struct upstream;
 
 struct server {
@@ -38,6 +39,9 @@ struct server {
 	struct upstream *up;
 	struct listener *listeners;
 	size_t nlisteners;
+	struct metrics *metrics;
+	ev_timer status_timer; /* STATUS= for the service manager */
+	uint64_t status_keys;  /* get_keys at the last status */
 	struct client *clients;
 	struct client *wpending;
 	uint64_t next_client_id;

@@ -3,30 +3,174 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define U(name) {#name, offsetof(struct stats, name)}
+#define U(name) {#name, offsetof(struct stats, name), false}
+/* Gauges are current values; everything else only grows. */
+#define G(name) {#name, offsetof(struct stats, name), true}
 
-static const struct {
-	const char *name;
-	size_t off;
-} counters[] = {
-	U(curr_connections), U(total_connections), U(rejected_connections), U(cmd_get),
+static const struct stat_counter counters[] = {
+	G(curr_connections), U(total_connections), U(rejected_connections), U(cmd_get),
 	U(get_keys),	     U(get_hits),	   U(get_misses),	    U(keys_coalesced),
 	U(upstream_batches), U(upstream_keys),	   U(upstream_errors),	    U(upstream_timeouts),
 	U(upstream_retries), U(client_errors),	   U(cmd_unsupported),	    U(bytes_read),
-	U(bytes_written),    U(inflight_keys),	   U(too_many_keys),	    U(out_of_memory),
-	U(request_timeouts), U(idle_timeouts),	   U(backpressure_pauses), U(value_bytes),
+	U(bytes_written),    G(inflight_keys),	   U(too_many_keys),	    U(out_of_memory),
+	U(request_timeouts), U(idle_timeouts),	   U(backpressure_pauses), G(value_bytes),
 };
+
+static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+					 0.01,	 0.025,	  0.05,	  0.1,	 0.25,	 0.5,
+					 1,	 2.5,	  5,	  10};
+static const double size_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 10000};
+
+void hist_init_latency(struct histogram *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->bounds = latency_bounds;
+	h->nbounds = sizeof(latency_bounds) / sizeof(latency_bounds[0]);
+}
+
+void hist_init_size(struct histogram *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->bounds = size_bounds;
+	h->nbounds = sizeof(size_bounds) / sizeof(size_bounds[0]);
+}
+
+/* Counts are per bucket here; the exposition makes them cumulative. */
+void hist_add(struct histogram *h, double v)
+{
+	uint32_t i = 0;
+
+	while (i < h->nbounds && v > h->bounds[i])
+		i++;
+	h->counts[i]++;
+	h->sum += v;
+	h->count++;
+}
+
+#define DETAIL_SLOTS (DETAIL_MAX * 2)
+
+int stats_init(struct stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	hist_init_latency(&st->request_seconds);
+	hist_init_latency(&st->batch_seconds);
+	hist_init_size(&st->batch_keys);
+	st->detail.v = calloc(DETAIL_MAX + 2, sizeof(*st->detail.v));
+	st->detail.slots = calloc(DETAIL_SLOTS, sizeof(*st->detail.slots));
+	if (!st->detail.v || !st->detail.slots) {
+		stats_free(st);
+		return -1;
+	}
+	return 0;
+}
+
+void stats_free(struct stats *st)
+{
+	free(st->detail.v);
+	free(st->detail.slots);
+	st->detail.v = NULL;
+	st->detail.slots = NULL;
+}
 
 void stats_reset(struct stats *st)
 {
 	uint64_t curr = st->curr_connections, inflight = st->inflight_keys, vb = st->value_bytes;
+	struct detail d = st->detail;
 
+	/* Prefix indexes stay valid for entries in flight: zero the figures only. */
+	for (uint32_t i = 0; i < d.n; i++)
+		d.v[i].keys = d.v[i].coalesced = d.v[i].upstream = d.v[i].hits = d.v[i].misses = 0;
 	memset(st, 0, sizeof(*st));
+	hist_init_latency(&st->request_seconds);
+	hist_init_latency(&st->batch_seconds);
+	hist_init_size(&st->batch_keys);
+	st->detail = d;
 	st->curr_connections = curr;
 	st->inflight_keys = inflight;
 	st->value_bytes = vb;
+}
+
+static uint32_t detail_new(struct detail *d, const char *name, size_t len)
+{
+	struct detail_prefix *p = &d->v[d->n];
+	size_t o = 0;
+
+	memcpy(p->name, name, len);
+	p->len = (uint8_t)len;
+	/* Keys may hold any byte >= 0x21: keep labels printable and quotable. */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)name[i];
+		if (ch < 0x7f && ch != '"' && ch != '\\')
+			p->label[o++] = (char)ch;
+		else
+			o += (size_t)snprintf(p->label + o, sizeof(p->label) - o, "\\x%02x", ch);
+	}
+	p->label[o] = '\0';
+	return d->n++;
+}
+
+uint32_t detail_index(struct detail *d, const char *key, size_t len)
+{
+	const char *colon = memchr(key, ':', len);
+	size_t plen = colon ? (size_t)(colon - key) : 0;
+	uint32_t h = 2166136261u, slot;
+
+	if (!d->v || d->off)
+		return 0;
+	if (d->n == 0) {
+		/* Two fixed rows first: 0 for keys without a prefix, 1 for overflow. */
+		detail_new(d, "(none)", 6);
+		detail_new(d, "(other)", 7);
+	}
+	if (!colon)
+		return 0;
+	if (plen > DETAIL_PREFIX_MAX)
+		return 1;
+	for (size_t i = 0; i < plen; i++)
+		h = (h ^ (unsigned char)key[i]) * 16777619u;
+	for (slot = h % DETAIL_SLOTS;; slot = (slot + 1) % DETAIL_SLOTS) {
+		uint32_t idx = d->slots[slot];
+		if (idx == 0)
+			break;
+		if (d->v[idx - 1].len == plen && memcmp(d->v[idx - 1].name, key, plen) == 0)
+			return idx - 1;
+	}
+	if (d->n >= DETAIL_MAX + 2)
+		return 1;
+	d->slots[slot] = detail_new(d, key, plen) + 1;
+	return d->slots[slot] - 1;
+}
+
+char *stats_detail_dump(const struct stats *st, size_t *len)
+{
+	const struct detail *d = &st->detail;
+	size_t cap = 64 + (size_t)d->n * (sizeof(d->v[0].label) + 160), n = 0;
+	char *buf = malloc(cap);
+
+	if (!buf)
+		return NULL;
+	for (uint32_t i = 0; i < d->n; i++) {
+		const struct detail_prefix *p = &d->v[i];
+		if (!p->keys && !p->upstream)
+			continue;
+		n += (size_t)snprintf(buf + n, cap - n,
+				      "PREFIX %s get %" PRIu64 " coalesced %" PRIu64
+				      " upstream %" PRIu64 " hit %" PRIu64 " miss %" PRIu64 "\r\n",
+				      p->label, p->keys, p->coalesced, p->upstream, p->hits,
+				      p->misses);
+	}
+	n += (size_t)snprintf(buf + n, cap - n, "END\r\n");
+	*len = n;
+	return buf;
+}
+
+size_t stats_counters(const struct stat_counter **out)
+{
+	*out = counters;
+	return sizeof(counters) / sizeof(counters[0]);
 }
 
 size_t stats_format(const struct stats *st, pid_t pid, uint64_t uptime, const char *version,

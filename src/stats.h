@@ -6,9 +6,52 @@
 #ifndef COALESCED_STATS_H
 #define COALESCED_STATS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+/* Cumulative histogram with fixed upper bounds (Prometheus style). */
+#define HIST_MAX_BUCKETS 20
+struct histogram {
+	const double *bounds; /* nbounds ascending upper bounds; +Inf implied */
+	uint32_t nbounds;
+	uint64_t counts[HIST_MAX_BUCKETS + 1];
+	double sum;
+	uint64_t count;
+};
+
+void hist_init_latency(struct histogram *h);
+void hist_init_size(struct histogram *h);
+void hist_add(struct histogram *h, double v);
+
+/*
+ * Per key prefix figures (the prefix is the key up to its first ':'), so an
+ * operator can see which keys a storm is on. At most DETAIL_MAX prefixes are
+ * told apart; the rest are counted under "(other)", keys without ':' under
+ * "(none)".
+ */
+#define DETAIL_MAX 1024
+#define DETAIL_PREFIX_MAX 48
+struct detail_prefix {
+	char name[DETAIL_PREFIX_MAX + 1]; /* as in the key */
+	char label[4 * DETAIL_PREFIX_MAX + 1]; /* escaped for output */
+	uint8_t len;
+	uint64_t keys, coalesced, upstream, hits, misses; /* in this order */
+};
+struct detail {
+	struct detail_prefix *v;
+	uint32_t n;
+	bool off; /* "stats detail off" */
+	uint32_t *slots; /* open addressing: index + 1, 0 = empty */
+};
+/* Index of key's prefix; creates it if there is room. */
+uint32_t detail_index(struct detail *d, const char *key, size_t len);
+/* The row to count in, or NULL while collection is off or unset. */
+static inline struct detail_prefix *detail_row(struct detail *d, uint32_t i)
+{
+	return d->v && !d->off && i < d->n ? &d->v[i] : NULL;
+}
 
 struct stats {
 	uint64_t curr_connections;
@@ -35,7 +78,25 @@ struct stats {
 	uint64_t idle_timeouts;
 	uint64_t backpressure_pauses;
 	uint64_t value_bytes; /* gauge: bytes of values alive */
+	struct histogram request_seconds; /* client get/gets, parse to reply */
+	struct histogram batch_seconds;	  /* upstream batch, send to END */
+	struct histogram batch_keys;	  /* keys per upstream batch */
+	struct detail detail;
 };
+
+/* Returns -1 if the per-prefix table cannot be allocated. */
+int stats_init(struct stats *st);
+void stats_free(struct stats *st);
+/* The `stats detail dump` reply, malloc'd. */
+char *stats_detail_dump(const struct stats *st, size_t *len);
+
+struct stat_counter {
+	const char *name;
+	size_t off; /* of a uint64_t in struct stats */
+	bool gauge;
+};
+/* The counters of the `stats` reply, in order. */
+size_t stats_counters(const struct stat_counter **out);
 
 /* Zero the cumulative counters; gauges (current connections, in-flight
  * keys, value bytes) keep their values. */

@@ -433,6 +433,7 @@ static int handle_line(struct mc_conn *c, const char *line, size_t len)
 		if (!c->head)
 			c->tail = NULL;
 		c->nbatches--;
+		hist_add(&u->stats->batch_seconds, ev_now(u->loop) - bt->sent_at);
 		log_debug(u->log, "batch: server %s, %u keys, %.3f ms", c->srv->addr.name, bt->n,
 			  (ev_now(u->loop) - bt->sent_at) * 1000.0);
 		batch_complete(u->batcher, bt);

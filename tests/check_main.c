@@ -18,7 +18,8 @@
 	X(conformance_suite)                                                                       \
 	X(proxy_suite)                                                                             \
 	X(faults_suite)                                                                            \
-	X(limits_suite)
+	X(limits_suite)                                                                            \
+	X(service_suite)
 
 #define DECLARE(name) Suite *name(void);
 SUITES(DECLARE)

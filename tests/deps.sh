@@ -3,7 +3,7 @@
 # Idempotent: installs only what is missing; safe to run on every build.
 set -eu
 
-PKGS="build-essential pkg-config libev-dev libinih-dev check memcached \
+PKGS="build-essential pkg-config libev-dev libinih-dev libsystemd-dev check memcached \
 valgrind clang curl"
 
 missing=""

@@ -1,0 +1,386 @@
+/* metrics: Prometheus exposition over a tiny HTTP/1.0 server. */
+#include "metrics.h"
+
+#include "addr.h"
+#include "log.h"
+#include "server.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define HTTP_MAX_REQUEST 8192
+#define HTTP_TIMEOUT 5.0
+#define HTTP_MAX_CONNS 64
+
+struct http_conn {
+	struct metrics *m;
+	struct http_conn *next;
+	int fd;
+	ev_io rio, wio;
+	ev_timer timer;
+	char req[HTTP_MAX_REQUEST];
+	size_t rlen;
+	char *out;
+	size_t olen, ooff;
+};
+
+struct metrics_listener {
+	struct metrics *m;
+	struct addr addr;
+	int fd;
+	ev_io io;
+};
+
+struct metrics {
+	struct server *srv;
+	struct metrics_listener *l;
+	size_t nl;
+	struct http_conn *conns;
+	unsigned nconns;
+};
+
+/* A growable text buffer; on allocation failure it stops growing and the
+ * render reports failure. */
+struct text {
+	char *p;
+	size_t len, cap;
+	bool failed;
+};
+
+static void add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void add(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (t->failed)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			t->failed = true;
+			return;
+		}
+		if ((size_t)n < t->cap - t->len) {
+			t->len += (size_t)n;
+			return;
+		}
+		size_t cap = t->cap ? t->cap * 2 : 8192;
+		while (cap - t->len <= (size_t)n)
+			cap *= 2;
+		char *np = realloc(t->p, cap);
+		if (!np) {
+			t->failed = true;
+			return;
+		}
+		t->p = np;
+		t->cap = cap;
+	}
+}
+
+static void histogram(struct text *t, const char *name, const char *help,
+		      const struct histogram *h)
+{
+	uint64_t cum = 0;
+
+	add(t, "# HELP coalesced_%s %s\n# TYPE coalesced_%s histogram\n", name, help, name);
+	for (uint32_t i = 0; i < h->nbounds; i++) {
+		cum += h->counts[i];
+		add(t, "coalesced_%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, h->bounds[i], cum);
+	}
+	cum += h->counts[h->nbounds];
+	add(t, "coalesced_%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
+	add(t, "coalesced_%s_sum %.9g\ncoalesced_%s_count %" PRIu64 "\n", name, h->sum, name,
+	    h->count);
+}
+
+char *metrics_render(const struct server *srv, size_t *len)
+{
+	struct text t = {0};
+	const struct stat_counter *sc;
+	size_t n = stats_counters(&sc);
+
+	add(&t, "# HELP coalesced_uptime_seconds Seconds since the daemon started.\n"
+		"# TYPE coalesced_uptime_seconds gauge\ncoalesced_uptime_seconds %ld\n",
+	    (long)(time(NULL) - srv->started));
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = *(const uint64_t *)((const char *)&srv->stats + sc[i].off);
+		const char *suffix = sc[i].gauge ? "" : "_total";
+		/* total_connections reads better as connections_total. */
+		const char *name = strncmp(sc[i].name, "total_", 6) == 0 ? sc[i].name + 6
+									: sc[i].name;
+		add(&t, "# HELP coalesced_%s%s The %s figure of the stats command.\n", name,
+		    suffix, sc[i].name);
+		add(&t, "# TYPE coalesced_%s%s %s\ncoalesced_%s%s %" PRIu64 "\n", name, suffix,
+		    sc[i].gauge ? "gauge" : "counter", name, suffix, v);
+	}
+	histogram(&t, "request_duration_seconds",
+		  "Client get/gets requests, from parsing to the reply being queued.",
+		  &srv->stats.request_seconds);
+	histogram(&t, "upstream_batch_duration_seconds",
+		  "Upstream batches, from sending to the end of the reply.",
+		  &srv->stats.batch_seconds);
+	histogram(&t, "upstream_batch_keys", "Keys per upstream batch.", &srv->stats.batch_keys);
+	{
+		const struct detail *d = &srv->stats.detail;
+		static const char *const fig[] = {"keys", "coalesced", "upstream", "hits", "misses"};
+		for (size_t f = 0; f < 5; f++) {
+			add(&t,
+			    "# HELP coalesced_prefix_%s_total Per key prefix (up to ':'): %s.\n"
+			    "# TYPE coalesced_prefix_%s_total counter\n",
+			    fig[f], fig[f], fig[f]);
+			for (uint32_t i = 0; i < d->n; i++) {
+				const uint64_t *c = &d->v[i].keys;
+				add(&t, "coalesced_prefix_%s_total{prefix=\"%s\"} %" PRIu64 "\n",
+				    fig[f], d->v[i].label, c[f]);
+			}
+		}
+	}
+	if (t.failed) {
+		free(t.p);
+		return NULL;
+	}
+	*len = t.len;
+	return t.p;
+}
+
+static void http_close(struct http_conn *h)
+{
+	struct metrics *m = h->m;
+	struct ev_loop *loop = m->srv->loop;
+	struct http_conn **pp;
+
+	ev_io_stop(loop, &h->rio);
+	ev_io_stop(loop, &h->wio);
+	ev_timer_stop(loop, &h->timer);
+	close(h->fd);
+	for (pp = &m->conns; *pp; pp = &(*pp)->next)
+		if (*pp == h) {
+			*pp = h->next;
+			break;
+		}
+	m->nconns--;
+	free(h->out);
+	free(h);
+}
+
+static void http_write(struct http_conn *h)
+{
+	while (h->ooff < h->olen) {
+		ssize_t n = write(h->fd, h->out + h->ooff, h->olen - h->ooff);
+		if (n > 0) {
+			h->ooff += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			ev_io_start(h->m->srv->loop, &h->wio);
+			return;
+		}
+		break;
+	}
+	http_close(h);
+}
+
+static void http_respond(struct http_conn *h, int code, const char *reason, const char *type,
+			 const char *body, size_t blen)
+{
+	char hdr[256];
+	int n = snprintf(hdr, sizeof(hdr),
+			 "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+			 "Connection: close\r\n\r\n",
+			 code, reason, type, blen);
+
+	h->out = malloc((size_t)n + blen);
+	if (!h->out) {
+		http_close(h);
+		return;
+	}
+	memcpy(h->out, hdr, (size_t)n);
+	memcpy(h->out + n, body, blen);
+	h->olen = (size_t)n + blen;
+	ev_io_stop(h->m->srv->loop, &h->rio);
+	http_write(h);
+}
+
+static void http_request(struct http_conn *h)
+{
+	static const char nf[] = "not found: try /metrics\n";
+	char method[8], path[128];
+
+	if (sscanf(h->req, "%7s %127s", method, path) != 2) {
+		http_respond(h, 400, "Bad Request", "text/plain", "bad request\n", 12);
+		return;
+	}
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		http_respond(h, 405, "Method Not Allowed", "text/plain", "GET only\n", 9);
+		return;
+	}
+	if (strcmp(path, "/metrics") != 0) {
+		http_respond(h, 404, "Not Found", "text/plain", nf, sizeof(nf) - 1);
+		return;
+	}
+	size_t len;
+	char *body = metrics_render(h->m->srv, &len);
+	if (!body) {
+		http_respond(h, 500, "Internal Server Error", "text/plain", "out of memory\n", 14);
+		return;
+	}
+	http_respond(h, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body,
+		     strcmp(method, "HEAD") == 0 ? 0 : len);
+	free(body);
+}
+
+static void http_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct http_conn *h = w->data;
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	n = read(h->fd, h->req + h->rlen, sizeof(h->req) - 1 - h->rlen);
+	if (n <= 0) {
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		http_close(h);
+		return;
+	}
+	h->rlen += (size_t)n;
+	h->req[h->rlen] = '\0';
+	/* The request line and headers end with an empty line; nothing else is
+	 * needed, bodies are not expected. */
+	if (strstr(h->req, "\r\n\r\n") || strstr(h->req, "\n\n")) {
+		http_request(h);
+		return;
+	}
+	if (h->rlen >= sizeof(h->req) - 1)
+		http_respond(h, 431, "Request Header Fields Too Large", "text/plain", "too large\n",
+			     10);
+}
+
+static void http_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	http_write(w->data);
+}
+
+static void http_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	http_close(w->data);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct metrics_listener *l = w->data;
+	struct metrics *m = l->m;
+
+	(void)revents;
+	for (int i = 0; i < 16; i++) {
+		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct http_conn *h;
+
+		if (fd < 0)
+			return;
+		/* A scraper needs one or two; more is somebody misbehaving. */
+		if (m->nconns >= HTTP_MAX_CONNS || !(h = calloc(1, sizeof(*h)))) {
+			close(fd);
+			continue;
+		}
+		h->m = m;
+		h->fd = fd;
+		ev_io_init(&h->rio, http_read_cb, fd, EV_READ);
+		ev_io_init(&h->wio, http_write_cb, fd, EV_WRITE);
+		ev_timer_init(&h->timer, http_timer_cb, HTTP_TIMEOUT, 0.);
+		h->rio.data = h->wio.data = h->timer.data = h;
+		h->next = m->conns;
+		m->conns = h;
+		m->nconns++;
+		ev_io_start(loop, &h->rio);
+		ev_timer_start(loop, &h->timer);
+	}
+}
+
+struct metrics *metrics_open(struct server *srv, const char *where, char *err, size_t errlen)
+{
+	struct metrics *m = calloc(1, sizeof(*m));
+	struct addr_list al;
+	int one = 1;
+
+	if (!m) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	m->srv = srv;
+	if (addr_list_parse(where, true, &al, err, errlen) < 0) {
+		free(m);
+		return NULL;
+	}
+	m->l = calloc(al.n, sizeof(*m->l));
+	if (!m->l) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < al.n; i++) {
+		struct metrics_listener *l = &m->l[i];
+		l->m = m;
+		l->addr = al.v[i];
+		l->fd = addr_socket(&l->addr);
+		if (l->fd < 0) {
+			snprintf(err, errlen, "metrics %s: socket: %s", l->addr.name, strerror(errno));
+			goto fail;
+		}
+		m->nl++;
+		if (l->addr.sa.ss_family == AF_UNIX)
+			unlink(((struct sockaddr_un *)&l->addr.sa)->sun_path);
+		else
+			setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(l->fd, (struct sockaddr *)&l->addr.sa, l->addr.len) < 0 ||
+		    listen(l->fd, 64) < 0) {
+			snprintf(err, errlen, "metrics %s: cannot listen: %s", l->addr.name,
+				 strerror(errno));
+			goto fail;
+		}
+		ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
+		l->io.data = l;
+		ev_io_start(srv->loop, &l->io);
+		log_info(&srv->log, "metrics on http://%s/metrics", l->addr.name);
+	}
+	addr_list_free(&al);
+	return m;
+fail:
+	addr_list_free(&al);
+	metrics_close(m);
+	return NULL;
+}
+
+void metrics_close(struct metrics *m)
+{
+	if (!m)
+		return;
+	while (m->conns)
+		http_close(m->conns);
+	for (size_t i = 0; i < m->nl; i++) {
+		ev_io_stop(m->srv->loop, &m->l[i].io);
+		if (m->l[i].fd >= 0)
+			close(m->l[i].fd);
+		if (m->l[i].addr.sa.ss_family == AF_UNIX)
+			unlink(((struct sockaddr_un *)&m->l[i].addr.sa)->sun_path);
+	}
+	free(m->l);
+	free(m);
+}
