@@ -127,6 +127,7 @@ enum mode {
 	M_BAD_LENGTH,
 	M_FAIL_NEXT,
 	M_ERROR_NEXT,
+	M_CHAOS,
 };
 
 enum mode_arg { ARG_NONE, ARG_NUM, ARG_TEXT };
@@ -152,6 +153,9 @@ static const struct {
     {"bad_length", M_BAD_LENGTH, ARG_NONE},
     {"fail_next", M_FAIL_NEXT, ARG_NUM},
     {"error_next", M_ERROR_NEXT, ARG_NUM},
+    /* chaos <pct>: that share of requests meets a fault picked at random
+     * (for soak runs); the rest are answered normally. */
+    {"chaos", M_CHAOS, ARG_NUM},
 };
 
 /* Options of build_reply(). */
@@ -176,6 +180,7 @@ static struct {
 	char *mode_text;   /* text for server_error/client_error */
 	size_t mode_text_len;
 	int64_t serial_free; /* when the serial "database" is next free */
+	uint64_t rng;        /* chaos: xorshift state, fixed seed */
 	uint64_t requests, keys;
 	FILE *record;
 	bool record_failed;
@@ -549,12 +554,23 @@ static void handle_get(struct conn *c, const struct tok *keys, size_t nkeys, boo
 		mode = mode == M_FAIL_NEXT ? M_CLOSE : M_ERROR_NEXT;
 	}
 
+	if (mode == M_CHAOS) {
+		/* Faults that never yield a wrong value, only errors or delays. */
+		static const enum mode faults[] = {M_DELAY,	M_CLOSE,   M_CLOSE_MID,
+						   M_GARBAGE,	M_ERROR_NEXT, M_PARTIAL,
+						   M_REVERSE,	M_BAD_LENGTH, M_UNKNOWN_KEY,
+						   M_HANG};
+		g.rng ^= g.rng << 13;
+		g.rng ^= g.rng >> 7;
+		g.rng ^= g.rng << 17;
+		mode = g.rng % 100 < g.mode_num ? faults[(g.rng >> 8) % 10] : M_NORMAL;
+	}
 	p = reply_new(c, g.now);
 	switch (mode) {
 	case M_NORMAL:
 		break;
 	case M_DELAY:
-		p->due = g.now + (int64_t)g.mode_num * 1000;
+		p->due = g.now + (int64_t)(g.mode == M_CHAOS ? 50 : g.mode_num) * 1000;
 		break;
 	case M_SERIAL:
 		/* One global queue: this request starts once the previous one has finished. */
@@ -607,6 +623,8 @@ static void handle_get(struct conn *c, const struct tok *keys, size_t nkeys, boo
 		break;
 	case M_BAD_LENGTH:
 		opts |= R_BAD_LENGTH;
+		break;
+	case M_CHAOS: /* mapped to a fault or M_NORMAL above */
 		break;
 	}
 	build_reply(&p->body, keys, nkeys, opts);
@@ -923,6 +941,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
+	g.rng = 0x9e3779b97f4a7c15ULL;
 	size_t cappfds = 1024;
 	struct pollfd *pfds = xrealloc(NULL, cappfds * sizeof(*pfds));
 	int64_t accept_paused_until = 0;

@@ -6,6 +6,8 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,6 +255,108 @@ START_TEST(every_waiter_gets_the_error)
 }
 END_TEST
 
+
+/* Random faults under load: every request gets the right value or one
+ * SERVER_ERROR line, never a wrong value, and nothing stays in flight. */
+START_TEST(chaos_never_delivers_a_wrong_value)
+{
+	enum { N = 30 };
+	const char *opts[] = {"upstream.timeout_ms=200", "upstream.retries=1",
+			      "batch.leeway_ms=1", NULL};
+	struct {
+		int fd;
+		char want[512];
+		size_t wlen;
+		char got[2048];
+		size_t glen;
+	} c[N];
+	struct pollfd pf[N];
+	uint32_t seed = 99;
+	long ok = 0, errors = 0;
+	double end;
+
+	start(opts);
+	tu_fake_ctl(fake.port, "fake_mode chaos 20");
+	memset(c, 0, sizeof(c));
+	for (int i = 0; i < N; i++) {
+		c[i].fd = tu_connect(co.port);
+		ck_assert_int_ge(c[i].fd, 0);
+	}
+	end = tu_now() + 3;
+	for (;;) {
+		bool idle = true;
+		for (int i = 0; i < N; i++) {
+			bool done = c[i].wlen && c[i].glen &&
+				    (c[i].glen >= c[i].wlen ||
+				     (strncmp(c[i].got, "SERVER_ERROR", 12) == 0 &&
+				      memchr(c[i].got, '\n', c[i].glen)));
+			if (c[i].wlen && !done) {
+				idle = false;
+				continue;
+			}
+			if (c[i].wlen) {
+				if (strncmp(c[i].got, "SERVER_ERROR upstream ", 22) == 0 &&
+				    c[i].got[c[i].glen - 1] == '\n') {
+					errors++;
+				} else {
+					ck_assert_msg(c[i].glen == c[i].wlen &&
+							      memcmp(c[i].got, c[i].want, c[i].wlen) == 0,
+						      "client %d: got '%.*s' want '%.*s'", i,
+						      (int)c[i].glen, c[i].got, (int)c[i].wlen, c[i].want);
+					ok++;
+				}
+				c[i].wlen = c[i].glen = 0;
+			}
+			if (tu_now() >= end)
+				continue;
+			/* Next request: 1..3 keys out of 40. */
+			char req[128];
+			size_t n = (size_t)snprintf(req, sizeof(req), "get");
+			seed = seed * 1103515245u + 12345u;
+			int nk = 1 + (int)((seed >> 16) % 3);
+			for (int k = 0; k < nk; k++) {
+				char key[16];
+				seed = seed * 1103515245u + 12345u;
+				snprintf(key, sizeof(key), "c%u", (seed >> 16) % 40);
+				n += (size_t)snprintf(req + n, sizeof(req) - n, " %s", key);
+				c[i].wlen += (size_t)snprintf(c[i].want + c[i].wlen,
+							      sizeof(c[i].want) - c[i].wlen,
+							      "VALUE %s 0 %zu\r\nv:%s\r\n", key,
+							      strlen(key) + 2, key);
+			}
+			c[i].wlen += (size_t)snprintf(c[i].want + c[i].wlen,
+						      sizeof(c[i].want) - c[i].wlen, "END\r\n");
+			n += (size_t)snprintf(req + n, sizeof(req) - n, "\r\n");
+			tu_send(c[i].fd, req, n);
+			idle = false;
+		}
+		if (idle && tu_now() >= end)
+			break;
+		/* Bound: timeouts x attempts, plus leeway and slack. */
+		ck_assert_msg(tu_now() < end + 3, "requests still unanswered 3 s after the load");
+		for (int i = 0; i < N; i++) {
+			pf[i].fd = c[i].fd;
+			pf[i].events = POLLIN;
+		}
+		if (poll(pf, N, 50) <= 0)
+			continue;
+		for (int i = 0; i < N; i++) {
+			if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t r = recv(c[i].fd, c[i].got + c[i].glen, sizeof(c[i].got) - c[i].glen, 0);
+			ck_assert_msg(r > 0, "client %d lost its connection", i);
+			c[i].glen += (size_t)r;
+		}
+	}
+	for (int i = 0; i < N; i++)
+		close(c[i].fd);
+	ck_assert_msg(ok > 100 && errors > 0, "%ld values, %ld errors", ok, errors);
+	tu_sleep_ms(500);
+	ck_assert_int_eq(tu_stat(co.port, "inflight_keys"), 0);
+	stop();
+}
+END_TEST
+
 Suite *faults_suite(void)
 {
 	Suite *s = suite_create("faults");
@@ -270,6 +374,7 @@ Suite *faults_suite(void)
 	tcase_add_test(tc, upstream_down_then_up);
 	tcase_add_test(tc, stopped_upstream_times_out_then_recovers);
 	tcase_add_test(tc, every_waiter_gets_the_error);
+	tcase_add_test(tc, chaos_never_delivers_a_wrong_value);
 	suite_add_tcase(s, tc);
 	return s;
 }
