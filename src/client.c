@@ -464,6 +464,27 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	client_process(c);
 }
 
+/* Drop arena bytes already sent. Needed because the arena only resets when
+ * the queue empties, which a client that reads slowly but steadily may never
+ * let happen. */
+static void arena_compact(struct client *c)
+{
+	size_t base = c->alen;
+
+	for (size_t i = c->ihead; i < c->nitems; i++)
+		if (!c->items[i].v) {
+			base = c->items[i].off; /* arena items are in offset order */
+			break;
+		}
+	if (base < 65536 || base < c->alen / 2)
+		return;
+	memmove(c->arena, c->arena + base, c->alen - base);
+	c->alen -= base;
+	for (size_t i = c->ihead; i < c->nitems; i++)
+		if (!c->items[i].v)
+			c->items[i].off -= base;
+}
+
 /* Returns -1 if the client was closed. */
 static int client_write(struct client *c)
 {
@@ -488,6 +509,7 @@ static int client_write(struct client *c)
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				arena_compact(c);
 				ev_io_start(srv->loop, &c->wio);
 				return 0;
 			}

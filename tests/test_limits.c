@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -274,6 +276,65 @@ START_TEST(busy_upstream_grows_batches)
 }
 END_TEST
 
+
+/* A client that reads steadily but slower than it asks keeps coalesced's
+ * output queue from ever emptying; memory must still not grow with the
+ * bytes sent (reply text already written is reclaimed). */
+START_TEST(steady_slow_reader_does_not_grow_memory)
+{
+	const char *opts[] = {"server.max_output_bytes=262144", NULL};
+	char req[2048], buf[8192];
+	size_t n = 0;
+	long rss0, rss1;
+	uint64_t got = 0;
+	double end;
+	int fd, fl;
+
+	start(opts);
+	/* One request: 150 keys whose replies are mostly header text. */
+	n += (size_t)snprintf(req, sizeof(req), "get");
+	for (int i = 0; i < 150; i++)
+		n += (size_t)snprintf(req + n, sizeof(req) - n, " k%d", i % 10);
+	n += (size_t)snprintf(req + n, sizeof(req) - n, "\r\n");
+	/* A small receive window keeps coalesced's writes partial, so its
+	 * queue never empties. */
+	{
+		struct sockaddr_in sa = {.sin_family = AF_INET};
+		int small = 4096;
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+		sa.sin_port = htons((uint16_t)co.port);
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	}
+	fl = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	/* Warm up, then measure. */
+	for (int i = 0; i < 50; i++)
+		send(fd, req, n, MSG_NOSIGNAL);
+	tu_sleep_ms(200);
+	rss0 = rss_kib(co.pid);
+	end = tu_now() + 3;
+	while (tu_now() < end) {
+		for (int i = 0; i < 4; i++)
+			send(fd, req, n, MSG_NOSIGNAL);
+		for (int i = 0; i < 64; i++) {
+			ssize_t r = recv(fd, buf, sizeof(buf), 0);
+			if (r <= 0)
+				break;
+			got += (uint64_t)r;
+		}
+	}
+	rss1 = rss_kib(co.pid);
+	ck_assert_msg(got > (32u << 20), "only %llu bytes read: the test did not load coalesced",
+		      (unsigned long long)got);
+	ck_assert_msg(rss1 - rss0 < 16 * 1024, "RSS grew from %ld to %ld KiB after %llu bytes",
+		      rss0, rss1, (unsigned long long)got);
+	close(fd);
+	stop();
+}
+END_TEST
+
 Suite *limits_suite(void)
 {
 	Suite *s = suite_create("limits");
@@ -287,6 +348,7 @@ Suite *limits_suite(void)
 	tcase_add_test(tc, memory_budget_refuses_new_reads);
 	tcase_add_test(tc, shutdown_is_bounded_by_shutdown_timeout);
 	tcase_add_test(tc, busy_upstream_grows_batches);
+	tcase_add_test(tc, steady_slow_reader_does_not_grow_memory);
 	suite_add_tcase(s, tc);
 	return s;
 }
