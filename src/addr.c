@@ -8,7 +8,7 @@
 #include <sys/un.h>
 
 static int parse_one(const char *s, size_t len, bool listen, struct addr *a, char *err,
-		     size_t errlen)
+                     size_t errlen)
 {
 	char buf[sizeof(a->name)], host[256], port[16];
 	const char *colon;
@@ -29,8 +29,9 @@ static int parse_one(const char *s, size_t len, bool listen, struct addr *a, cha
 		struct sockaddr_un *un = (struct sockaddr_un *)&a->sa;
 		const char *path = buf + 5;
 		if (path[0] != '/' || strlen(path) >= sizeof(un->sun_path)) {
-			snprintf(err, errlen, "'%s': a unix socket needs an absolute path of at most %zu bytes",
-				 buf, sizeof(un->sun_path) - 1);
+			snprintf(err, errlen,
+			         "'%s': a unix socket needs an absolute path of at most %zu bytes",
+			         buf, sizeof(un->sun_path) - 1);
 			return -1;
 		}
 		un->sun_family = AF_UNIX;
@@ -83,8 +84,7 @@ static int parse_one(const char *s, size_t len, bool listen, struct addr *a, cha
 	return 0;
 }
 
-int addr_list_parse(const char *text, bool listen, struct addr_list *out, char *err,
-		    size_t errlen)
+int addr_list_parse(const char *text, bool listen, struct addr_list *out, char *err, size_t errlen)
 {
 	const char *p = text;
 

@@ -23,8 +23,7 @@ struct addr_list {
 };
 
 /* Every entry needs a host (name or address) and a port, or a unix path. */
-int addr_list_parse(const char *text, bool listen, struct addr_list *out, char *err,
-		    size_t errlen);
+int addr_list_parse(const char *text, bool listen, struct addr_list *out, char *err, size_t errlen);
 void addr_list_free(struct addr_list *l);
 
 /* Non-blocking, close-on-exec socket for a; -1 with errno on failure. */

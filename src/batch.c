@@ -23,7 +23,7 @@ static void leeway_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 int batcher_init(struct batcher *b, struct ev_loop *loop, uint32_t nservers, struct stats *st,
-		 const struct log *lg, struct inflight *t, struct upstream *up)
+                 const struct log *lg, struct inflight *t, struct upstream *up)
 {
 	memset(b, 0, sizeof(*b));
 	b->loop = loop;
@@ -225,14 +225,14 @@ void batch_complete(struct batcher *b, struct batch *bt)
 }
 
 static const char *const reasons[] = {
-	[BATCH_UNAVAILABLE] = "upstream unavailable",
-	[BATCH_TIMEOUT] = "upstream timeout",
-	[BATCH_UPSTREAM_ERROR] = "upstream error",
-	[BATCH_PROTOCOL] = "upstream protocol error",
+    [BATCH_UNAVAILABLE] = "upstream unavailable",
+    [BATCH_TIMEOUT] = "upstream timeout",
+    [BATCH_UPSTREAM_ERROR] = "upstream error",
+    [BATCH_PROTOCOL] = "upstream protocol error",
 };
 
 void batch_fail(struct batcher *b, struct batch *bt, enum batch_error why, const char *text,
-		const void *conn)
+                const void *conn)
 {
 	struct batch *retry = NULL;
 	char reason[300];

@@ -29,7 +29,7 @@ struct batch {
 	uint16_t server;
 	uint32_t n, cap;
 	uint32_t cursor;   /* where the reply is expected to continue */
-	bool due;	   /* its time came but the upstream was busy */
+	bool due;          /* its time came but the upstream was busy */
 	ev_tstamp sent_at; /* when it was written; the timeout counts from here */
 	const void *avoid; /* retry: a connection not to use */
 	struct entry *e[];
@@ -58,7 +58,7 @@ struct batcher {
 };
 
 int batcher_init(struct batcher *b, struct ev_loop *loop, uint32_t nservers, struct stats *st,
-		 const struct log *lg, struct inflight *t, struct upstream *up);
+                 const struct log *lg, struct inflight *t, struct upstream *up);
 void batcher_destroy(struct batcher *b);
 
 /* Add a new entry to its server's open batch. -1: out of memory. */
@@ -79,6 +79,6 @@ void batch_value(struct batch *bt, uint32_t pos, struct value *v);
 void batch_complete(struct batcher *b, struct batch *bt);
 /* text: the upstream's own words for BATCH_UPSTREAM_ERROR, else NULL. */
 void batch_fail(struct batcher *b, struct batch *bt, enum batch_error why, const char *text,
-		const void *conn);
+                const void *conn);
 
 #endif

@@ -131,7 +131,7 @@ static int compose_get(struct client *c, struct request *r)
 	for (uint32_t i = 0; i < r->nslots; i++) {
 		if (r->slots[i].state == SLOT_ERROR) {
 			int n = snprintf(hdr, sizeof(hdr), "SERVER_ERROR %s\r\n",
-					 r->err ? r->err : "upstream unavailable");
+			                 r->err ? r->err : "upstream unavailable");
 			return out_bytes(c, hdr, (size_t)n);
 		}
 	}
@@ -143,10 +143,10 @@ static int compose_get(struct client *c, struct request *r)
 			continue;
 		if (r->gets)
 			n = snprintf(hdr, sizeof(hdr), "VALUE %.*s %" PRIu32 " %zu %" PRIu64 "\r\n",
-				     (int)s->keylen, s->key, v->flags, v->len, v->cas);
+			             (int)s->keylen, s->key, v->flags, v->len, v->cas);
 		else
 			n = snprintf(hdr, sizeof(hdr), "VALUE %.*s %" PRIu32 " %zu\r\n",
-				     (int)s->keylen, s->key, v->flags, v->len);
+			             (int)s->keylen, s->key, v->flags, v->len);
 		if (out_bytes(c, hdr, (size_t)n) < 0)
 			return -1;
 		s->value = NULL;
@@ -161,7 +161,7 @@ static int compose_stats(struct client *c)
 	struct server *srv = c->srv;
 	char buf[4096];
 	size_t n = stats_format(&srv->stats, getpid(), (uint64_t)(time(NULL) - srv->started),
-				COALESCED_VERSION, buf, sizeof(buf));
+	                        COALESCED_VERSION, buf, sizeof(buf));
 
 	return out_bytes(c, buf, n < sizeof(buf) ? n : sizeof(buf));
 }
@@ -625,7 +625,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	    now >= c->partial_since + cfg->request_timeout_ms / 1000.0) {
 		c->srv->stats.request_timeouts++;
 		log_info(&c->srv->log, "%s: closing: request not completed within %ld ms", c->name,
-			 cfg->request_timeout_ms);
+		         cfg->request_timeout_ms);
 		client_close(c, "request timeout");
 		return;
 	}

@@ -36,17 +36,17 @@ struct client {
 	uint64_t id;
 	char name[80];
 	ev_io rio, wio;
-	ev_timer timer;	       /* idle and unfinished-request timeouts */
-	ev_tstamp last_active;	       /* last bytes read */
-	ev_tstamp partial_since;       /* an unfinished request waits since; 0: none */
+	ev_timer timer;          /* idle and unfinished-request timeouts */
+	ev_tstamp last_active;   /* last bytes read */
+	ev_tstamp partial_since; /* an unfinished request waits since; 0: none */
 
 	char *rbuf;
 	size_t rlen, rcap;
 	struct pc_parser parser;
-	bool paused;	   /* backpressure: not reading or parsing */
-	bool eof;	   /* the client sent FIN: answer what it asked, then close */
+	bool paused;       /* backpressure: not reading or parsing */
+	bool eof;          /* the client sent FIN: answer what it asked, then close */
 	bool stop_reading; /* quit or a fatal line: answer what came before, then close */
-	bool broken;	   /* a reply could not be built: close at the next write */
+	bool broken;       /* a reply could not be built: close at the next write */
 
 	struct request *rq_head, *rq_tail;
 	uint32_t nreq;

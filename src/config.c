@@ -20,38 +20,37 @@ static const char *const protocols[] = {"memcache", "redis", "postgres", NULL};
 /* The one place a key is declared. conf/coalesced.ini and coalesced.ini(5)
  * must list the same keys; a test checks that they do. */
 static const struct config_key keys[] = {
-	{"server", "listen", CT_LISTEN, OFF(listen), "127.0.0.1:11311", 0, 0, NULL, false},
-	{"server", "max_clients", CT_INT, OFF(max_clients), "4096", 1, 1000000, NULL, true},
-	{"server", "idle_timeout_s", CT_INT, OFF(idle_timeout_s), "0", 0, 31536000, NULL, true},
-	{"server", "max_line_bytes", CT_INT, OFF(max_line_bytes), "65536", 2048, 67108864, NULL,
-	 true},
-	{"server", "log_level", CT_ENUM, OFF(log_level), "info", 0, LOG_DEBUG, log_levels, true},
-	{"server", "request_timeout_ms", CT_INT, OFF(request_timeout_ms), "30000", 0, 3600000, NULL,
-	 true},
-	{"server", "max_keys_per_request", CT_INT, OFF(max_keys_per_request), "4096", 1, 1000000,
-	 NULL, true},
-	{"server", "max_pending_requests", CT_INT, OFF(max_pending_requests), "1024", 1, 1000000,
-	 NULL, true},
-	{"server", "max_output_bytes", CT_INT, OFF(max_output_bytes), "4194304", 65536, 1073741824,
-	 NULL, true},
-	{"server", "max_memory_mb", CT_INT, OFF(max_memory_mb), "1024", 1, 1048576, NULL, true},
-	{"server", "shutdown_timeout_ms", CT_INT, OFF(shutdown_timeout_ms), "10000", 0, 3600000,
-	 NULL, true},
-	{"server", "user", CT_STRING, OFF(user), "", 0, 0, NULL, false},
-	/* For an enum, max is the last value supported so far. */
-	{"upstream", "protocol", CT_ENUM, OFF(protocol), "memcache", 0, PROTO_MEMCACHE, protocols,
-	 false},
-	{"upstream", "servers", CT_SERVERS, OFF(servers), "127.0.0.1:11211", 0, 0, NULL, false},
-	{"upstream", "connections", CT_INT, OFF(connections), "2", 1, 1024, NULL, false},
-	{"upstream", "connect_timeout_ms", CT_INT, OFF(connect_timeout_ms), "1000", 1, 600000,
-	 NULL, true},
-	{"upstream", "timeout_ms", CT_INT, OFF(timeout_ms), "1000", 1, 600000, NULL, true},
-	{"upstream", "retries", CT_INT, OFF(retries), "1", 0, 10, NULL, true},
-	{"upstream", "pipeline_depth", CT_INT, OFF(pipeline_depth), "4", 1, 1024, NULL, true},
-	{"batch", "leeway_ms", CT_DOUBLE, OFF(leeway_ms), "0", 0, 10000, NULL, true},
-	{"batch", "max_keys", CT_INT, OFF(max_keys), "100", 1, 10000, NULL, true},
-	{"batch", "coalesce", CT_BOOL, OFF(coalesce), "yes", 0, 0, NULL, true},
-	{"metrics", "listen", CT_OPT_LISTEN, OFF(metrics_listen), "", 0, 0, NULL, false},
+    {"server", "listen", CT_LISTEN, OFF(listen), "127.0.0.1:11311", 0, 0, NULL, false},
+    {"server", "max_clients", CT_INT, OFF(max_clients), "4096", 1, 1000000, NULL, true},
+    {"server", "idle_timeout_s", CT_INT, OFF(idle_timeout_s), "0", 0, 31536000, NULL, true},
+    {"server", "max_line_bytes", CT_INT, OFF(max_line_bytes), "65536", 2048, 67108864, NULL, true},
+    {"server", "log_level", CT_ENUM, OFF(log_level), "info", 0, LOG_DEBUG, log_levels, true},
+    {"server", "request_timeout_ms", CT_INT, OFF(request_timeout_ms), "30000", 0, 3600000, NULL,
+     true},
+    {"server", "max_keys_per_request", CT_INT, OFF(max_keys_per_request), "4096", 1, 1000000, NULL,
+     true},
+    {"server", "max_pending_requests", CT_INT, OFF(max_pending_requests), "1024", 1, 1000000, NULL,
+     true},
+    {"server", "max_output_bytes", CT_INT, OFF(max_output_bytes), "4194304", 65536, 1073741824,
+     NULL, true},
+    {"server", "max_memory_mb", CT_INT, OFF(max_memory_mb), "1024", 1, 1048576, NULL, true},
+    {"server", "shutdown_timeout_ms", CT_INT, OFF(shutdown_timeout_ms), "10000", 0, 3600000, NULL,
+     true},
+    {"server", "user", CT_STRING, OFF(user), "", 0, 0, NULL, false},
+    /* For an enum, max is the last value supported so far. */
+    {"upstream", "protocol", CT_ENUM, OFF(protocol), "memcache", 0, PROTO_MEMCACHE, protocols,
+     false},
+    {"upstream", "servers", CT_SERVERS, OFF(servers), "127.0.0.1:11211", 0, 0, NULL, false},
+    {"upstream", "connections", CT_INT, OFF(connections), "2", 1, 1024, NULL, false},
+    {"upstream", "connect_timeout_ms", CT_INT, OFF(connect_timeout_ms), "1000", 1, 600000, NULL,
+     true},
+    {"upstream", "timeout_ms", CT_INT, OFF(timeout_ms), "1000", 1, 600000, NULL, true},
+    {"upstream", "retries", CT_INT, OFF(retries), "1", 0, 10, NULL, true},
+    {"upstream", "pipeline_depth", CT_INT, OFF(pipeline_depth), "4", 1, 1024, NULL, true},
+    {"batch", "leeway_ms", CT_DOUBLE, OFF(leeway_ms), "0", 0, 10000, NULL, true},
+    {"batch", "max_keys", CT_INT, OFF(max_keys), "100", 1, 10000, NULL, true},
+    {"batch", "coalesce", CT_BOOL, OFF(coalesce), "yes", 0, 0, NULL, true},
+    {"metrics", "listen", CT_OPT_LISTEN, OFF(metrics_listen), "", 0, 0, NULL, false},
 };
 
 const struct config_key *config_keys(size_t *n)
@@ -111,7 +110,7 @@ static int check_addrs(const char *v, bool listen, char *err, size_t errlen)
 }
 
 static int set_value(struct config *c, const struct config_key *k, const char *v, char *err,
-		     size_t errlen)
+                     size_t errlen)
 {
 	void *p = (char *)c + k->offset;
 	char *end;
@@ -127,12 +126,12 @@ static int set_value(struct config *c, const struct config_key *k, const char *v
 		}
 		if (errno == ERANGE) {
 			snprintf(err, errlen, "%s is out of range (%ld to %ld)", v, (long)k->min,
-				 (long)k->max);
+			         (long)k->max);
 			return -1;
 		}
 		if (n < (long)k->min || n > (long)k->max) {
 			snprintf(err, errlen, "%ld is out of range (%ld to %ld)", n, (long)k->min,
-				 (long)k->max);
+			         (long)k->max);
 			return -1;
 		}
 		*(long *)p = n;
@@ -199,7 +198,7 @@ static int set_value(struct config *c, const struct config_key *k, const char *v
 }
 
 int config_set(struct config *c, const char *section, const char *name, const char *value,
-	       char *err, size_t errlen)
+               char *err, size_t errlen)
 {
 	bool sec_ok;
 	const struct config_key *k = find_key(section, name, &sec_ok);
@@ -330,7 +329,7 @@ static int run_parse(struct load_ctx *lc, const char *origin, char *err, size_t 
 
 	if (lc->long_line && (r == 0 || lc->long_line <= r)) {
 		snprintf(err, errlen, "%s:%d: line too long (at most %d bytes)", origin,
-			 lc->long_line, INI_MAX_LINE - 2);
+		         lc->long_line, INI_MAX_LINE - 2);
 		return -1;
 	}
 	if (r > 0) {
@@ -339,8 +338,8 @@ static int run_parse(struct load_ctx *lc, const char *origin, char *err, size_t 
 			snprintf(err, errlen, "%s:%d: %s", origin, r, lc->msg);
 		else
 			snprintf(err, errlen,
-				 "%s:%d: syntax error: expected 'key = value' or '[section]'", origin,
-				 r);
+			         "%s:%d: syntax error: expected 'key = value' or '[section]'",
+			         origin, r);
 		return -1;
 	}
 	if (r < 0) {
@@ -366,7 +365,7 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
 }
 
 int config_load_string(struct config *c, const char *text, const char *origin, char *err,
-		       size_t errlen)
+                       size_t errlen)
 {
 	struct load_ctx lc = {.c = c, .text = text};
 

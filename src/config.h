@@ -46,7 +46,16 @@ struct config {
 };
 
 /* CT_OPT_LISTEN: an address list, or empty for "off". */
-enum config_type { CT_INT, CT_DOUBLE, CT_BOOL, CT_STRING, CT_ENUM, CT_LISTEN, CT_SERVERS, CT_OPT_LISTEN };
+enum config_type {
+	CT_INT,
+	CT_DOUBLE,
+	CT_BOOL,
+	CT_STRING,
+	CT_ENUM,
+	CT_LISTEN,
+	CT_SERVERS,
+	CT_OPT_LISTEN
+};
 
 struct config_key {
 	const char *section;
@@ -73,10 +82,10 @@ int config_copy(struct config *dst, const struct config *src);
  * in err. A failed load leaves *c partially updated: load into a scratch copy.
  */
 int config_set(struct config *c, const char *section, const char *name, const char *value,
-	       char *err, size_t errlen);
+               char *err, size_t errlen);
 int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
 int config_load_string(struct config *c, const char *text, const char *origin, char *err,
-		       size_t errlen);
+                       size_t errlen);
 /* arg is "section.key=value", from -o. */
 int config_override(struct config *c, const char *arg, char *err, size_t errlen);
 

@@ -30,11 +30,11 @@ struct entry {
 	uint64_t hash;
 	struct slot *waiters; /* doubly linked through slot->wprev/wnext */
 	uint32_t nwaiters;
-	uint32_t attempts;    /* times sent upstream */
-	struct batch *batch;  /* the batch holding it: open, queued or sent */
-	uint32_t batch_pos;   /* index in batch->e */
-	struct value *value;  /* hit seen in the reply being read; owned */
-	bool replied;	      /* the reply being read named this key */
+	uint32_t attempts;   /* times sent upstream */
+	struct batch *batch; /* the batch holding it: open, queued or sent */
+	uint32_t batch_pos;  /* index in batch->e */
+	struct value *value; /* hit seen in the reply being read; owned */
+	bool replied;        /* the reply being read named this key */
 	bool in_table;
 	uint16_t server;
 	uint32_t prefix; /* row in the per-prefix statistics */
@@ -45,8 +45,8 @@ struct entry {
 struct inflight {
 	struct entry **buckets;
 	size_t nbuckets; /* power of two */
-	size_t count;	 /* entries in the table */
-	size_t live;	 /* all entries, in the table or not */
+	size_t count;    /* entries in the table */
+	size_t live;     /* all entries, in the table or not */
 	struct entry *all;
 	bool coalesce;
 	uint32_t nservers;

@@ -62,8 +62,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			    errno == ENOMEM) {
 				/* Pending connections stay in the backlog until
 				 * descriptors free up. */
-				log_warn(&srv->log, "accept on %s: %s; pausing 100 ms", l->addr.name,
-					 strerror(errno));
+				log_warn(&srv->log, "accept on %s: %s; pausing 100 ms",
+				         l->addr.name, strerror(errno));
 				ev_io_stop(loop, &l->io);
 				ev_timer_set(&l->pause, 0.1, 0.);
 				ev_timer_start(loop, &l->pause);
@@ -87,7 +87,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 int listener_open(struct listener *l, struct server *srv, const struct addr *a, char *err,
-		  size_t errlen)
+                  size_t errlen)
 {
 	int one = 1;
 

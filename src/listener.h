@@ -22,7 +22,7 @@ struct listener {
 
 /* Returns 0, or -1 with a message in err. */
 int listener_open(struct listener *l, struct server *srv, const struct addr *a, char *err,
-		  size_t errlen);
+                  size_t errlen);
 void listener_close(struct listener *l);
 
 #endif

@@ -49,7 +49,7 @@ void log_msg(const struct log *lg, int level, const char *fmt, ...)
 		gmtime_r(&ts.tv_sec, &tm);
 		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 		r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s: ", ts.tv_nsec / 1000000,
-			     log_level_name(level));
+		             log_level_name(level));
 		n += (size_t)r;
 	}
 	va_start(ap, fmt);

@@ -12,13 +12,14 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: coalesced [-c FILE] [-o SECTION.KEY=VALUE]... [-t] [-V] [-h]\n"
-		   "  -c FILE   configuration file (default %s if it exists)\n"
-		   "  -o S.K=V  override one setting; repeatable, applied after the file\n"
-		   "  -t        check the configuration and exit\n"
-		   "  -V        print the version and exit\n"
-		   "  -h        print this help and exit\n",
-		CONFIG_DEFAULT_PATH);
+	fprintf(f,
+	        "usage: coalesced [-c FILE] [-o SECTION.KEY=VALUE]... [-t] [-V] [-h]\n"
+	        "  -c FILE   configuration file (default %s if it exists)\n"
+	        "  -o S.K=V  override one setting; repeatable, applied after the file\n"
+	        "  -t        check the configuration and exit\n"
+	        "  -V        print the version and exit\n"
+	        "  -h        print this help and exit\n",
+	        CONFIG_DEFAULT_PATH);
 }
 
 int main(int argc, char **argv)

@@ -89,8 +89,7 @@ static void add(struct text *t, const char *fmt, ...)
 	}
 }
 
-static void histogram(struct text *t, const char *name, const char *help,
-		      const struct histogram *h)
+static void histogram(struct text *t, const char *name, const char *help, const struct histogram *h)
 {
 	uint64_t cum = 0;
 
@@ -111,30 +110,32 @@ char *metrics_render(const struct server *srv, size_t *len)
 	const struct stat_counter *sc;
 	size_t n = stats_counters(&sc);
 
-	add(&t, "# HELP coalesced_uptime_seconds Seconds since the daemon started.\n"
-		"# TYPE coalesced_uptime_seconds gauge\ncoalesced_uptime_seconds %ld\n",
+	add(&t,
+	    "# HELP coalesced_uptime_seconds Seconds since the daemon started.\n"
+	    "# TYPE coalesced_uptime_seconds gauge\ncoalesced_uptime_seconds %ld\n",
 	    (long)(time(NULL) - srv->started));
 	for (size_t i = 0; i < n; i++) {
 		uint64_t v = *(const uint64_t *)((const char *)&srv->stats + sc[i].off);
 		const char *suffix = sc[i].gauge ? "" : "_total";
 		/* total_connections reads better as connections_total. */
-		const char *name = strncmp(sc[i].name, "total_", 6) == 0 ? sc[i].name + 6
-									: sc[i].name;
-		add(&t, "# HELP coalesced_%s%s The %s figure of the stats command.\n", name,
-		    suffix, sc[i].name);
+		const char *name =
+		    strncmp(sc[i].name, "total_", 6) == 0 ? sc[i].name + 6 : sc[i].name;
+		add(&t, "# HELP coalesced_%s%s The %s figure of the stats command.\n", name, suffix,
+		    sc[i].name);
 		add(&t, "# TYPE coalesced_%s%s %s\ncoalesced_%s%s %" PRIu64 "\n", name, suffix,
 		    sc[i].gauge ? "gauge" : "counter", name, suffix, v);
 	}
 	histogram(&t, "request_duration_seconds",
-		  "Client get/gets requests, from parsing to the reply being queued.",
-		  &srv->stats.request_seconds);
+	          "Client get/gets requests, from parsing to the reply being queued.",
+	          &srv->stats.request_seconds);
 	histogram(&t, "upstream_batch_duration_seconds",
-		  "Upstream batches, from sending to the end of the reply.",
-		  &srv->stats.batch_seconds);
+	          "Upstream batches, from sending to the end of the reply.",
+	          &srv->stats.batch_seconds);
 	histogram(&t, "upstream_batch_keys", "Keys per upstream batch.", &srv->stats.batch_keys);
 	{
 		const struct detail *d = &srv->stats.detail;
-		static const char *const fig[] = {"keys", "coalesced", "upstream", "hits", "misses"};
+		static const char *const fig[] = {"keys", "coalesced", "upstream", "hits",
+		                                  "misses"};
 		for (size_t f = 0; f < 5; f++) {
 			add(&t,
 			    "# HELP coalesced_prefix_%s_total Per key prefix (up to ':'): %s.\n"
@@ -195,13 +196,13 @@ static void http_write(struct http_conn *h)
 }
 
 static void http_respond(struct http_conn *h, int code, const char *reason, const char *type,
-			 const char *body, size_t blen)
+                         const char *body, size_t blen)
 {
 	char hdr[256];
 	int n = snprintf(hdr, sizeof(hdr),
-			 "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-			 "Connection: close\r\n\r\n",
-			 code, reason, type, blen);
+	                 "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	                 "Connection: close\r\n\r\n",
+	                 code, reason, type, blen);
 
 	h->out = malloc((size_t)n + blen);
 	if (!h->out) {
@@ -239,7 +240,7 @@ static void http_request(struct http_conn *h)
 		return;
 	}
 	http_respond(h, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body,
-		     strcmp(method, "HEAD") == 0 ? 0 : len);
+	             strcmp(method, "HEAD") == 0 ? 0 : len);
 	free(body);
 }
 
@@ -267,7 +268,7 @@ static void http_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	if (h->rlen >= sizeof(h->req) - 1)
 		http_respond(h, 431, "Request Header Fields Too Large", "text/plain", "too large\n",
-			     10);
+		             10);
 }
 
 static void http_write_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -341,7 +342,8 @@ struct metrics *metrics_open(struct server *srv, const char *where, char *err, s
 		l->addr = al.v[i];
 		l->fd = addr_socket(&l->addr);
 		if (l->fd < 0) {
-			snprintf(err, errlen, "metrics %s: socket: %s", l->addr.name, strerror(errno));
+			snprintf(err, errlen, "metrics %s: socket: %s", l->addr.name,
+			         strerror(errno));
 			goto fail;
 		}
 		m->nl++;
@@ -352,7 +354,7 @@ struct metrics *metrics_open(struct server *srv, const char *where, char *err, s
 		if (bind(l->fd, (struct sockaddr *)&l->addr.sa, l->addr.len) < 0 ||
 		    listen(l->fd, 64) < 0) {
 			snprintf(err, errlen, "metrics %s: cannot listen: %s", l->addr.name,
-				 strerror(errno));
+			         strerror(errno));
 			goto fail;
 		}
 		ev_io_init(&l->io, accept_cb, l->fd, EV_READ);

@@ -161,7 +161,7 @@ static bool key_ok(const char *k, size_t len)
 }
 
 static enum pc_status parse_get(struct pc_parser *p, const char *s, const char *e,
-				struct pc_cmd *cmd)
+                                struct pc_cmd *cmd)
 {
 	uint32_t n = 0;
 	bool too_many = false;
@@ -206,8 +206,8 @@ static enum pc_status parse_get(struct pc_parser *p, const char *s, const char *
 
 /* set/add/replace/append/prepend/cas: check the line as memcached does, then
  * discard the data block so the stream stays in sync. */
-static enum pc_status parse_storage(struct pc_parser *p, const struct tok *t, size_t nt,
-				    bool cas, struct pc_cmd *cmd)
+static enum pc_status parse_storage(struct pc_parser *p, const struct tok *t, size_t nt, bool cas,
+                                    struct pc_cmd *cmd)
 {
 	size_t want = cas ? 6 : 5;
 	bool noreply;
@@ -219,8 +219,7 @@ static enum pc_status parse_storage(struct pc_parser *p, const struct tok *t, si
 	/* A bad line discards nothing: the data block is parsed as commands,
 	 * as memcached does. */
 	if (t[1].len > PC_KEY_MAX || !tok_unsigned(&t[2]) || !tok_int32(&t[3], &exptime) ||
-	    !tok_int32(&t[4], &v) || (cas && !tok_unsigned(&t[5])) || v < 0 ||
-	    v > INT32_MAX - 2) {
+	    !tok_int32(&t[4], &v) || (cas && !tok_unsigned(&t[5])) || v < 0 || v > INT32_MAX - 2) {
 		if (noreply) {
 			cmd->type = PC_SILENT;
 			cmd->client_error = true;
@@ -236,7 +235,7 @@ static enum pc_status parse_storage(struct pc_parser *p, const struct tok *t, si
 
 /* ms <key> <datalen> <flags>*: meta set, which also carries a data block. */
 static enum pc_status parse_mset(struct pc_parser *p, const struct tok *t, size_t nt,
-				 struct pc_cmd *cmd)
+                                 struct pc_cmd *cmd)
 {
 	int32_t v;
 
@@ -245,8 +244,7 @@ static enum pc_status parse_mset(struct pc_parser *p, const struct tok *t, size_
 	/* memcached takes at most 16 flags, and says so before the length. */
 	if (nt > 19)
 		return reply(cmd, "CLIENT_ERROR options flags too long\r\n", true);
-	if (nt < 3 || t[1].len > PC_KEY_MAX || !tok_int32(&t[2], &v) || v < 0 ||
-	    v > INT32_MAX - 2)
+	if (nt < 3 || t[1].len > PC_KEY_MAX || !tok_int32(&t[2], &v) || v < 0 || v > INT32_MAX - 2)
 		return reply(cmd, R_BAD_FORMAT, true);
 	p->swallow = (uint64_t)v + 2;
 	p->swallow_noreply = false;
@@ -264,13 +262,26 @@ static const struct {
 	const char *word;
 	uint8_t min, max; /* token counts accepting noreply; 0: never silent */
 } refused[] = {
-	{"incr", 4, 4},	     {"decr", 4, 4},	      {"touch", 4, 4},
-	{"delete", 3, 4},    {"flush_all", 2, 3},     {"verbosity", 3, 3},
-	{"cache_memlimit", 3, 3}, {"gat", 0, 0},     {"gats", 0, 0},
-	{"shutdown", 0, 0},  {"slabs", 0, 0},	      {"lru_crawler", 0, 0},
-	{"lru", 0, 0},	     {"watch", 0, 0},	      {"refresh_certs", 0, 0},
-	{"mg", 0, 0},	     {"md", 0, 0},	      {"mn", 0, 0},
-	{"ma", 0, 0},	     {"me", 0, 0},
+    {"incr", 4, 4},
+    {"decr", 4, 4},
+    {"touch", 4, 4},
+    {"delete", 3, 4},
+    {"flush_all", 2, 3},
+    {"verbosity", 3, 3},
+    {"cache_memlimit", 3, 3},
+    {"gat", 0, 0},
+    {"gats", 0, 0},
+    {"shutdown", 0, 0},
+    {"slabs", 0, 0},
+    {"lru_crawler", 0, 0},
+    {"lru", 0, 0},
+    {"watch", 0, 0},
+    {"refresh_certs", 0, 0},
+    {"mg", 0, 0},
+    {"md", 0, 0},
+    {"mn", 0, 0},
+    {"ma", 0, 0},
+    {"me", 0, 0},
 };
 
 /* memcached cuts at most 23 tokens from a line before the command sees it;
@@ -278,7 +289,7 @@ static const struct {
 #define MAX_TOKENS 23
 
 static enum pc_status parse_line(struct pc_parser *p, const char *line, size_t len,
-				 struct pc_cmd *cmd)
+                                 struct pc_cmd *cmd)
 {
 	/* memcached sees the line as a C string: the command ends at a NUL. */
 	const char *nul = memchr(line, '\0', len);
@@ -320,8 +331,8 @@ static enum pc_status parse_line(struct pc_parser *p, const char *line, size_t l
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
 		if (tok_is(&t[0], refused[i].word))
 			return refuse(cmd, refused[i].min && nt >= refused[i].min &&
-						   nt <= refused[i].max &&
-						   tok_is(&t[nt - 1], "noreply"));
+			                       nt <= refused[i].max &&
+			                       tok_is(&t[nt - 1], "noreply"));
 	/* An HTTP request line: memcached hangs up without a word, but only for
 	 * words outside the first letters it dispatches on. */
 	if (!strchr("gsacidt", t[0].p[0]) && !(t[0].len == 2 && t[0].p[0] == 'm') &&
@@ -346,8 +357,8 @@ static bool is_get_prefix(const char *buf, size_t len)
 	       (len - i >= 5 && memcmp(buf + i, "gets ", 5) == 0);
 }
 
-static enum pc_status swallow(struct pc_parser *p, const char *buf, size_t len,
-			      struct pc_cmd *cmd, size_t *consumed)
+static enum pc_status swallow(struct pc_parser *p, const char *buf, size_t len, struct pc_cmd *cmd,
+                              size_t *consumed)
 {
 	size_t take = len < p->swallow ? len : (size_t)p->swallow;
 
@@ -362,8 +373,7 @@ static enum pc_status swallow(struct pc_parser *p, const char *buf, size_t len,
 	*consumed = take;
 	if (p->swallow)
 		return PC_NEED_MORE;
-	if (p->swallow_check &&
-	    (p->swallow_tail[0] != '\r' || p->swallow_tail[1] != '\n')) {
+	if (p->swallow_check && (p->swallow_tail[0] != '\r' || p->swallow_tail[1] != '\n')) {
 		if (p->swallow_noreply) {
 			cmd->type = PC_SILENT;
 			cmd->client_error = true;
@@ -375,7 +385,7 @@ static enum pc_status swallow(struct pc_parser *p, const char *buf, size_t len,
 }
 
 enum pc_status pc_parse(struct pc_parser *p, const char *buf, size_t len, struct pc_cmd *cmd,
-			size_t *consumed)
+                        size_t *consumed)
 {
 	const char *nl;
 	size_t linelen, end;
@@ -405,7 +415,8 @@ enum pc_status pc_parse(struct pc_parser *p, const char *buf, size_t len, struct
 			p->scanned = 0;
 			bool short_rule = len > PC_SHORT_LINE_MAX && !is_get_prefix(buf, len);
 			cmd->reply = short_rule ? NULL : R_TOO_LONG;
-			cmd->why = short_rule ? "no newline in 2048 bytes" : "request line too long";
+			cmd->why =
+			    short_rule ? "no newline in 2048 bytes" : "request line too long";
 			cmd->client_error = true;
 			return PC_CLOSE;
 		}

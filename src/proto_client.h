@@ -42,9 +42,9 @@ struct pc_key {
 
 struct pc_cmd {
 	enum pc_type type;
-	const char *reply; /* PC_REPLY / PC_CLOSE: full reply line with CRLF, or NULL */
-	bool client_error; /* the reply reports a client mistake */
-	bool unsupported;  /* a memcached command coalesced refuses */
+	const char *reply;  /* PC_REPLY / PC_CLOSE: full reply line with CRLF, or NULL */
+	bool client_error;  /* the reply reports a client mistake */
+	bool unsupported;   /* a memcached command coalesced refuses */
 	bool too_many_keys; /* a get over the parser's max_keys */
 	const struct pc_key *keys;
 	uint32_t nkeys;
@@ -54,14 +54,14 @@ struct pc_cmd {
 };
 
 struct pc_parser {
-	size_t max_line; /* longest get/gets line */
+	size_t max_line;   /* longest get/gets line */
 	uint32_t max_keys; /* most keys in one get/gets; pc_init sets no limit */
-	size_t scanned;	 /* bytes of the pending line already searched for '\n' */
-	bool started;	 /* the connection's first byte has been seen */
-	uint64_t swallow; /* data block bytes still to discard */
+	size_t scanned;    /* bytes of the pending line already searched for '\n' */
+	bool started;      /* the connection's first byte has been seen */
+	uint64_t swallow;  /* data block bytes still to discard */
 	bool swallow_noreply;
-	bool swallow_check;	 /* the block must end in CRLF */
-	char swallow_tail[2];	 /* last two bytes discarded */
+	bool swallow_check;   /* the block must end in CRLF */
+	char swallow_tail[2]; /* last two bytes discarded */
 	struct pc_key *keys;
 	uint32_t kcap;
 };
@@ -72,6 +72,6 @@ void pc_free(struct pc_parser *p);
 /* Parse from buf[0..len). *consumed is set to the bytes used (also on
  * PC_NEED_MORE, when a data block is being discarded). */
 enum pc_status pc_parse(struct pc_parser *p, const char *buf, size_t len, struct pc_cmd *cmd,
-			size_t *consumed);
+                        size_t *consumed);
 
 #endif

@@ -29,7 +29,7 @@ static bool starts(const char *p, const char *end, const char *word)
 }
 
 static enum mcr_kind text_line(struct mcr_line *out, enum mcr_kind k, const char *p,
-			       const char *end)
+                               const char *end)
 {
 	if (p < end && *p == ' ')
 		p++;

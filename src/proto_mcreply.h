@@ -14,7 +14,7 @@ enum mcr_kind {
 	MCR_INVALID = 0,
 	MCR_VALUE,
 	MCR_END,
-	MCR_ERROR,	  /* ERROR */
+	MCR_ERROR,        /* ERROR */
 	MCR_CLIENT_ERROR, /* CLIENT_ERROR <text> */
 	MCR_SERVER_ERROR, /* SERVER_ERROR <text> */
 	MCR_VERSION,

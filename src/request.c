@@ -9,7 +9,7 @@
 #include <string.h>
 
 struct request *request_new_get(struct client *c, bool gets, const struct pc_key *keys,
-				uint32_t nkeys)
+                                uint32_t nkeys)
 {
 	size_t keybytes = 0;
 	struct request *r;

@@ -22,7 +22,7 @@ enum slot_state { SLOT_PENDING = 0, SLOT_HIT, SLOT_MISS, SLOT_ERROR };
 
 struct slot {
 	struct slot *wprev, *wnext; /* the entry's waiter list */
-	struct entry *entry;	    /* while pending */
+	struct entry *entry;        /* while pending */
 	struct request *req;
 	struct value *value; /* SLOT_HIT: one reference, owned */
 	const char *key;
@@ -41,8 +41,8 @@ struct request {
 	uint32_t nslots;
 	uint32_t npending;
 	double started; /* ev_now when parsed, for latency figures */
-	char *err;	/* first failure reason of any slot, owned */
-	char *text;	/* REQ_TEXT: the whole reply, owned */
+	char *err;      /* first failure reason of any slot, owned */
+	char *text;     /* REQ_TEXT: the whole reply, owned */
 	size_t textlen;
 	struct slot slots[];
 };
@@ -51,7 +51,7 @@ struct pc_key;
 
 /* A get/gets request for nkeys keys, copying the key bytes. */
 struct request *request_new_get(struct client *c, bool gets, const struct pc_key *keys,
-				uint32_t nkeys);
+                                uint32_t nkeys);
 /* A request whose reply is already known (ERROR, VERSION, stats, ...). */
 struct request *request_new_text(struct client *c, const char *text, size_t len);
 struct request *request_new_stats(struct client *c);

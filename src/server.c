@@ -23,9 +23,9 @@ static void apply_settings(struct server *srv)
 {
 	const struct config *c = &srv->cfg;
 	struct upstream_settings us = {
-		.connect_timeout_ms = (uint32_t)c->connect_timeout_ms,
-		.timeout_ms = (uint32_t)c->timeout_ms,
-		.pipeline_depth = (uint32_t)c->pipeline_depth,
+	    .connect_timeout_ms = (uint32_t)c->connect_timeout_ms,
+	    .timeout_ms = (uint32_t)c->timeout_ms,
+	    .pipeline_depth = (uint32_t)c->pipeline_depth,
 	};
 
 	srv->log.level = (int)c->log_level;
@@ -71,11 +71,11 @@ static void status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	srv->status_keys = st->get_keys;
 	snprintf(msg, sizeof(msg),
-		 "STATUS=%" PRIu64 " clients, %.0f keys/s, %.1f%% coalesced, %" PRIu64
-		 " keys in flight",
-		 st->curr_connections, rate,
-		 st->get_keys ? 100.0 * (double)st->keys_coalesced / (double)st->get_keys : 0.0,
-		 st->inflight_keys);
+	         "STATUS=%" PRIu64 " clients, %.0f keys/s, %.1f%% coalesced, %" PRIu64
+	         " keys in flight",
+	         st->curr_connections, rate,
+	         st->get_keys ? 100.0 * (double)st->keys_coalesced / (double)st->get_keys : 0.0,
+	         st->inflight_keys);
 	notify(&srv->log, msg);
 }
 
@@ -117,7 +117,8 @@ static int drop_privileges(struct server *srv)
 
 	if (geteuid() != 0) {
 		if (user[0])
-			log_warn(&srv->log, "[server] user = %s ignored: not started as root", user);
+			log_warn(&srv->log, "[server] user = %s ignored: not started as root",
+			         user);
 		return 0;
 	}
 	if (!user[0]) {
@@ -128,7 +129,7 @@ static int drop_privileges(struct server *srv)
 	pw = getpwnam(user);
 	if (!pw) {
 		log_error(&srv->log, "[server] user: no user '%s'%s%s", user, errno ? ": " : "",
-			  errno ? strerror(errno) : "");
+		          errno ? strerror(errno) : "");
 		return -1;
 	}
 	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
@@ -142,7 +143,7 @@ static int drop_privileges(struct server *srv)
 		return -1;
 	}
 	log_info(&srv->log, "running as user %s (uid %ld, gid %ld)", user, (long)pw->pw_uid,
-		 (long)pw->pw_gid);
+	         (long)pw->pw_gid);
 	return 0;
 }
 
@@ -171,7 +172,7 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
 	}
 	if (inflight_init(&srv->inflight, &srv->stats, &srv->batcher) < 0 ||
 	    batcher_init(&srv->batcher, loop, (uint32_t)servers.n, &srv->stats, &srv->log,
-			 &srv->inflight, NULL) < 0) {
+	                 &srv->inflight, NULL) < 0) {
 		log_error(&srv->log, "out of memory");
 		return EXIT_START;
 	}
@@ -226,7 +227,7 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
 	us.timeout_ms = (uint32_t)srv->cfg.timeout_ms;
 	us.pipeline_depth = (uint32_t)srv->cfg.pipeline_depth;
 	srv->up = upstream_memcache_new(loop, &servers, (uint32_t)srv->cfg.connections, &us,
-					&srv->batcher, &srv->stats, &srv->log);
+	                                &srv->batcher, &srv->stats, &srv->log);
 	addr_list_free(&servers);
 	if (!srv->up) {
 		addr_list_free(&listen);
@@ -235,7 +236,6 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
 	}
 	srv->batcher.up = srv->up;
 
-
 	for (size_t i = 0; i < listen.n; i++)
 		log_info(&srv->log, "listening on %s", listen.v[i].name);
 	ev_init(&srv->status_timer, status_cb);
@@ -243,9 +243,11 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
 	srv->status_timer.repeat = 5.;
 	ev_timer_again(loop, &srv->status_timer);
 	notify(&srv->log, "READY=1\nSTATUS=listening");
-	log_info(&srv->log, "coalesced %s: upstream %s (memcache, %ld connections each), leeway %g ms, max_keys %ld",
-		 COALESCED_VERSION, srv->cfg.servers, srv->cfg.connections, srv->cfg.leeway_ms,
-		 srv->cfg.max_keys);
+	log_info(&srv->log,
+	         "coalesced %s: upstream %s (memcache, %ld connections each), leeway %g ms, "
+	         "max_keys %ld",
+	         COALESCED_VERSION, srv->cfg.servers, srv->cfg.connections, srv->cfg.leeway_ms,
+	         srv->cfg.max_keys);
 	addr_list_free(&listen);
 	return EXIT_OK;
 }
@@ -318,8 +320,9 @@ void server_reload(struct server *srv)
 			*(long *)newp = *(long *)oldp;
 		}
 		if (changed)
-			log_warn(&srv->log, "reload: [%s] %s changed; it takes effect after a restart",
-				 k->section, k->name);
+			log_warn(&srv->log,
+			         "reload: [%s] %s changed; it takes effect after a restart",
+			         k->section, k->name);
 	}
 	config_free(&srv->cfg);
 	srv->cfg = nc;
@@ -341,7 +344,7 @@ void server_stop(struct server *srv, const char *why)
 		return;
 	srv->stopping = true;
 	log_info(&srv->log, "%s: stopping; answering %zu in-flight keys first", why,
-		 srv->inflight.live);
+	         srv->inflight.live);
 	notify(&srv->log, "STOPPING=1");
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		listener_close(&srv->listeners[i]);

@@ -30,7 +30,7 @@ struct server {
 	struct ev_loop *loop;
 	struct config cfg;
 	const char *config_path; /* NULL: built-in defaults */
-	char **overrides;	 /* -o arguments, re-applied on reload */
+	char **overrides;        /* -o arguments, re-applied on reload */
 	int noverrides;
 	struct log log;
 	struct stats stats;

@@ -6,22 +6,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define U(name) {#name, offsetof(struct stats, name), false}
+#define U(name)                                                                                    \
+	{                                                                                          \
+#name, offsetof(struct stats, name), false                                         \
+	}
 /* Gauges are current values; everything else only grows. */
-#define G(name) {#name, offsetof(struct stats, name), true}
+#define G(name)                                                                                    \
+	{                                                                                          \
+#name, offsetof(struct stats, name), true                                          \
+	}
 
 static const struct stat_counter counters[] = {
-	G(curr_connections), U(total_connections), U(rejected_connections), U(cmd_get),
-	U(get_keys),	     U(get_hits),	   U(get_misses),	    U(keys_coalesced),
-	U(upstream_batches), U(upstream_keys),	   U(upstream_errors),	    U(upstream_timeouts),
-	U(upstream_retries), U(client_errors),	   U(cmd_unsupported),	    U(bytes_read),
-	U(bytes_written),    G(inflight_keys),	   U(too_many_keys),	    U(out_of_memory),
-	U(request_timeouts), U(idle_timeouts),	   U(backpressure_pauses), G(value_bytes),
+    G(curr_connections), U(total_connections), U(rejected_connections), U(cmd_get),
+    U(get_keys),         U(get_hits),          U(get_misses),           U(keys_coalesced),
+    U(upstream_batches), U(upstream_keys),     U(upstream_errors),      U(upstream_timeouts),
+    U(upstream_retries), U(client_errors),     U(cmd_unsupported),      U(bytes_read),
+    U(bytes_written),    G(inflight_keys),     U(too_many_keys),        U(out_of_memory),
+    U(request_timeouts), U(idle_timeouts),     U(backpressure_pauses),  G(value_bytes),
 };
 
-static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-					 0.01,	 0.025,	  0.05,	  0.1,	 0.25,	 0.5,
-					 1,	 2.5,	  5,	  10};
+static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                        0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 static const double size_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 10000};
 
 void hist_init_latency(struct histogram *h)
@@ -157,10 +162,10 @@ char *stats_detail_dump(const struct stats *st, size_t *len)
 		if (!p->keys && !p->upstream)
 			continue;
 		n += (size_t)snprintf(buf + n, cap - n,
-				      "PREFIX %s get %" PRIu64 " coalesced %" PRIu64
-				      " upstream %" PRIu64 " hit %" PRIu64 " miss %" PRIu64 "\r\n",
-				      p->label, p->keys, p->coalesced, p->upstream, p->hits,
-				      p->misses);
+		                      "PREFIX %s get %" PRIu64 " coalesced %" PRIu64
+		                      " upstream %" PRIu64 " hit %" PRIu64 " miss %" PRIu64 "\r\n",
+		                      p->label, p->keys, p->coalesced, p->upstream, p->hits,
+		                      p->misses);
 	}
 	n += (size_t)snprintf(buf + n, cap - n, "END\r\n");
 	*len = n;
@@ -174,7 +179,7 @@ size_t stats_counters(const struct stat_counter **out)
 }
 
 size_t stats_format(const struct stats *st, pid_t pid, uint64_t uptime, const char *version,
-		    char *buf, size_t cap)
+                    char *buf, size_t cap)
 {
 	size_t n = 0;
 	int r;

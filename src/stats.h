@@ -34,7 +34,7 @@ void hist_add(struct histogram *h, double v);
 #define DETAIL_MAX 1024
 #define DETAIL_PREFIX_MAX 48
 struct detail_prefix {
-	char name[DETAIL_PREFIX_MAX + 1]; /* as in the key */
+	char name[DETAIL_PREFIX_MAX + 1];      /* as in the key */
 	char label[4 * DETAIL_PREFIX_MAX + 1]; /* escaped for output */
 	uint8_t len;
 	uint64_t keys, coalesced, upstream, hits, misses; /* in this order */
@@ -42,7 +42,7 @@ struct detail_prefix {
 struct detail {
 	struct detail_prefix *v;
 	uint32_t n;
-	bool off; /* "stats detail off" */
+	bool off;        /* "stats detail off" */
 	uint32_t *slots; /* open addressing: index + 1, 0 = empty */
 };
 /* Index of key's prefix; creates it if there is room. */
@@ -77,10 +77,10 @@ struct stats {
 	uint64_t request_timeouts;
 	uint64_t idle_timeouts;
 	uint64_t backpressure_pauses;
-	uint64_t value_bytes; /* gauge: bytes of values alive */
+	uint64_t value_bytes;             /* gauge: bytes of values alive */
 	struct histogram request_seconds; /* client get/gets, parse to reply */
-	struct histogram batch_seconds;	  /* upstream batch, send to END */
-	struct histogram batch_keys;	  /* keys per upstream batch */
+	struct histogram batch_seconds;   /* upstream batch, send to END */
+	struct histogram batch_keys;      /* keys per upstream batch */
 	struct detail detail;
 };
 
@@ -105,6 +105,6 @@ void stats_reset(struct stats *st);
 /* Writes the whole `stats` reply (STAT lines and END) into buf; returns its
  * length, or the length it would need if cap is too small. */
 size_t stats_format(const struct stats *st, pid_t pid, uint64_t uptime, const char *version,
-		    char *buf, size_t cap);
+                    char *buf, size_t cap);
 
 #endif

@@ -124,15 +124,15 @@ static void conn_fail(struct mc_conn *c, enum batch_error why, const char *text)
 	struct mc_upstream *u = up_of(c);
 	struct batch *bt = c->head, *next;
 	uint32_t n = c->nbatches;
-	const char *what = why == BATCH_TIMEOUT	       ? "timeout"
-			   : why == BATCH_PROTOCOL     ? "protocol error"
-			   : why == BATCH_UPSTREAM_ERROR ? "error reply"
-						       : "unavailable";
+	const char *what = why == BATCH_TIMEOUT          ? "timeout"
+	                   : why == BATCH_PROTOCOL       ? "protocol error"
+	                   : why == BATCH_UPSTREAM_ERROR ? "error reply"
+	                                                 : "unavailable";
 
 	/* A server that keeps refusing is logged once, not at every retry. */
 	if (n > 0 || c->backoff == 0)
-		log_warn(u->log, "upstream %s: %s%s%s; %u batches failed", c->srv->addr.name,
-			 what, text ? ": " : "", text ? text : "", n);
+		log_warn(u->log, "upstream %s: %s%s%s; %u batches failed", c->srv->addr.name, what,
+		         text ? ": " : "", text ? text : "", n);
 	c->head = c->tail = NULL;
 	c->nbatches = 0;
 	conn_reset(c);
@@ -202,7 +202,7 @@ static int encode(struct mc_conn *c, struct batch *bt)
  * *busy tells that one was skipped for that reason only.
  */
 static struct mc_conn *pick(struct mc_server *s, const void *avoid, uint32_t depth, bool force,
-			    bool *busy)
+                            bool *busy)
 {
 	struct mc_conn *best = NULL;
 
@@ -435,7 +435,7 @@ static int handle_line(struct mc_conn *c, const char *line, size_t len)
 		c->nbatches--;
 		hist_add(&u->stats->batch_seconds, ev_now(u->loop) - bt->sent_at);
 		log_debug(u->log, "batch: server %s, %u keys, %.3f ms", c->srv->addr.name, bt->n,
-			  (ev_now(u->loop) - bt->sent_at) * 1000.0);
+		          (ev_now(u->loop) - bt->sent_at) * 1000.0);
 		batch_complete(u->batcher, bt);
 		conn_has_room(c);
 		return 0;
@@ -451,7 +451,7 @@ static int handle_line(struct mc_conn *c, const char *line, size_t len)
 		text[n] = '\0';
 		if (n == 0)
 			snprintf(text, sizeof(text), "%s",
-				 r.kind == MCR_ERROR ? "ERROR" : "(no text)");
+			         r.kind == MCR_ERROR ? "ERROR" : "(no text)");
 		conn_fail(c, BATCH_UPSTREAM_ERROR, text);
 		return -1;
 	}
@@ -475,7 +475,8 @@ static int process(struct mc_conn *c)
 			off += take;
 			if (c->cur_got < c->cur->len + 2)
 				break;
-			if (c->cur->data[c->cur->len] != '\r' || c->cur->data[c->cur->len + 1] != '\n') {
+			if (c->cur->data[c->cur->len] != '\r' ||
+			    c->cur->data[c->cur->len + 1] != '\n') {
 				conn_fail(c, BATCH_PROTOCOL, "value data not followed by CRLF");
 				return -1;
 			}
@@ -572,14 +573,14 @@ static void mc_destroy(struct upstream *base)
 }
 
 static const struct upstream_ops mc_ops = {
-	.submit = mc_submit,
-	.configure = mc_configure,
-	.destroy = mc_destroy,
+    .submit = mc_submit,
+    .configure = mc_configure,
+    .destroy = mc_destroy,
 };
 
 struct upstream *upstream_memcache_new(struct ev_loop *loop, const struct addr_list *servers,
-				       uint32_t connections, const struct upstream_settings *set,
-				       struct batcher *b, struct stats *st, const struct log *lg)
+                                       uint32_t connections, const struct upstream_settings *set,
+                                       struct batcher *b, struct stats *st, const struct log *lg)
 {
 	struct mc_upstream *u = calloc(1, sizeof(*u));
 

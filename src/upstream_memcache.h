@@ -24,7 +24,7 @@ struct stats;
 #define MC_MAX_VALUE_BYTES (256u << 20)
 
 struct upstream *upstream_memcache_new(struct ev_loop *loop, const struct addr_list *servers,
-				       uint32_t connections, const struct upstream_settings *set,
-				       struct batcher *b, struct stats *st, const struct log *lg);
+                                       uint32_t connections, const struct upstream_settings *set,
+                                       struct batcher *b, struct stats *st, const struct log *lg);
 
 #endif

@@ -556,10 +556,9 @@ static void handle_get(struct conn *c, const struct tok *keys, size_t nkeys, boo
 
 	if (mode == M_CHAOS) {
 		/* Faults that never yield a wrong value, only errors or delays. */
-		static const enum mode faults[] = {M_DELAY,	M_CLOSE,   M_CLOSE_MID,
-						   M_GARBAGE,	M_ERROR_NEXT, M_PARTIAL,
-						   M_REVERSE,	M_BAD_LENGTH, M_UNKNOWN_KEY,
-						   M_HANG};
+		static const enum mode faults[] = {
+		    M_DELAY,   M_CLOSE,   M_CLOSE_MID,  M_GARBAGE,     M_ERROR_NEXT,
+		    M_PARTIAL, M_REVERSE, M_BAD_LENGTH, M_UNKNOWN_KEY, M_HANG};
 		g.rng ^= g.rng << 13;
 		g.rng ^= g.rng >> 7;
 		g.rng ^= g.rng << 17;

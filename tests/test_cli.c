@@ -32,7 +32,8 @@ static struct run run_args(const char *const *args)
 
 	snprintf(outp, sizeof(outp), "%s/out.%d", tu_tmpdir(), ++n);
 	snprintf(errp, sizeof(errp), "%s/err.%d", tu_tmpdir(), n);
-	len = (size_t)snprintf(cmd, sizeof(cmd), "timeout 10 %s %s", getenv("COALESCED_WRAPPER") ? getenv("COALESCED_WRAPPER") : "", bin);
+	len = (size_t)snprintf(cmd, sizeof(cmd), "timeout 10 %s %s",
+	                       getenv("COALESCED_WRAPPER") ? getenv("COALESCED_WRAPPER") : "", bin);
 	for (int i = 0; args[i]; i++)
 		len += (size_t)snprintf(cmd + len, sizeof(cmd) - len, " '%s'", args[i]);
 	snprintf(cmd + len, sizeof(cmd) - len, " >%s 2>%s </dev/null", outp, errp);
@@ -97,7 +98,8 @@ END_TEST
 
 START_TEST(check_good_config)
 {
-	const char *path = write_conf("good.ini", "[server]\nlisten = 127.0.0.1:1\n[batch]\nleeway_ms = 0.5\n");
+	const char *path =
+	    write_conf("good.ini", "[server]\nlisten = 127.0.0.1:1\n[batch]\nleeway_ms = 0.5\n");
 	const char *args[] = {"-t", "-c", path, NULL};
 	struct run r = run_args(args);
 	ck_assert_int_eq(r.status, 0);
@@ -109,7 +111,8 @@ END_TEST
 
 START_TEST(check_bad_config_names_file_line_key)
 {
-	const char *path = write_conf("bad.ini", "[server]\nmax_clients = 10\n\n[batch]\nmax_keys = 0\n");
+	const char *path =
+	    write_conf("bad.ini", "[server]\nmax_clients = 10\n\n[batch]\nmax_keys = 0\n");
 	const char *args[] = {"-t", "-c", path, NULL};
 	char want[512];
 	struct run r = run_args(args);
@@ -211,7 +214,9 @@ START_TEST(sighup_reload_and_bad_reload)
 	snprintf(servers, sizeof(servers), "127.0.0.1:%d", fake.port);
 	co.port = tu_free_port();
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", co.port);
-	snprintf(conf, sizeof(conf), "[server]\nlisten = %s\n[upstream]\nservers = %s\n[batch]\nmax_keys = 100\n", listen, servers);
+	snprintf(conf, sizeof(conf),
+	         "[server]\nlisten = %s\n[upstream]\nservers = %s\n[batch]\nmax_keys = 100\n",
+	         listen, servers);
 	path = write_conf("reload.ini", conf);
 	snprintf(co.log, sizeof(co.log), "%s/reload.log", tu_tmpdir());
 	{
@@ -224,7 +229,9 @@ START_TEST(sighup_reload_and_bad_reload)
 	ck_assert_int_ge(fd, 0);
 
 	/* Reload with max_keys = 2 while this connection stays open. */
-	snprintf(conf, sizeof(conf), "[server]\nlisten = %s\n[upstream]\nservers = %s\n[batch]\nmax_keys = 2\n", listen, servers);
+	snprintf(conf, sizeof(conf),
+	         "[server]\nlisten = %s\n[upstream]\nservers = %s\n[batch]\nmax_keys = 2\n", listen,
+	         servers);
 	write_conf("reload.ini", conf);
 	kill(co.pid, SIGHUP);
 	end = tu_now() + 5;

@@ -910,7 +910,6 @@ START_TEST(test_match_duplicate_keys)
 }
 END_TEST
 
-
 /* Natural batching: while the upstream is busy, a due batch stays open and
  * keeps collecting keys; it goes when the backend says it has room. */
 START_TEST(busy_upstream_keeps_batch_open_and_collecting)

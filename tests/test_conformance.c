@@ -82,14 +82,15 @@ static void same(const char *in, size_t len)
 
 	printable(in, len < 100 ? len : 100, i, sizeof(i));
 	/* Guard against a vacuous pass: the oracle always says something or hangs up. */
-	ck_assert_msg(want.len > 0 || want.closed, "input '%s': memcached neither answered nor closed", i);
+	ck_assert_msg(want.len > 0 || want.closed,
+	              "input '%s': memcached neither answered nor closed", i);
 	printable(want.bytes, want.len < 120 ? want.len : 120, a, sizeof(a));
 	printable(got.bytes, got.len < 120 ? got.len : 120, b, sizeof(b));
 	ck_assert_msg(want.len == got.len && memcmp(want.bytes, got.bytes, want.len) == 0,
-		      "input '%s': memcached sent %zu bytes '%s', coalesced %zu bytes '%s'", i,
-		      want.len, a, got.len, b);
+	              "input '%s': memcached sent %zu bytes '%s', coalesced %zu bytes '%s'", i,
+	              want.len, a, got.len, b);
 	ck_assert_msg(want.closed == got.closed, "input '%s': memcached %s, coalesced %s", i,
-		      want.closed ? "closed" : "kept open", got.closed ? "closed" : "kept open");
+	              want.closed ? "closed" : "kept open", got.closed ? "closed" : "kept open");
 	free(want.bytes);
 	free(got.bytes);
 }
@@ -211,7 +212,10 @@ START_TEST(long_multiget)
 
 	n += (size_t)snprintf(line, cap, "get");
 	for (int i = 0; i < 2000; i++)
-		n += (size_t)snprintf(line + n, cap - n, " %s", i % 3 == 0 ? "a" : i % 3 == 1 ? "nosuch" : "crlf");
+		n += (size_t)snprintf(line + n, cap - n, " %s",
+		                      i % 3 == 0   ? "a"
+		                      : i % 3 == 1 ? "nosuch"
+		                                   : "crlf");
 	n += (size_t)snprintf(line + n, cap - n, "\r\n");
 	same(line, n);
 	free(line);

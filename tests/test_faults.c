@@ -40,7 +40,7 @@ static void expect(const char *req, const char *reply, int min_ms, int max_ms)
 	ms = (tu_now() - t0) * 1000;
 	ck_assert_msg(strcmp(r, reply) == 0, "%s: got '%s', want '%s'", req, r, reply);
 	ck_assert_msg(ms >= min_ms && ms <= max_ms, "%s: answered after %.0f ms, want %d..%d", req,
-		      ms, min_ms, max_ms);
+	              ms, min_ms, max_ms);
 	free(r);
 }
 
@@ -156,7 +156,8 @@ START_TEST(reordered_reply_still_matched)
 
 	start(opts);
 	tu_fake_ctl(fake.port, "fake_mode reverse");
-	expect("get a missing_x bb\r\n", "VALUE a 0 3\r\nv:a\r\nVALUE bb 0 4\r\nv:bb\r\nEND\r\n", 0, 1000);
+	expect("get a missing_x bb\r\n", "VALUE a 0 3\r\nv:a\r\nVALUE bb 0 4\r\nv:bb\r\nEND\r\n", 0,
+	       1000);
 	stop();
 }
 END_TEST
@@ -245,8 +246,8 @@ START_TEST(every_waiter_gets_the_error)
 	kill(fake.pid, SIGKILL);
 	for (int i = 0; i < N; i++) {
 		char *r = tu_recv_until(fd[i], NULL, 3000, NULL);
-		ck_assert_msg(strcmp(r, "SERVER_ERROR upstream unavailable\r\n") == 0, "client %d: '%s'",
-			      i, r);
+		ck_assert_msg(strcmp(r, "SERVER_ERROR upstream unavailable\r\n") == 0,
+		              "client %d: '%s'", i, r);
 		free(r);
 		close(fd[i]);
 	}
@@ -255,14 +256,13 @@ START_TEST(every_waiter_gets_the_error)
 }
 END_TEST
 
-
 /* Random faults under load: every request gets the right value or one
  * SERVER_ERROR line, never a wrong value, and nothing stays in flight. */
 START_TEST(chaos_never_delivers_a_wrong_value)
 {
 	enum { N = 30 };
-	const char *opts[] = {"upstream.timeout_ms=200", "upstream.retries=1",
-			      "batch.leeway_ms=1", NULL};
+	const char *opts[] = {"upstream.timeout_ms=200", "upstream.retries=1", "batch.leeway_ms=1",
+	                      NULL};
 	struct {
 		int fd;
 		char want[512];
@@ -287,9 +287,9 @@ START_TEST(chaos_never_delivers_a_wrong_value)
 		bool idle = true;
 		for (int i = 0; i < N; i++) {
 			bool done = c[i].wlen && c[i].glen &&
-				    (c[i].glen >= c[i].wlen ||
-				     (strncmp(c[i].got, "SERVER_ERROR", 12) == 0 &&
-				      memchr(c[i].got, '\n', c[i].glen)));
+			            (c[i].glen >= c[i].wlen ||
+			             (strncmp(c[i].got, "SERVER_ERROR", 12) == 0 &&
+			              memchr(c[i].got, '\n', c[i].glen)));
 			if (c[i].wlen && !done) {
 				idle = false;
 				continue;
@@ -299,10 +299,11 @@ START_TEST(chaos_never_delivers_a_wrong_value)
 				    c[i].got[c[i].glen - 1] == '\n') {
 					errors++;
 				} else {
-					ck_assert_msg(c[i].glen == c[i].wlen &&
-							      memcmp(c[i].got, c[i].want, c[i].wlen) == 0,
-						      "client %d: got '%.*s' want '%.*s'", i,
-						      (int)c[i].glen, c[i].got, (int)c[i].wlen, c[i].want);
+					ck_assert_msg(
+					    c[i].glen == c[i].wlen &&
+					        memcmp(c[i].got, c[i].want, c[i].wlen) == 0,
+					    "client %d: got '%.*s' want '%.*s'", i, (int)c[i].glen,
+					    c[i].got, (int)c[i].wlen, c[i].want);
 					ok++;
 				}
 				c[i].wlen = c[i].glen = 0;
@@ -319,13 +320,12 @@ START_TEST(chaos_never_delivers_a_wrong_value)
 				seed = seed * 1103515245u + 12345u;
 				snprintf(key, sizeof(key), "c%u", (seed >> 16) % 40);
 				n += (size_t)snprintf(req + n, sizeof(req) - n, " %s", key);
-				c[i].wlen += (size_t)snprintf(c[i].want + c[i].wlen,
-							      sizeof(c[i].want) - c[i].wlen,
-							      "VALUE %s 0 %zu\r\nv:%s\r\n", key,
-							      strlen(key) + 2, key);
+				c[i].wlen += (size_t)snprintf(
+				    c[i].want + c[i].wlen, sizeof(c[i].want) - c[i].wlen,
+				    "VALUE %s 0 %zu\r\nv:%s\r\n", key, strlen(key) + 2, key);
 			}
 			c[i].wlen += (size_t)snprintf(c[i].want + c[i].wlen,
-						      sizeof(c[i].want) - c[i].wlen, "END\r\n");
+			                              sizeof(c[i].want) - c[i].wlen, "END\r\n");
 			n += (size_t)snprintf(req + n, sizeof(req) - n, "\r\n");
 			tu_send(c[i].fd, req, n);
 			idle = false;
@@ -343,7 +343,8 @@ START_TEST(chaos_never_delivers_a_wrong_value)
 		for (int i = 0; i < N; i++) {
 			if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
-			ssize_t r = recv(c[i].fd, c[i].got + c[i].glen, sizeof(c[i].got) - c[i].glen, 0);
+			ssize_t r =
+			    recv(c[i].fd, c[i].got + c[i].glen, sizeof(c[i].got) - c[i].glen, 0);
 			ck_assert_msg(r > 0, "client %d lost its connection", i);
 			c[i].glen += (size_t)r;
 		}

@@ -70,7 +70,8 @@ START_TEST(too_many_keys_refused_whole)
 	ck_assert_str_eq(r, "CLIENT_ERROR too many keys\r\n");
 	free(r);
 	r = tu_roundtrip(co.port, "get a b c\r\n", 3000);
-	ck_assert_str_eq(r, "VALUE a 0 3\r\nv:a\r\nVALUE b 0 3\r\nv:b\r\nVALUE c 0 3\r\nv:c\r\nEND\r\n");
+	ck_assert_str_eq(
+	    r, "VALUE a 0 3\r\nv:a\r\nVALUE b 0 3\r\nv:b\r\nVALUE c 0 3\r\nv:c\r\nEND\r\n");
 	free(r);
 	ck_assert_int_eq(fake_stat("keys"), 3);
 	ck_assert_int_eq(tu_stat(co.port, "too_many_keys"), 1);
@@ -83,7 +84,7 @@ END_TEST
 START_TEST(client_that_never_reads_is_throttled)
 {
 	const char *opts[] = {"server.max_output_bytes=65536", "server.max_pending_requests=64",
-			      NULL};
+	                      NULL};
 	int flood, fl;
 	char req[64 * 1024];
 	size_t sent = 0;
@@ -109,7 +110,7 @@ START_TEST(client_that_never_reads_is_throttled)
 			tu_sleep_ms(5);
 	}
 	ck_assert_msg(sent < (64u << 20), "coalesced read %zu bytes from a client that never reads",
-		      sent);
+	              sent);
 	/* Others are served normally. */
 	r = tu_roundtrip(co.port, "get other\r\n", 3000);
 	ck_assert_str_eq(r, "VALUE other 0 7\r\nv:other\r\nEND\r\n");
@@ -263,7 +264,7 @@ START_TEST(busy_upstream_grows_batches)
 		char want[64];
 		char *r = tu_recv_until(fd[i], "END\r\n", 5000, NULL);
 		snprintf(want, sizeof(want), "VALUE key%d 0 %zu\r\nv:key%d\r\nEND\r\n", i,
-			 strlen("key") + (i < 10 ? 1 : 2) + 2, i);
+		         strlen("key") + (i < 10 ? 1 : 2) + 2, i);
 		ck_assert_str_eq(r, want);
 		free(r);
 		close(fd[i]);
@@ -275,7 +276,6 @@ START_TEST(busy_upstream_grows_batches)
 	stop();
 }
 END_TEST
-
 
 /* A client that reads steadily but slower than it asks keeps coalesced's
  * output queue from ever emptying; memory must still not grow with the
@@ -327,9 +327,9 @@ START_TEST(steady_slow_reader_does_not_grow_memory)
 	}
 	rss1 = rss_kib(co.pid);
 	ck_assert_msg(got > (32u << 20), "only %llu bytes read: the test did not load coalesced",
-		      (unsigned long long)got);
+	              (unsigned long long)got);
 	ck_assert_msg(rss1 - rss0 < 16 * 1024, "RSS grew from %ld to %ld KiB after %llu bytes",
-		      rss0, rss1, (unsigned long long)got);
+	              rss0, rss1, (unsigned long long)got);
 	close(fd);
 	stop();
 }

@@ -147,7 +147,7 @@ static const char *show(const char *in, size_t len)
 }
 
 static void record(struct run *run, const struct pc_cmd *cmd, enum pc_status st, const char *buf,
-		   size_t used, size_t base, const char *what)
+                   size_t used, size_t base, const char *what)
 {
 	struct result *r;
 
@@ -170,14 +170,14 @@ static void record(struct run *run, const struct pc_cmd *cmd, enum pc_status st,
 			const char *p = cmd->keys[i].p;
 			/* Keys point into the bytes this command consumed. */
 			ck_assert_msg(p >= buf && p + cmd->keys[i].len <= buf + used,
-				      "%s: key %u outside the consumed bytes", what, i);
+			              "%s: key %u outside the consumed bytes", what, i);
 			r->koff[i] = base + (size_t)(p - buf);
 			r->klen[i] = cmd->keys[i].len;
 		}
 	}
 	if (st == PC_COMMAND && cmd->type == PC_STATS && cmd->args) {
 		ck_assert_msg(cmd->args >= buf && cmd->args + cmd->argslen <= buf + used,
-			      "%s: stats args outside the consumed bytes", what);
+		              "%s: stats args outside the consumed bytes", what);
 		r->has_args = true;
 		r->args_off = base + (size_t)(cmd->args - buf);
 		r->argslen = cmd->argslen;
@@ -186,7 +186,7 @@ static void record(struct run *run, const struct pc_cmd *cmd, enum pc_status st,
 	if (st == PC_COMMAND && cmd->type == PC_REPLY) {
 		size_t n = cmd->reply ? strlen(cmd->reply) : 0;
 		ck_assert_msg(n >= 2 && memcmp(cmd->reply + n - 2, "\r\n", 2) == 0,
-			      "%s: PC_REPLY without a CRLF-terminated reply", what);
+		              "%s: PC_REPLY without a CRLF-terminated reply", what);
 	}
 	if (st == PC_COMMAND && cmd->type == PC_SILENT)
 		ck_assert_msg(cmd->reply == NULL, "%s: PC_SILENT with a reply", what);
@@ -206,8 +206,7 @@ static void run_free(struct run *run)
 /* Feed in[0..len) through a fresh parser, read by read as s decides. The
  * buffer handed to pc_parse is always exactly as long as its content, so a
  * sanitizer catches any read past len. */
-static void feed(struct run *run, const char *in, size_t len, size_t max_line,
-		 struct splitter *s)
+static void feed(struct run *run, const char *in, size_t len, size_t max_line, struct splitter *s)
 {
 	struct pc_parser p;
 	char *buf = NULL;
@@ -232,7 +231,7 @@ static void feed(struct run *run, const char *in, size_t len, size_t max_line,
 			enum pc_status st = pc_parse(&p, buf, blen, &cmd, &used);
 
 			ck_assert_msg(used <= blen, "%s: consumed %zu of %zu bytes", what, used,
-				      blen);
+			              blen);
 			if (st != PC_NEED_MORE)
 				record(run, &cmd, st, buf, used, base, what);
 			if (used) {
@@ -267,38 +266,37 @@ static bool same_str(const char *a, const char *b)
 
 /* b must equal a: how the input was split may not change the results. */
 static void same_run(const struct run *a, const struct run *b, const char *in, size_t len,
-		     const char *mode)
+                     const char *mode)
 {
 	char what[200];
 
 	snprintf(what, sizeof(what), "%s", show(in, len));
 
 	ck_assert_msg(a->n == b->n, "\"%s\": %zu results in one read, %zu %s", what, a->n, b->n,
-		      mode);
+	              mode);
 	ck_assert_msg(a->closed == b->closed, "\"%s\": closed differs %s", what, mode);
 	if (!a->closed)
 		ck_assert_msg(a->left == b->left, "\"%s\": %zu bytes left in one read, %zu %s",
-			      what, a->left, b->left, mode);
+		              what, a->left, b->left, mode);
 	for (size_t i = 0; i < a->n; i++) {
 		const struct result *x = &a->r[i], *y = &b->r[i];
 
-		ck_assert_msg(x->st == y->st && x->type == y->type &&
-				      same_str(x->reply, y->reply) &&
-				      x->client_error == y->client_error &&
-				      x->unsupported == y->unsupported,
-			      "\"%s\": result %zu differs %s (status %d/%d, type %d/%d)", what, i,
-			      mode, x->st, y->st, x->type, y->type);
+		ck_assert_msg(
+		    x->st == y->st && x->type == y->type && same_str(x->reply, y->reply) &&
+		        x->client_error == y->client_error && x->unsupported == y->unsupported,
+		    "\"%s\": result %zu differs %s (status %d/%d, type %d/%d)", what, i, mode,
+		    x->st, y->st, x->type, y->type);
 		if (x->st != PC_CLOSE)
 			ck_assert_msg(x->end == y->end, "\"%s\": result %zu ends at %zu, %zu %s",
-				      what, i, x->end, y->end, mode);
+			              what, i, x->end, y->end, mode);
 		ck_assert_msg(x->nkeys == y->nkeys, "\"%s\": result %zu: %u keys, %u %s", what, i,
-			      x->nkeys, y->nkeys, mode);
+		              x->nkeys, y->nkeys, mode);
 		for (uint32_t k = 0; k < x->nkeys; k++)
 			ck_assert_msg(x->koff[k] == y->koff[k] && x->klen[k] == y->klen[k],
-				      "\"%s\": result %zu key %u differs %s", what, i, k, mode);
+			              "\"%s\": result %zu key %u differs %s", what, i, k, mode);
 		ck_assert_msg(x->has_args == y->has_args && x->args_off == y->args_off &&
-				      x->argslen == y->argslen,
-			      "\"%s\": result %zu stats args differ %s", what, i, mode);
+		                  x->argslen == y->argslen,
+		              "\"%s\": result %zu stats args differ %s", what, i, mode);
 	}
 }
 
@@ -353,28 +351,63 @@ struct pcase {
 #define R_TOO_LONG "CLIENT_ERROR line too long\r\n"
 #define R_UNSUPPORTED "SERVER_ERROR not supported\r\n"
 
-#define W_GET(e, ...) {.st = PC_COMMAND, .type = PC_GET, .end = (e), .keys = {__VA_ARGS__}}
-#define W_GETS(e, ...) {.st = PC_COMMAND, .type = PC_GETS, .end = (e), .keys = {__VA_ARGS__}}
+#define W_GET(e, ...)                                                                              \
+	{                                                                                          \
+		.st = PC_COMMAND, .type = PC_GET, .end = (e), .keys = { __VA_ARGS__ }              \
+	}
+#define W_GETS(e, ...)                                                                             \
+	{                                                                                          \
+		.st = PC_COMMAND, .type = PC_GETS, .end = (e), .keys = { __VA_ARGS__ }             \
+	}
 #define W_REPLY(e, text, fl)                                                                       \
-	{.st = PC_COMMAND, .type = PC_REPLY, .reply = (text), .flags = (fl), .end = (e)}
+	{                                                                                          \
+		.st = PC_COMMAND, .type = PC_REPLY, .reply = (text), .flags = (fl), .end = (e)     \
+	}
 #define W_ERROR(e) W_REPLY(e, R_ERROR, F_CE)
 #define W_BADFMT(e) W_REPLY(e, R_BAD_FORMAT, F_CE)
 #define W_CHUNK(e) W_REPLY(e, R_BAD_CHUNK, F_CE)
 #define W_UNSUP(e) W_REPLY(e, R_UNSUPPORTED, F_UNSUP)
-#define W_SILENT(e, fl) {.st = PC_COMMAND, .type = PC_SILENT, .flags = (fl), .end = (e)}
-#define W_VERSION(e) {.st = PC_COMMAND, .type = PC_VERSION, .end = (e)}
-#define W_QUIT(e) {.st = PC_COMMAND, .type = PC_QUIT, .end = (e)}
-#define W_STATS(e, a) {.st = PC_COMMAND, .type = PC_STATS, .end = (e), .args = (a)}
-#define W_CLOSE(text) {.st = PC_CLOSE, .reply = (text), .flags = F_CE}
+#define W_SILENT(e, fl)                                                                            \
+	{                                                                                          \
+		.st = PC_COMMAND, .type = PC_SILENT, .flags = (fl), .end = (e)                     \
+	}
+#define W_VERSION(e)                                                                               \
+	{                                                                                          \
+		.st = PC_COMMAND, .type = PC_VERSION, .end = (e)                                   \
+	}
+#define W_QUIT(e)                                                                                  \
+	{                                                                                          \
+		.st = PC_COMMAND, .type = PC_QUIT, .end = (e)                                      \
+	}
+#define W_STATS(e, a)                                                                              \
+	{                                                                                          \
+		.st = PC_COMMAND, .type = PC_STATS, .end = (e), .args = (a)                        \
+	}
+#define W_CLOSE(text)                                                                              \
+	{                                                                                          \
+		.st = PC_CLOSE, .reply = (text), .flags = F_CE                                     \
+	}
 
 /* A case: the input literal (NULs included) and its expected results. */
-#define C(lit, ...) {.in = (lit), .len = sizeof(lit) - 1, .w = {__VA_ARGS__}}
+#define C(lit, ...)                                                                                \
+	{                                                                                          \
+		.in = (lit), .len = sizeof(lit) - 1, .w = { __VA_ARGS__ }                          \
+	}
 /* The same with bytes still waiting for a newline at the end. */
-#define CL(lit, n, ...) {.in = (lit), .len = sizeof(lit) - 1, .w = {__VA_ARGS__}, .left = (n)}
+#define CL(lit, n, ...)                                                                            \
+	{                                                                                          \
+		.in = (lit), .len = sizeof(lit) - 1, .w = {__VA_ARGS__}, .left = (n)               \
+	}
 /* No result yet; n bytes wait. */
-#define WAIT(lit, n) {.in = (lit), .len = sizeof(lit) - 1, .left = (n)}
+#define WAIT(lit, n)                                                                               \
+	{                                                                                          \
+		.in = (lit), .len = sizeof(lit) - 1, .left = (n)                                   \
+	}
 /* A case built at run time. */
-#define DYN(p, n, ...) {.in = (p), .len = (n), .w = {__VA_ARGS__}}
+#define DYN(p, n, ...)                                                                             \
+	{                                                                                          \
+		.in = (p), .len = (n), .w = { __VA_ARGS__ }                                        \
+	}
 
 /* 250 and 251 byte keys, by literal concatenation. */
 #define K10 "kkkkkkkkkk"
@@ -397,49 +430,49 @@ static void check_want(const struct run *run, const struct pcase *c)
 		size_t nk = 0;
 
 		ck_assert_msg(r->st == w->st, "\"%s\": result %zu: status %d, expected %d", what, i,
-			      r->st, w->st);
+		              r->st, w->st);
 		if (w->st == PC_COMMAND)
 			ck_assert_msg(r->type == w->type,
-				      "\"%s\": result %zu: type %d, expected %d", what, i,
-				      r->type, w->type);
+			              "\"%s\": result %zu: type %d, expected %d", what, i, r->type,
+			              w->type);
 		ck_assert_msg(same_str(r->reply, w->reply),
-			      "\"%s\": result %zu: reply \"%s\", expected \"%s\"", what, i,
-			      r->reply ? show(r->reply, strlen(r->reply)) : "(null)",
-			      w->reply ? show(w->reply, strlen(w->reply)) : "(null)");
+		              "\"%s\": result %zu: reply \"%s\", expected \"%s\"", what, i,
+		              r->reply ? show(r->reply, strlen(r->reply)) : "(null)",
+		              w->reply ? show(w->reply, strlen(w->reply)) : "(null)");
 		ck_assert_msg(r->client_error == !!(w->flags & F_CE),
-			      "\"%s\": result %zu: client_error %d", what, i, r->client_error);
+		              "\"%s\": result %zu: client_error %d", what, i, r->client_error);
 		ck_assert_msg(r->unsupported == !!(w->flags & F_UNSUP),
-			      "\"%s\": result %zu: unsupported %d", what, i, r->unsupported);
+		              "\"%s\": result %zu: unsupported %d", what, i, r->unsupported);
 		if (w->st == PC_COMMAND) {
 			size_t end = w->end ? w->end : c->len;
 			ck_assert_msg(r->end == end,
-				      "\"%s\": result %zu ends at byte %zu, expected %zu", what,
-				      i, r->end, end);
+			              "\"%s\": result %zu ends at byte %zu, expected %zu", what, i,
+			              r->end, end);
 		}
 		while (nk < 8 && w->keys[nk])
 			nk++;
 		ck_assert_msg(r->nkeys == nk, "\"%s\": result %zu: %u keys, expected %zu", what, i,
-			      r->nkeys, nk);
+		              r->nkeys, nk);
 		for (size_t k = 0; k < nk; k++) {
 			size_t kl = strlen(w->keys[k]);
 			ck_assert_msg(r->klen[k] == kl &&
-					      memcmp(c->in + r->koff[k], w->keys[k], kl) == 0,
-				      "\"%s\": result %zu: key %zu is \"%s\"", what, i, k,
-				      show(c->in + r->koff[k], r->klen[k]));
+			                  memcmp(c->in + r->koff[k], w->keys[k], kl) == 0,
+			              "\"%s\": result %zu: key %zu is \"%s\"", what, i, k,
+			              show(c->in + r->koff[k], r->klen[k]));
 		}
 		if (w->args) {
 			size_t al = strlen(w->args);
 			ck_assert_msg(r->has_args && r->argslen == al &&
-					      memcmp(c->in + r->args_off, w->args, al) == 0,
-				      "\"%s\": result %zu: stats args wrong", what, i);
+			                  memcmp(c->in + r->args_off, w->args, al) == 0,
+			              "\"%s\": result %zu: stats args wrong", what, i);
 		} else if (w->st == PC_COMMAND && w->type == PC_STATS) {
 			ck_assert_msg(!r->has_args, "\"%s\": stats args where there are none",
-				      what);
+			              what);
 		}
 	}
 	if (!run->closed)
 		ck_assert_msg(run->left == c->left, "\"%s\": %zu bytes left waiting, expected %zu",
-			      what, run->left, c->left);
+		              what, run->left, c->left);
 }
 
 static void check_case(const struct pcase *c, size_t max_line)
@@ -453,7 +486,7 @@ static void check_case(const struct pcase *c, size_t max_line)
 
 /* prefix + unit * n + suffix into b (cap bytes); returns the length. */
 static size_t build_in(char *b, size_t cap, const char *prefix, const char *unit, size_t n,
-		       const char *suffix)
+                       const char *suffix)
 {
 	size_t pl = strlen(prefix), ul = strlen(unit), sl = strlen(suffix);
 
@@ -466,8 +499,7 @@ static size_t build_in(char *b, size_t cap, const char *prefix, const char *unit
 }
 
 /* The same in a malloc'd buffer; *len gets the length. */
-static char *build(const char *prefix, const char *unit, size_t n, const char *suffix,
-		   size_t *len)
+static char *build(const char *prefix, const char *unit, size_t n, const char *suffix, size_t *len)
 {
 	size_t cap = strlen(prefix) + strlen(unit) * n + strlen(suffix) + 1;
 	char *b = malloc(cap);
@@ -483,25 +515,25 @@ static char *build(const char *prefix, const char *unit, size_t n, const char *s
 /* get / gets                                                                */
 
 static const struct pcase get_forms[] = {
-	C("get a\r\n", W_GET(0, "a")),
-	C("get a\n", W_GET(0, "a")),
-	C("gets a\r\n", W_GETS(0, "a")),
-	C("bget a\r\n", W_GET(0, "a")), /* memcached's undocumented alias */
-	C("get a b a zz\r\n", W_GET(0, "a", "b", "a", "zz")),
-	C("gets a b\r\n", W_GETS(0, "a", "b")),
-	C("get  a   b\r\n", W_GET(0, "a", "b")),
-	C("get a \r\n", W_GET(0, "a")),
-	C(" get a\r\n", W_GET(0, "a")),
-	C("   gets   a  b   \r\n", W_GETS(0, "a", "b")),
-	C("get a b\n", W_GET(0, "a", "b")),
-	C("get HTTP/1.1\r\n", W_GET(0, "HTTP/1.1")), /* a known word skips the HTTP rule */
-	C("get noreply\r\n", W_GET(0, "noreply")),   /* just a key for get */
-	C("get a\r\nget b\r\n", W_GET(L("get a\r\n"), "a"), W_GET(0, "b")),
-	C("gets a\r\nget a\r\n", W_GETS(L("gets a\r\n"), "a"), W_GET(0, "a")),
-	/* An incomplete line waits, whatever it holds. */
-	CL("get a\r\n\0", 1, W_GET(L("get a\r\n"), "a")),
-	WAIT("get a", 5),
-	WAIT("get a\r", 6),
+    C("get a\r\n", W_GET(0, "a")),
+    C("get a\n", W_GET(0, "a")),
+    C("gets a\r\n", W_GETS(0, "a")),
+    C("bget a\r\n", W_GET(0, "a")), /* memcached's undocumented alias */
+    C("get a b a zz\r\n", W_GET(0, "a", "b", "a", "zz")),
+    C("gets a b\r\n", W_GETS(0, "a", "b")),
+    C("get  a   b\r\n", W_GET(0, "a", "b")),
+    C("get a \r\n", W_GET(0, "a")),
+    C(" get a\r\n", W_GET(0, "a")),
+    C("   gets   a  b   \r\n", W_GETS(0, "a", "b")),
+    C("get a b\n", W_GET(0, "a", "b")),
+    C("get HTTP/1.1\r\n", W_GET(0, "HTTP/1.1")), /* a known word skips the HTTP rule */
+    C("get noreply\r\n", W_GET(0, "noreply")),   /* just a key for get */
+    C("get a\r\nget b\r\n", W_GET(L("get a\r\n"), "a"), W_GET(0, "b")),
+    C("gets a\r\nget a\r\n", W_GETS(L("gets a\r\n"), "a"), W_GET(0, "a")),
+    /* An incomplete line waits, whatever it holds. */
+    CL("get a\r\n\0", 1, W_GET(L("get a\r\n"), "a")),
+    WAIT("get a", 5),
+    WAIT("get a\r", 6),
 };
 
 START_TEST(test_get_forms)
@@ -531,26 +563,26 @@ START_TEST(test_get_keys_past_23_tokens)
 END_TEST
 
 static const struct pcase empty_lines[] = {
-	C("\r\n", W_ERROR(0)),
-	C("\n", W_ERROR(0)),
-	C("   \r\n", W_ERROR(0)),
-	C("\r\r\n", W_ERROR(0)),
-	C("\0\r\n", W_ERROR(0)),
-	C("g\r\n", W_ERROR(0)),
-	C("x\r\n", W_ERROR(0)),
-	C("get\r\n", W_ERROR(0)),
-	C("gets\r\n", W_ERROR(0)),
-	C("bget\r\n", W_ERROR(0)),
-	C("get\n", W_ERROR(0)),
-	C("get \r\n", W_ERROR(0)),
-	C("gets \r\n", W_ERROR(0)),
-	C("get     \r\n", W_ERROR(0)),
-	C("\r\nget a\r\n", W_ERROR(2), W_GET(0, "a")),
-	C("\nget a\r\n", W_ERROR(1), W_GET(0, "a")),
-	C("get a\r\n\r\n", W_GET(L("get a\r\n"), "a"), W_ERROR(0)),
-	C("get a\n\n", W_GET(L("get a\n"), "a"), W_ERROR(0)),
-	/* The line "\rget a" is an unknown command, as in memcached. */
-	C("get a\r\n\rget a\r\n", W_GET(L("get a\r\n"), "a"), W_ERROR(0)),
+    C("\r\n", W_ERROR(0)),
+    C("\n", W_ERROR(0)),
+    C("   \r\n", W_ERROR(0)),
+    C("\r\r\n", W_ERROR(0)),
+    C("\0\r\n", W_ERROR(0)),
+    C("g\r\n", W_ERROR(0)),
+    C("x\r\n", W_ERROR(0)),
+    C("get\r\n", W_ERROR(0)),
+    C("gets\r\n", W_ERROR(0)),
+    C("bget\r\n", W_ERROR(0)),
+    C("get\n", W_ERROR(0)),
+    C("get \r\n", W_ERROR(0)),
+    C("gets \r\n", W_ERROR(0)),
+    C("get     \r\n", W_ERROR(0)),
+    C("\r\nget a\r\n", W_ERROR(2), W_GET(0, "a")),
+    C("\nget a\r\n", W_ERROR(1), W_GET(0, "a")),
+    C("get a\r\n\r\n", W_GET(L("get a\r\n"), "a"), W_ERROR(0)),
+    C("get a\n\n", W_GET(L("get a\n"), "a"), W_ERROR(0)),
+    /* The line "\rget a" is an unknown command, as in memcached. */
+    C("get a\r\n\rget a\r\n", W_GET(L("get a\r\n"), "a"), W_ERROR(0)),
 };
 
 START_TEST(test_empty_and_keyless_lines)
@@ -560,17 +592,17 @@ START_TEST(test_empty_and_keyless_lines)
 END_TEST
 
 static const struct pcase key_length[] = {
-	C("get " K250 "\r\n", W_GET(0, K250)),
-	C("gets " K250 "\r\n", W_GETS(0, K250)),
-	C("get " K250 " " K250 "\r\n", W_GET(0, K250, K250)),
-	C("get " K251 "\r\n", W_BADFMT(0)),
-	C("gets " K251 "\r\n", W_BADFMT(0)),
-	C("bget " K251 "\r\n", W_BADFMT(0)),
-	/* One bad key refuses the whole command: "a" and "b" are not fetched. */
-	C("get a " K251 " b\r\n", W_BADFMT(0)),
-	C("get a\r\nget " K251 "\r\nget b\r\n", W_GET(L("get a\r\n"), "a"),
-	  W_BADFMT(L("get a\r\nget " K251 "\r\n")), W_GET(0, "b")),
-	C("get " K251 "\r\nversion\r\n", W_BADFMT(L("get " K251 "\r\n")), W_VERSION(0)),
+    C("get " K250 "\r\n", W_GET(0, K250)),
+    C("gets " K250 "\r\n", W_GETS(0, K250)),
+    C("get " K250 " " K250 "\r\n", W_GET(0, K250, K250)),
+    C("get " K251 "\r\n", W_BADFMT(0)),
+    C("gets " K251 "\r\n", W_BADFMT(0)),
+    C("bget " K251 "\r\n", W_BADFMT(0)),
+    /* One bad key refuses the whole command: "a" and "b" are not fetched. */
+    C("get a " K251 " b\r\n", W_BADFMT(0)),
+    C("get a\r\nget " K251 "\r\nget b\r\n", W_GET(L("get a\r\n"), "a"),
+      W_BADFMT(L("get a\r\nget " K251 "\r\n")), W_GET(0, "b")),
+    C("get " K251 "\r\nversion\r\n", W_BADFMT(L("get " K251 "\r\n")), W_VERSION(0)),
 };
 
 START_TEST(test_key_length_limit)
@@ -582,26 +614,32 @@ END_TEST
 /* DESIGN §3: stricter than memcached, which accepts (or cuts at NUL) all of
  * these; a key that could poison a shared upstream request is refused. */
 static const struct pcase key_bytes[] = {
-	C("get a\tb\r\n", W_BADFMT(0)),
-	C("gets a\tb\r\n", W_BADFMT(0)),
-	C("get \x01\r\n", W_BADFMT(0)),
-	C("get a\x01" "b\r\n", W_BADFMT(0)),
-	C("get a\x1f\r\n", W_BADFMT(0)),
-	C("get a\x1b\r\n", W_BADFMT(0)),
-	C("get a\x0b" "b\r\n", W_BADFMT(0)),
-	C("get a\x0c\r\n", W_BADFMT(0)),
-	C("get a\x7f\r\n", W_BADFMT(0)),
-	C("gets \x7f" "a\r\n", W_BADFMT(0)),
-	C("get a\0b\r\n", W_BADFMT(0)),
-	C("get a\0\r\n", W_BADFMT(0)),
-	C("get a\0\0\r\n", W_BADFMT(0)),
-	C("gets a b\0c\r\n", W_BADFMT(0)),
-	C("get a\rb\r\n", W_BADFMT(0)),
-	C("get a\r\r\n", W_BADFMT(0)), /* only one \r is line end */
-	C("get \r\r\n", W_BADFMT(0)),
-	C("get a b\x01\r\n", W_BADFMT(0)), /* the valid "a" is not forwarded either */
-	C("get a\x01 b\r\n", W_BADFMT(0)),
-	C("get a\tb\r\nget c\r\n", W_BADFMT(L("get a\tb\r\n")), W_GET(0, "c")),
+    C("get a\tb\r\n", W_BADFMT(0)),
+    C("gets a\tb\r\n", W_BADFMT(0)),
+    C("get \x01\r\n", W_BADFMT(0)),
+    C("get a\x01"
+      "b\r\n",
+      W_BADFMT(0)),
+    C("get a\x1f\r\n", W_BADFMT(0)),
+    C("get a\x1b\r\n", W_BADFMT(0)),
+    C("get a\x0b"
+      "b\r\n",
+      W_BADFMT(0)),
+    C("get a\x0c\r\n", W_BADFMT(0)),
+    C("get a\x7f\r\n", W_BADFMT(0)),
+    C("gets \x7f"
+      "a\r\n",
+      W_BADFMT(0)),
+    C("get a\0b\r\n", W_BADFMT(0)),
+    C("get a\0\r\n", W_BADFMT(0)),
+    C("get a\0\0\r\n", W_BADFMT(0)),
+    C("gets a b\0c\r\n", W_BADFMT(0)),
+    C("get a\rb\r\n", W_BADFMT(0)),
+    C("get a\r\r\n", W_BADFMT(0)), /* only one \r is line end */
+    C("get \r\r\n", W_BADFMT(0)),
+    C("get a b\x01\r\n", W_BADFMT(0)), /* the valid "a" is not forwarded either */
+    C("get a\x01 b\r\n", W_BADFMT(0)),
+    C("get a\tb\r\nget c\r\n", W_BADFMT(L("get a\tb\r\n")), W_GET(0, "c")),
 };
 
 START_TEST(test_key_control_bytes_refused)
@@ -611,10 +649,15 @@ START_TEST(test_key_control_bytes_refused)
 END_TEST
 
 static const struct pcase key_utf8[] = {
-	C("get \xc3\xa9t\xc3\xa9\r\n", W_GET(0, "\xc3\xa9t\xc3\xa9")),
-	C("gets \xe2\x82\xac\r\n", W_GETS(0, "\xe2\x82\xac")),
-	C("get \xff\x80\r\n", W_GET(0, "\xff\x80")),
-	C("get a\x80" "b c\r\n", W_GET(0, "a\x80" "b", "c")),
+    C("get \xc3\xa9t\xc3\xa9\r\n", W_GET(0, "\xc3\xa9t\xc3\xa9")),
+    C("gets \xe2\x82\xac\r\n", W_GETS(0, "\xe2\x82\xac")),
+    C("get \xff\x80\r\n", W_GET(0, "\xff\x80")),
+    C("get a\x80"
+      "b c\r\n",
+      W_GET(0,
+            "a\x80"
+            "b",
+            "c")),
 };
 
 START_TEST(test_key_high_bytes_accepted)
@@ -627,21 +670,21 @@ END_TEST
 /* The command word                                                          */
 
 static const struct pcase command_word[] = {
-	C("get\ta\r\n", W_ERROR(0)), /* only ' ' separates tokens */
-	C("gets\ta\r\n", W_ERROR(0)),
-	C("GET a\r\n", W_ERROR(0)), /* matched case-sensitively */
-	C("GETS a\r\n", W_ERROR(0)),
-	C("VERSION\r\n", W_ERROR(0)),
-	C("versionx\r\n", W_ERROR(0)), /* no prefix matching */
-	C("getx a\r\n", W_ERROR(0)),
-	C("get_a a\r\n", W_ERROR(0)),
-	/* memcached sees a C string: a NUL ends the command. */
-	C("ver\0sion\r\n", W_ERROR(0)),
-	C("get\0 a\r\n", W_ERROR(0)),
-	C("\0get a\r\n", W_ERROR(0)),
-	C("version\0junk\r\n", W_VERSION(0)),
-	C("version\0\r\n", W_VERSION(0)),
-	C("quit\0 x\r\n", W_QUIT(0)),
+    C("get\ta\r\n", W_ERROR(0)), /* only ' ' separates tokens */
+    C("gets\ta\r\n", W_ERROR(0)),
+    C("GET a\r\n", W_ERROR(0)), /* matched case-sensitively */
+    C("GETS a\r\n", W_ERROR(0)),
+    C("VERSION\r\n", W_ERROR(0)),
+    C("versionx\r\n", W_ERROR(0)), /* no prefix matching */
+    C("getx a\r\n", W_ERROR(0)),
+    C("get_a a\r\n", W_ERROR(0)),
+    /* memcached sees a C string: a NUL ends the command. */
+    C("ver\0sion\r\n", W_ERROR(0)),
+    C("get\0 a\r\n", W_ERROR(0)),
+    C("\0get a\r\n", W_ERROR(0)),
+    C("version\0junk\r\n", W_VERSION(0)),
+    C("version\0\r\n", W_VERSION(0)),
+    C("quit\0 x\r\n", W_QUIT(0)),
 };
 
 START_TEST(test_command_word_exact)
@@ -651,18 +694,18 @@ START_TEST(test_command_word_exact)
 END_TEST
 
 static const struct pcase version_quit[] = {
-	C("version\r\n", W_VERSION(0)),
-	C("version\n", W_VERSION(0)),
-	C("version x\r\n", W_VERSION(0)), /* arguments are ignored */
-	C("version HTTP/1.1\r\n", W_VERSION(0)),
-	C("  version  \r\n", W_VERSION(0)),
-	C("version a b c d e f g h i j k l m n o p q r s t u v w x y z\r\n", W_VERSION(0)),
-	C("quit\r\n", W_QUIT(0)),
-	C("quit\n", W_QUIT(0)),
-	C("quit x\r\n", W_QUIT(0)),
-	C("quit a b c d e f g h i j k l m n o p q r s t u v w x y z\r\n", W_QUIT(0)),
-	C("version\r\nquit\r\nversion\r\n", W_VERSION(L("version\r\n")),
-	  W_QUIT(L("version\r\nquit\r\n")), W_VERSION(0)),
+    C("version\r\n", W_VERSION(0)),
+    C("version\n", W_VERSION(0)),
+    C("version x\r\n", W_VERSION(0)), /* arguments are ignored */
+    C("version HTTP/1.1\r\n", W_VERSION(0)),
+    C("  version  \r\n", W_VERSION(0)),
+    C("version a b c d e f g h i j k l m n o p q r s t u v w x y z\r\n", W_VERSION(0)),
+    C("quit\r\n", W_QUIT(0)),
+    C("quit\n", W_QUIT(0)),
+    C("quit x\r\n", W_QUIT(0)),
+    C("quit a b c d e f g h i j k l m n o p q r s t u v w x y z\r\n", W_QUIT(0)),
+    C("version\r\nquit\r\nversion\r\n", W_VERSION(L("version\r\n")),
+      W_QUIT(L("version\r\nquit\r\n")), W_VERSION(0)),
 };
 
 START_TEST(test_version_and_quit)
@@ -672,13 +715,13 @@ START_TEST(test_version_and_quit)
 END_TEST
 
 static const struct pcase stats[] = {
-	C("stats\r\n", W_STATS(0, NULL)),
-	C("stats\n", W_STATS(0, NULL)),
-	C("stats reset\r\n", W_STATS(0, "reset")),
-	C("stats  settings x\r\n", W_STATS(0, "settings x")),
-	C("stats detail dump\r\n", W_STATS(0, "detail dump")),
-	C("stats reset\0junk\r\n", W_STATS(0, "reset")),
-	C("stats reset\r\nstats\r\n", W_STATS(L("stats reset\r\n"), "reset"), W_STATS(0, NULL)),
+    C("stats\r\n", W_STATS(0, NULL)),
+    C("stats\n", W_STATS(0, NULL)),
+    C("stats reset\r\n", W_STATS(0, "reset")),
+    C("stats  settings x\r\n", W_STATS(0, "settings x")),
+    C("stats detail dump\r\n", W_STATS(0, "detail dump")),
+    C("stats reset\0junk\r\n", W_STATS(0, "reset")),
+    C("stats reset\r\nstats\r\n", W_STATS(L("stats reset\r\n"), "reset"), W_STATS(0, NULL)),
 };
 
 START_TEST(test_stats_args)
@@ -688,22 +731,22 @@ START_TEST(test_stats_args)
 END_TEST
 
 static const struct pcase unknown[] = {
-	C("foo\r\n", W_ERROR(0)),
-	C("foo bar baz\r\n", W_ERROR(0)),
-	C("VALUE a\r\n", W_ERROR(0)),
-	C("END\r\n", W_ERROR(0)),
-	C("misbehave\r\n", W_ERROR(0)), /* not in Debian's build */
-	C("debugtime 1\r\n", W_ERROR(0)),
-	C("extstore x\r\n", W_ERROR(0)),
-	C("mz\r\n", W_ERROR(0)),
-	C("m\r\n", W_ERROR(0)),
-	C("foo HTTP\r\n", W_ERROR(0)),
-	C("foo HTTP1.1\r\n", W_ERROR(0)), /* the slash is part of the rule */
-	C("foo HTTP/1.1 x\r\n", W_ERROR(0)), /* HTTP/ must be the last token */
-	C("GET a HTTP/1.0 b\r\n", W_ERROR(0)),
-	C("x HTTP/1.1\r\n", W_ERROR(0)), /* a 1-byte command fails first */
-	C("H HTTP/1.1\r\n", W_ERROR(0)),
-	C("foo\r\nbar\r\n", W_ERROR(L("foo\r\n")), W_ERROR(0)),
+    C("foo\r\n", W_ERROR(0)),
+    C("foo bar baz\r\n", W_ERROR(0)),
+    C("VALUE a\r\n", W_ERROR(0)),
+    C("END\r\n", W_ERROR(0)),
+    C("misbehave\r\n", W_ERROR(0)), /* not in Debian's build */
+    C("debugtime 1\r\n", W_ERROR(0)),
+    C("extstore x\r\n", W_ERROR(0)),
+    C("mz\r\n", W_ERROR(0)),
+    C("m\r\n", W_ERROR(0)),
+    C("foo HTTP\r\n", W_ERROR(0)),
+    C("foo HTTP1.1\r\n", W_ERROR(0)),    /* the slash is part of the rule */
+    C("foo HTTP/1.1 x\r\n", W_ERROR(0)), /* HTTP/ must be the last token */
+    C("GET a HTTP/1.0 b\r\n", W_ERROR(0)),
+    C("x HTTP/1.1\r\n", W_ERROR(0)), /* a 1-byte command fails first */
+    C("H HTTP/1.1\r\n", W_ERROR(0)),
+    C("foo\r\nbar\r\n", W_ERROR(L("foo\r\n")), W_ERROR(0)),
 };
 
 START_TEST(test_unknown_commands)
@@ -714,18 +757,18 @@ END_TEST
 
 /* memcached hangs up on an HTTP request line without a word. */
 static const struct pcase http[] = {
-	C("GET / HTTP/1.1\r\n", W_CLOSE(NULL)),
-	C("GET / HTTP/1.1\n", W_CLOSE(NULL)),
-	C("POST /x HTTP/1.0\r\n", W_CLOSE(NULL)),
-	C("HTTP/1.1\r\n", W_CLOSE(NULL)),
-	C("foo HTTP/\r\n", W_CLOSE(NULL)),
-	C("GET  HTTP/1.1 \r\n", W_CLOSE(NULL)),
-	C("fx HTTP/1.1\r\n", W_CLOSE(NULL)),
-	C("rx HTTP/1.1\r\n", W_CLOSE(NULL)),
-	C("mzz HTTP/1.1\r\n", W_CLOSE(NULL)),
-	C("GET / HTTP/1.1\r\nHost: x\r\n\r\n", W_CLOSE(NULL)),
-	C("foo\r\nGET / HTTP/1.1\r\n", W_ERROR(L("foo\r\n")), W_CLOSE(NULL)),
-	C("get a\r\nGET / HTTP/1.1\r\n", W_GET(L("get a\r\n"), "a"), W_CLOSE(NULL)),
+    C("GET / HTTP/1.1\r\n", W_CLOSE(NULL)),
+    C("GET / HTTP/1.1\n", W_CLOSE(NULL)),
+    C("POST /x HTTP/1.0\r\n", W_CLOSE(NULL)),
+    C("HTTP/1.1\r\n", W_CLOSE(NULL)),
+    C("foo HTTP/\r\n", W_CLOSE(NULL)),
+    C("GET  HTTP/1.1 \r\n", W_CLOSE(NULL)),
+    C("fx HTTP/1.1\r\n", W_CLOSE(NULL)),
+    C("rx HTTP/1.1\r\n", W_CLOSE(NULL)),
+    C("mzz HTTP/1.1\r\n", W_CLOSE(NULL)),
+    C("GET / HTTP/1.1\r\nHost: x\r\n\r\n", W_CLOSE(NULL)),
+    C("foo\r\nGET / HTTP/1.1\r\n", W_ERROR(L("foo\r\n")), W_CLOSE(NULL)),
+    C("get a\r\nGET / HTTP/1.1\r\n", W_GET(L("get a\r\n"), "a"), W_CLOSE(NULL)),
 };
 
 START_TEST(test_http_request_closes)
@@ -752,13 +795,13 @@ START_TEST(test_http_rule_uses_23rd_token)
 END_TEST
 
 static const struct pcase binary[] = {
-	C("\x80", W_CLOSE(NULL)),
-	C("\x80get a\r\n", W_CLOSE(NULL)),
-	C("\x80\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", W_CLOSE(NULL)),
-	/* Only the connection's first byte decides; later 0x80 is a plain byte. */
-	C("version\r\n\x80\r\n", W_VERSION(L("version\r\n")), W_ERROR(0)),
-	C("version\r\n\x80\0\0\0\r\n", W_VERSION(L("version\r\n")), W_ERROR(0)),
-	WAIT("\x81\0\0\0", 4),
+    C("\x80", W_CLOSE(NULL)),
+    C("\x80get a\r\n", W_CLOSE(NULL)),
+    C("\x80\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", W_CLOSE(NULL)),
+    /* Only the connection's first byte decides; later 0x80 is a plain byte. */
+    C("version\r\n\x80\r\n", W_VERSION(L("version\r\n")), W_ERROR(0)),
+    C("version\r\n\x80\0\0\0\r\n", W_VERSION(L("version\r\n")), W_ERROR(0)),
+    WAIT("\x81\0\0\0", 4),
 };
 
 START_TEST(test_binary_magic_closes)
@@ -912,7 +955,7 @@ END_TEST
 START_TEST(test_long_line_needs_get_word)
 {
 	static const char *const prefixes[] = {
-		"gat 0 ", "gats 0 ", "bget ", "GET ", "get\t", "getx ", "set k 0 0 ",
+	    "gat 0 ", "gats 0 ", "bget ", "GET ", "get\t", "getx ", "set k 0 0 ",
 	};
 	char spaces[120];
 
@@ -1033,7 +1076,7 @@ START_TEST(test_scan_is_resumable)
 		st = pc_parse(&p, buf, i + 1, &cmd, &used);
 		if (i + 1 < len)
 			ck_assert_msg(st == PC_NEED_MORE && used == 0, "early result at byte %zu",
-				      i);
+			              i);
 	}
 	ck_assert_int_eq(st, PC_COMMAND);
 	ck_assert_int_eq(cmd.type, PC_GET);
@@ -1098,20 +1141,20 @@ END_TEST
 /* Storage commands: refused, with the data block consumed                  */
 
 static const struct pcase storage_ok[] = {
-	C("set k 0 0 3\r\nxyz\r\n", W_UNSUP(0)),
-	C("set k 0 0 3\r\nx\r\n\r\n", W_UNSUP(0)), /* CRLF inside the block */
-	C("set k 0 0 0\r\n\r\n", W_UNSUP(0)),
-	C("set k 0 0 3 foo\r\nxyz\r\n", W_UNSUP(0)), /* only "noreply" means noreply */
-	C("add k 0 0 1\r\nx\r\n", W_UNSUP(0)),
-	C("replace k 0 0 1\r\nx\r\n", W_UNSUP(0)),
-	C("append k 0 0 1\r\nx\r\n", W_UNSUP(0)),
-	C("prepend k 0 0 1\r\nx\r\n", W_UNSUP(0)),
-	C("cas k 0 0 1 1\r\nx\r\n", W_UNSUP(0)),
-	C("set k 0 0 3\r\nabc\r\nget k\r\n", W_UNSUP(L("set k 0 0 3\r\nabc\r\n")), W_GET(0, "k")),
-	C("set k 0 0 3\r\nabc\r\nset k 0 0 1\r\nx\r\n", W_UNSUP(L("set k 0 0 3\r\nabc\r\n")),
-	  W_UNSUP(0)),
-	C("set k 0 0 1\r\nx\r\nversion\r\n", W_UNSUP(L("set k 0 0 1\r\nx\r\n")), W_VERSION(0)),
-	C("set " K250 " 0 0 1\r\nx\r\n", W_UNSUP(0)),
+    C("set k 0 0 3\r\nxyz\r\n", W_UNSUP(0)),
+    C("set k 0 0 3\r\nx\r\n\r\n", W_UNSUP(0)), /* CRLF inside the block */
+    C("set k 0 0 0\r\n\r\n", W_UNSUP(0)),
+    C("set k 0 0 3 foo\r\nxyz\r\n", W_UNSUP(0)), /* only "noreply" means noreply */
+    C("add k 0 0 1\r\nx\r\n", W_UNSUP(0)),
+    C("replace k 0 0 1\r\nx\r\n", W_UNSUP(0)),
+    C("append k 0 0 1\r\nx\r\n", W_UNSUP(0)),
+    C("prepend k 0 0 1\r\nx\r\n", W_UNSUP(0)),
+    C("cas k 0 0 1 1\r\nx\r\n", W_UNSUP(0)),
+    C("set k 0 0 3\r\nabc\r\nget k\r\n", W_UNSUP(L("set k 0 0 3\r\nabc\r\n")), W_GET(0, "k")),
+    C("set k 0 0 3\r\nabc\r\nset k 0 0 1\r\nx\r\n", W_UNSUP(L("set k 0 0 3\r\nabc\r\n")),
+      W_UNSUP(0)),
+    C("set k 0 0 1\r\nx\r\nversion\r\n", W_UNSUP(L("set k 0 0 1\r\nx\r\n")), W_VERSION(0)),
+    C("set " K250 " 0 0 1\r\nx\r\n", W_UNSUP(0)),
 };
 
 START_TEST(test_storage_refused_after_data)
@@ -1121,11 +1164,11 @@ START_TEST(test_storage_refused_after_data)
 END_TEST
 
 static const struct pcase storage_noreply[] = {
-	C("set k 0 0 3 noreply\r\nxyz\r\n", W_SILENT(0, F_UNSUP)),
-	C("append k 0 0 1 noreply\r\nx\r\n", W_SILENT(0, F_UNSUP)),
-	C("cas k 0 0 1 1 noreply\r\nx\r\n", W_SILENT(0, F_UNSUP)),
-	C("set k 0 0 1 noreply\r\nx\r\nget a\r\n",
-	  W_SILENT(L("set k 0 0 1 noreply\r\nx\r\n"), F_UNSUP), W_GET(0, "a")),
+    C("set k 0 0 3 noreply\r\nxyz\r\n", W_SILENT(0, F_UNSUP)),
+    C("append k 0 0 1 noreply\r\nx\r\n", W_SILENT(0, F_UNSUP)),
+    C("cas k 0 0 1 1 noreply\r\nx\r\n", W_SILENT(0, F_UNSUP)),
+    C("set k 0 0 1 noreply\r\nx\r\nget a\r\n", W_SILENT(L("set k 0 0 1 noreply\r\nx\r\n"), F_UNSUP),
+      W_GET(0, "a")),
 };
 
 START_TEST(test_storage_noreply_silent)
@@ -1137,18 +1180,18 @@ END_TEST
 /* Numbers as memcached's safe_strtol/strtoul read them: libc strto* with a
  * sign, leading zeros and trailing white space; bytes truncated to int32. */
 static const struct pcase storage_numbers[] = {
-	C("set k 0 0 +1\r\nx\r\n", W_UNSUP(0)),
-	C("set k 0 0 01\r\nx\r\n", W_UNSUP(0)),
-	C("set k 0 0 1 \r\nx\r\n", W_UNSUP(0)),
-	C("set k 0 0  1\r\nx\r\n", W_UNSUP(0)),
-	C("set k 0 0 1\nx\r\n", W_UNSUP(0)),
-	C("set k 0 0 1\t\r\nx\r\n", W_UNSUP(0)),
-	C("set k 0 0 1\r\r\nx\r\n", W_UNSUP(0)),
-	C("set k 0 0 4294967297\r\nx\r\n", W_UNSUP(0)), /* bytes = 1 */
-	C("set k 4294967296 0 1\r\nx\r\n", W_UNSUP(0)),
-	C("set k 0 99999999999 1\r\nx\r\n", W_UNSUP(0)),
-	C("set k 0 -1 1\r\nx\r\n", W_UNSUP(0)),
-	C("cas k 0 0 1 18446744073709551615\r\nx\r\n", W_UNSUP(0)),
+    C("set k 0 0 +1\r\nx\r\n", W_UNSUP(0)),
+    C("set k 0 0 01\r\nx\r\n", W_UNSUP(0)),
+    C("set k 0 0 1 \r\nx\r\n", W_UNSUP(0)),
+    C("set k 0 0  1\r\nx\r\n", W_UNSUP(0)),
+    C("set k 0 0 1\nx\r\n", W_UNSUP(0)),
+    C("set k 0 0 1\t\r\nx\r\n", W_UNSUP(0)),
+    C("set k 0 0 1\r\r\nx\r\n", W_UNSUP(0)),
+    C("set k 0 0 4294967297\r\nx\r\n", W_UNSUP(0)), /* bytes = 1 */
+    C("set k 4294967296 0 1\r\nx\r\n", W_UNSUP(0)),
+    C("set k 0 99999999999 1\r\nx\r\n", W_UNSUP(0)),
+    C("set k 0 -1 1\r\nx\r\n", W_UNSUP(0)),
+    C("cas k 0 0 1 18446744073709551615\r\nx\r\n", W_UNSUP(0)),
 };
 
 START_TEST(test_storage_numbers_as_memcached)
@@ -1160,15 +1203,15 @@ END_TEST
 /* Exactly bytes+2 bytes are the block; if they do not end in CRLF the rest
  * is parsed as commands again. */
 static const struct pcase storage_bad_chunk[] = {
-	C("set k 0 0 3\r\nxyzW\r\n", W_CHUNK(L("set k 0 0 3\r\nxyzW\r")), W_ERROR(0)),
-	C("set k 0 0 3\r\nabcde\r\n", W_CHUNK(L("set k 0 0 3\r\nabcde")), W_ERROR(0)),
-	C("set k 0 0 3\r\na\r\nb\r\n", W_CHUNK(L("set k 0 0 3\r\na\r\nb\r")), W_ERROR(0)),
-	C("set k 0 0 3\r\nget a\r\n", W_CHUNK(L("set k 0 0 3\r\nget a")), W_ERROR(0)),
-	C("set k 0 0 1\r\nxy\r\n", W_CHUNK(L("set k 0 0 1\r\nxy\r")), W_ERROR(0)),
-	C("set k 0 0 1\r\nxyzget a\r\n", W_CHUNK(L("set k 0 0 1\r\nxyz")), W_GET(0, "a")),
-	C("set k 0 0 3 noreply\r\nxyzW\r\n", W_SILENT(L("set k 0 0 3 noreply\r\nxyzW\r"), F_CE),
-	  W_ERROR(0)),
-	C("ms k 2\r\nabc\r\n", W_CHUNK(L("ms k 2\r\nabc\r")), W_ERROR(0)),
+    C("set k 0 0 3\r\nxyzW\r\n", W_CHUNK(L("set k 0 0 3\r\nxyzW\r")), W_ERROR(0)),
+    C("set k 0 0 3\r\nabcde\r\n", W_CHUNK(L("set k 0 0 3\r\nabcde")), W_ERROR(0)),
+    C("set k 0 0 3\r\na\r\nb\r\n", W_CHUNK(L("set k 0 0 3\r\na\r\nb\r")), W_ERROR(0)),
+    C("set k 0 0 3\r\nget a\r\n", W_CHUNK(L("set k 0 0 3\r\nget a")), W_ERROR(0)),
+    C("set k 0 0 1\r\nxy\r\n", W_CHUNK(L("set k 0 0 1\r\nxy\r")), W_ERROR(0)),
+    C("set k 0 0 1\r\nxyzget a\r\n", W_CHUNK(L("set k 0 0 1\r\nxyz")), W_GET(0, "a")),
+    C("set k 0 0 3 noreply\r\nxyzW\r\n", W_SILENT(L("set k 0 0 3 noreply\r\nxyzW\r"), F_CE),
+      W_ERROR(0)),
+    C("ms k 2\r\nabc\r\n", W_CHUNK(L("ms k 2\r\nabc\r")), W_ERROR(0)),
 };
 
 START_TEST(test_storage_bad_data_chunk)
@@ -1178,13 +1221,13 @@ START_TEST(test_storage_bad_data_chunk)
 END_TEST
 
 static const struct pcase storage_waiting[] = {
-	/* Everything given is consumed into the block; no reply yet. */
-	WAIT("set k 0 0 3\r\n", 0),
-	WAIT("set k 0 0 3\r\nxy\r\n", 0),
-	WAIT("set k 0 0 3\r\nxyz\n", 0),
-	WAIT("set k 0 0 1\r\nx\n", 0),
-	WAIT("set k 0 0 2147483645\r\nabc\r\n", 0),	 /* INT_MAX - 2: the largest */
-	WAIT("set k 0 0 99999999999\r\nabc\r\n", 0), /* truncated to 1215752191 */
+    /* Everything given is consumed into the block; no reply yet. */
+    WAIT("set k 0 0 3\r\n", 0),
+    WAIT("set k 0 0 3\r\nxy\r\n", 0),
+    WAIT("set k 0 0 3\r\nxyz\n", 0),
+    WAIT("set k 0 0 1\r\nx\n", 0),
+    WAIT("set k 0 0 2147483645\r\nabc\r\n", 0),  /* INT_MAX - 2: the largest */
+    WAIT("set k 0 0 99999999999\r\nabc\r\n", 0), /* truncated to 1215752191 */
 };
 
 START_TEST(test_storage_waits_for_data)
@@ -1195,33 +1238,33 @@ END_TEST
 
 /* A malformed line swallows nothing: the data line becomes the next command. */
 static const struct pcase storage_malformed[] = {
-	C("set\r\n", W_ERROR(0)),
-	C("set k\r\n", W_ERROR(0)),
-	C("set k 0 0\r\n", W_ERROR(0)),
-	C("set k 0 0\r\nxyz\r\n", W_ERROR(L("set k 0 0\r\n")), W_ERROR(0)),
-	C("set k 0 0 3 noreply extra\r\nxyz\r\n", W_ERROR(L("set k 0 0 3 noreply extra\r\n")),
-	  W_ERROR(0)),
-	C("cas k 0 0 1\r\nx\r\n", W_ERROR(L("cas k 0 0 1\r\n")), W_ERROR(0)),
-	C("set k 0 0 -1\r\n", W_BADFMT(0)),
-	C("set k 0 0 -1\r\nx\r\n", W_BADFMT(L("set k 0 0 -1\r\n")), W_ERROR(0)),
-	C("set k 0 0 abc\r\nxyz\r\n", W_BADFMT(L("set k 0 0 abc\r\n")), W_ERROR(0)),
-	C("set k 0 0 0x1\r\nx\r\n", W_BADFMT(L("set k 0 0 0x1\r\n")), W_ERROR(0)),
-	C("set k abc 0 1\r\nx\r\n", W_BADFMT(L("set k abc 0 1\r\n")), W_ERROR(0)),
-	C("set k 0 abc 1\r\nx\r\n", W_BADFMT(L("set k 0 abc 1\r\n")), W_ERROR(0)),
-	C("set k -1 0 1\r\nx\r\n", W_BADFMT(L("set k -1 0 1\r\n")), W_ERROR(0)),
-	C("set " K251 " 0 0 1\r\nx\r\n", W_BADFMT(L("set " K251 " 0 0 1\r\n")), W_ERROR(0)),
-	C("cas k 0 0 1 x\r\nx\r\n", W_BADFMT(L("cas k 0 0 1 x\r\n")), W_ERROR(0)),
-	C("cas k 0 0 1 -1\r\nx\r\n", W_BADFMT(L("cas k 0 0 1 -1\r\n")), W_ERROR(0)),
-	C("set k 0 0 2147483647\r\n", W_BADFMT(0)),
-	C("set k 0 0 2147483646\r\n", W_BADFMT(0)),
-	C("set k 0 0 99999999999999999999\r\nx\r\n",
-	  W_BADFMT(L("set k 0 0 99999999999999999999\r\n")), W_ERROR(0)),
-	/* noreply hides the error, as in memcached; the data still is a command. */
-	C("set k 0 0 abc noreply\r\nxyz\r\n", W_SILENT(L("set k 0 0 abc noreply\r\n"), F_CE),
-	  W_ERROR(0)),
-	C("set k 0 0 -1 noreply\r\n", W_SILENT(0, F_CE)),
-	C("set k 0 0 noreply\r\nx\r\n", W_SILENT(L("set k 0 0 noreply\r\n"), F_CE), W_ERROR(0)),
-	C("cas k 0 0 1 noreply\r\nx\r\n", W_SILENT(L("cas k 0 0 1 noreply\r\n"), F_CE), W_ERROR(0)),
+    C("set\r\n", W_ERROR(0)),
+    C("set k\r\n", W_ERROR(0)),
+    C("set k 0 0\r\n", W_ERROR(0)),
+    C("set k 0 0\r\nxyz\r\n", W_ERROR(L("set k 0 0\r\n")), W_ERROR(0)),
+    C("set k 0 0 3 noreply extra\r\nxyz\r\n", W_ERROR(L("set k 0 0 3 noreply extra\r\n")),
+      W_ERROR(0)),
+    C("cas k 0 0 1\r\nx\r\n", W_ERROR(L("cas k 0 0 1\r\n")), W_ERROR(0)),
+    C("set k 0 0 -1\r\n", W_BADFMT(0)),
+    C("set k 0 0 -1\r\nx\r\n", W_BADFMT(L("set k 0 0 -1\r\n")), W_ERROR(0)),
+    C("set k 0 0 abc\r\nxyz\r\n", W_BADFMT(L("set k 0 0 abc\r\n")), W_ERROR(0)),
+    C("set k 0 0 0x1\r\nx\r\n", W_BADFMT(L("set k 0 0 0x1\r\n")), W_ERROR(0)),
+    C("set k abc 0 1\r\nx\r\n", W_BADFMT(L("set k abc 0 1\r\n")), W_ERROR(0)),
+    C("set k 0 abc 1\r\nx\r\n", W_BADFMT(L("set k 0 abc 1\r\n")), W_ERROR(0)),
+    C("set k -1 0 1\r\nx\r\n", W_BADFMT(L("set k -1 0 1\r\n")), W_ERROR(0)),
+    C("set " K251 " 0 0 1\r\nx\r\n", W_BADFMT(L("set " K251 " 0 0 1\r\n")), W_ERROR(0)),
+    C("cas k 0 0 1 x\r\nx\r\n", W_BADFMT(L("cas k 0 0 1 x\r\n")), W_ERROR(0)),
+    C("cas k 0 0 1 -1\r\nx\r\n", W_BADFMT(L("cas k 0 0 1 -1\r\n")), W_ERROR(0)),
+    C("set k 0 0 2147483647\r\n", W_BADFMT(0)),
+    C("set k 0 0 2147483646\r\n", W_BADFMT(0)),
+    C("set k 0 0 99999999999999999999\r\nx\r\n", W_BADFMT(L("set k 0 0 99999999999999999999\r\n")),
+      W_ERROR(0)),
+    /* noreply hides the error, as in memcached; the data still is a command. */
+    C("set k 0 0 abc noreply\r\nxyz\r\n", W_SILENT(L("set k 0 0 abc noreply\r\n"), F_CE),
+      W_ERROR(0)),
+    C("set k 0 0 -1 noreply\r\n", W_SILENT(0, F_CE)),
+    C("set k 0 0 noreply\r\nx\r\n", W_SILENT(L("set k 0 0 noreply\r\n"), F_CE), W_ERROR(0)),
+    C("cas k 0 0 1 noreply\r\nx\r\n", W_SILENT(L("cas k 0 0 1 noreply\r\n"), F_CE), W_ERROR(0)),
 };
 
 START_TEST(test_storage_malformed_swallows_nothing)
@@ -1232,15 +1275,15 @@ END_TEST
 
 /* Meta set carries a data block too. */
 static const struct pcase mset[] = {
-	C("ms k 2\r\nab\r\n", W_UNSUP(0)),
-	C("ms k 2 T0 F5\r\nab\r\n", W_UNSUP(0)),
-	C("ms k 2 noreply\r\nab\r\n", W_UNSUP(0)), /* meta commands have no noreply */
-	C("ms k 0\r\n\r\nget a\r\n", W_UNSUP(L("ms k 0\r\n\r\n")), W_GET(0, "a")),
-	C("ms k\r\n", W_BADFMT(0)),
-	C("ms k x\r\n", W_BADFMT(0)),
-	C("ms k -1\r\n", W_BADFMT(0)),
-	C("ms " K251 " 2\r\nab\r\n", W_BADFMT(L("ms " K251 " 2\r\n")), W_ERROR(0)),
-	WAIT("ms k 2\r\na", 0),
+    C("ms k 2\r\nab\r\n", W_UNSUP(0)),
+    C("ms k 2 T0 F5\r\nab\r\n", W_UNSUP(0)),
+    C("ms k 2 noreply\r\nab\r\n", W_UNSUP(0)), /* meta commands have no noreply */
+    C("ms k 0\r\n\r\nget a\r\n", W_UNSUP(L("ms k 0\r\n\r\n")), W_GET(0, "a")),
+    C("ms k\r\n", W_BADFMT(0)),
+    C("ms k x\r\n", W_BADFMT(0)),
+    C("ms k -1\r\n", W_BADFMT(0)),
+    C("ms " K251 " 2\r\nab\r\n", W_BADFMT(L("ms " K251 " 2\r\n")), W_ERROR(0)),
+    WAIT("ms k 2\r\na", 0),
 };
 
 START_TEST(test_meta_set_refused_after_data)
@@ -1253,31 +1296,31 @@ END_TEST
 /* Other commands memcached knows                                            */
 
 static const struct pcase refused[] = {
-	C("delete k\r\n", W_UNSUP(0)),
-	C("delete k 0\r\n", W_UNSUP(0)),
-	C("incr k 1\r\n", W_UNSUP(0)),
-	C("decr k 1\r\n", W_UNSUP(0)),
-	C("touch k 0\r\n", W_UNSUP(0)),
-	C("gat 0 a\r\n", W_UNSUP(0)),
-	C("gats 0 a\r\n", W_UNSUP(0)),
-	C("flush_all\r\n", W_UNSUP(0)),
-	C("flush_all 0\r\n", W_UNSUP(0)),
-	C("verbosity 1\r\n", W_UNSUP(0)),
-	C("cache_memlimit 100\r\n", W_UNSUP(0)),
-	C("shutdown\r\n", W_UNSUP(0)),
-	C("shutdown graceful\r\n", W_UNSUP(0)),
-	C("slabs reassign 1 2\r\n", W_UNSUP(0)),
-	C("lru_crawler metadump all\r\n", W_UNSUP(0)),
-	C("lru mode flat\r\n", W_UNSUP(0)),
-	C("watch\r\n", W_UNSUP(0)),
-	C("refresh_certs\r\n", W_UNSUP(0)),
-	C("mg a v\r\n", W_UNSUP(0)),
-	C("md a\r\n", W_UNSUP(0)),
-	C("mn\r\n", W_UNSUP(0)),
-	C("ma a\r\n", W_UNSUP(0)),
-	C("me a\r\n", W_UNSUP(0)),
-	C("mg a v q\r\nmn\r\n", W_UNSUP(L("mg a v q\r\n")), W_UNSUP(0)),
-	C("delete k\r\nget a\r\n", W_UNSUP(L("delete k\r\n")), W_GET(0, "a")),
+    C("delete k\r\n", W_UNSUP(0)),
+    C("delete k 0\r\n", W_UNSUP(0)),
+    C("incr k 1\r\n", W_UNSUP(0)),
+    C("decr k 1\r\n", W_UNSUP(0)),
+    C("touch k 0\r\n", W_UNSUP(0)),
+    C("gat 0 a\r\n", W_UNSUP(0)),
+    C("gats 0 a\r\n", W_UNSUP(0)),
+    C("flush_all\r\n", W_UNSUP(0)),
+    C("flush_all 0\r\n", W_UNSUP(0)),
+    C("verbosity 1\r\n", W_UNSUP(0)),
+    C("cache_memlimit 100\r\n", W_UNSUP(0)),
+    C("shutdown\r\n", W_UNSUP(0)),
+    C("shutdown graceful\r\n", W_UNSUP(0)),
+    C("slabs reassign 1 2\r\n", W_UNSUP(0)),
+    C("lru_crawler metadump all\r\n", W_UNSUP(0)),
+    C("lru mode flat\r\n", W_UNSUP(0)),
+    C("watch\r\n", W_UNSUP(0)),
+    C("refresh_certs\r\n", W_UNSUP(0)),
+    C("mg a v\r\n", W_UNSUP(0)),
+    C("md a\r\n", W_UNSUP(0)),
+    C("mn\r\n", W_UNSUP(0)),
+    C("ma a\r\n", W_UNSUP(0)),
+    C("me a\r\n", W_UNSUP(0)),
+    C("mg a v q\r\nmn\r\n", W_UNSUP(L("mg a v q\r\n")), W_UNSUP(0)),
+    C("delete k\r\nget a\r\n", W_UNSUP(L("delete k\r\n")), W_GET(0, "a")),
 };
 
 START_TEST(test_known_commands_refused)
@@ -1288,17 +1331,16 @@ END_TEST
 
 /* Commands whose noreply memcached honours are refused without a word. */
 static const struct pcase refused_noreply[] = {
-	C("delete k noreply\r\n", W_SILENT(0, F_UNSUP)),
-	C("delete k 0 noreply\r\n", W_SILENT(0, F_UNSUP)),
-	C("incr a 1 noreply\r\n", W_SILENT(0, F_UNSUP)),
-	C("decr a 1 noreply\r\n", W_SILENT(0, F_UNSUP)),
-	C("touch k 0 noreply\r\n", W_SILENT(0, F_UNSUP)),
-	C("flush_all noreply\r\n", W_SILENT(0, F_UNSUP)),
-	C("flush_all 0 noreply\r\n", W_SILENT(0, F_UNSUP)),
-	C("verbosity 1 noreply\r\n", W_SILENT(0, F_UNSUP)),
-	C("cache_memlimit 100 noreply\r\n", W_SILENT(0, F_UNSUP)),
-	C("delete k noreply\r\nget a\r\n", W_SILENT(L("delete k noreply\r\n"), F_UNSUP),
-	  W_GET(0, "a")),
+    C("delete k noreply\r\n", W_SILENT(0, F_UNSUP)),
+    C("delete k 0 noreply\r\n", W_SILENT(0, F_UNSUP)),
+    C("incr a 1 noreply\r\n", W_SILENT(0, F_UNSUP)),
+    C("decr a 1 noreply\r\n", W_SILENT(0, F_UNSUP)),
+    C("touch k 0 noreply\r\n", W_SILENT(0, F_UNSUP)),
+    C("flush_all noreply\r\n", W_SILENT(0, F_UNSUP)),
+    C("flush_all 0 noreply\r\n", W_SILENT(0, F_UNSUP)),
+    C("verbosity 1 noreply\r\n", W_SILENT(0, F_UNSUP)),
+    C("cache_memlimit 100 noreply\r\n", W_SILENT(0, F_UNSUP)),
+    C("delete k noreply\r\nget a\r\n", W_SILENT(L("delete k noreply\r\n"), F_UNSUP), W_GET(0, "a")),
 };
 
 START_TEST(test_known_commands_noreply_silent)
@@ -1319,15 +1361,11 @@ END_TEST
  * `fx`, `rx`, `mzz HTTP/1.1` close). The parser closes on all of them.
  */
 static const struct pcase http_nested[] = {
-	C("getx HTTP/1.1\r\n", W_ERROR(0)),
-	C("stat / HTTP/1.1\r\n", W_ERROR(0)),
-	C("sets / HTTP/1.0\r\n", W_ERROR(0)),
-	C("mz HTTP/1.1\r\n", W_ERROR(0)),
-	C("ax HTTP/1.1\r\n", W_ERROR(0)),
-	C("cx HTTP/1.1\r\n", W_ERROR(0)),
-	C("ix HTTP/1.1\r\n", W_ERROR(0)),
-	C("dx HTTP/1.1\r\n", W_ERROR(0)),
-	C("tx HTTP/1.1\r\n", W_ERROR(0)),
+    C("getx HTTP/1.1\r\n", W_ERROR(0)),   C("stat / HTTP/1.1\r\n", W_ERROR(0)),
+    C("sets / HTTP/1.0\r\n", W_ERROR(0)), C("mz HTTP/1.1\r\n", W_ERROR(0)),
+    C("ax HTTP/1.1\r\n", W_ERROR(0)),     C("cx HTTP/1.1\r\n", W_ERROR(0)),
+    C("ix HTTP/1.1\r\n", W_ERROR(0)),     C("dx HTTP/1.1\r\n", W_ERROR(0)),
+    C("tx HTTP/1.1\r\n", W_ERROR(0)),
 };
 
 START_TEST(test_http_rule_skipped_for_words_memcached_nests)
@@ -1346,11 +1384,19 @@ END_TEST
  * what is tested.
  */
 static const char *const noreply_ignored[] = {
-	"mn noreply\r\n",	 "gat 0 a noreply\r\n", "gats 0 a noreply\r\n",
-	"mg a v noreply\r\n",	 "md k noreply\r\n",	"ma k noreply\r\n",
-	"me k noreply\r\n",	 "shutdown noreply\r\n", "lru_crawler noreply\r\n",
-	"slabs noreply\r\n",	 "incr noreply\r\n",	"delete noreply\r\n",
-	"flush_all 0 0 noreply\r\n",
+    "mn noreply\r\n",
+    "gat 0 a noreply\r\n",
+    "gats 0 a noreply\r\n",
+    "mg a v noreply\r\n",
+    "md k noreply\r\n",
+    "ma k noreply\r\n",
+    "me k noreply\r\n",
+    "shutdown noreply\r\n",
+    "lru_crawler noreply\r\n",
+    "slabs noreply\r\n",
+    "incr noreply\r\n",
+    "delete noreply\r\n",
+    "flush_all 0 0 noreply\r\n",
 };
 
 START_TEST(test_noreply_ignored_where_memcached_ignores_it)
@@ -1360,8 +1406,8 @@ START_TEST(test_noreply_ignored_where_memcached_ignores_it)
 
 	run_all_modes(in, strlen(in), MAX_LINE, &r);
 	ck_assert_msg(r.n == 1 && r.r[0].st == PC_COMMAND && r.r[0].type == PC_REPLY,
-		      "\"%s\": memcached replies, coalesced must too (type %d)",
-		      show(in, strlen(in)), r.n ? (int)r.r[0].type : -1);
+	              "\"%s\": memcached replies, coalesced must too (type %d)",
+	              show(in, strlen(in)), r.n ? (int)r.r[0].type : -1);
 	run_free(&r);
 }
 END_TEST
@@ -1413,10 +1459,9 @@ START_TEST(test_meta_set_too_many_flags_swallows_nothing)
 
 	check_case(&c, MAX_LINE);
 	len = build_in(in, sizeof(in), "ms k 2", " T0", 17, "\r\nab\r\n");
-	c = (struct pcase)DYN(in, len,
-			      W_REPLY(len - L("ab\r\n"), "CLIENT_ERROR options flags too long\r\n",
-				      F_CE),
-			      W_ERROR(0));
+	c = (struct pcase)DYN(
+	    in, len, W_REPLY(len - L("ab\r\n"), "CLIENT_ERROR options flags too long\r\n", F_CE),
+	    W_ERROR(0));
 	check_case(&c, MAX_LINE);
 }
 END_TEST
@@ -1475,14 +1520,14 @@ Suite *proto_client_suite(void)
 	tcase_add_loop_test(store, test_storage_bad_data_chunk, 0, NCASES(storage_bad_chunk));
 	tcase_add_loop_test(store, test_storage_waits_for_data, 0, NCASES(storage_waiting));
 	tcase_add_loop_test(store, test_storage_malformed_swallows_nothing, 0,
-			    NCASES(storage_malformed));
+	                    NCASES(storage_malformed));
 	tcase_add_loop_test(store, test_meta_set_refused_after_data, 0, NCASES(mset));
 	suite_add_tcase(s, store);
 
 	tcase_add_loop_test(bugs, test_http_rule_skipped_for_words_memcached_nests, 0,
-			    NCASES(http_nested));
+	                    NCASES(http_nested));
 	tcase_add_loop_test(bugs, test_noreply_ignored_where_memcached_ignores_it, 0,
-			    NCASES(noreply_ignored));
+	                    NCASES(noreply_ignored));
 	tcase_add_test(bugs, test_storage_long_zero_padded_numbers);
 	tcase_add_test(bugs, test_meta_set_without_key_is_error);
 	tcase_add_test(bugs, test_meta_set_too_many_flags_swallows_nothing);

@@ -53,16 +53,15 @@ static void check_rcase(const struct rcase *c)
 	char *copy;
 	enum mcr_kind k = parse_copy(c, &out, &copy);
 
-	ck_assert_msg(k == c->kind, "\"%.40s\": kind %d, expected %d", c->line, k,
-		      c->kind);
+	ck_assert_msg(k == c->kind, "\"%.40s\": kind %d, expected %d", c->line, k, c->kind);
 	ck_assert_msg(out.kind == k, "\"%.40s\": out.kind %d differs from the result %d", c->line,
-		      out.kind, k);
+	              out.kind, k);
 	if (c->kind == MCR_VALUE) {
 		size_t kl = strlen(c->key);
 		ck_assert_msg(out.keylen == kl && memcmp(out.key, c->key, kl) == 0,
-			      "\"%.40s\": wrong key", c->line);
+		              "\"%.40s\": wrong key", c->line);
 		ck_assert_msg(out.key >= copy && out.key + out.keylen <= copy + c->len,
-			      "\"%.40s\": key outside the line", c->line);
+		              "\"%.40s\": key outside the line", c->line);
 		ck_assert_uint_eq(out.flags, c->flags);
 		ck_assert_uint_eq(out.bytes, c->bytes);
 		ck_assert_uint_eq(out.cas, c->cas);
@@ -70,8 +69,8 @@ static void check_rcase(const struct rcase *c)
 	if (c->text) {
 		size_t tl = strlen(c->text);
 		ck_assert_msg(out.textlen == tl && memcmp(out.text, c->text, tl) == 0,
-			      "\"%.40s\": text is \"%.*s\", expected \"%s\"", c->line,
-			      (int)out.textlen, out.text ? out.text : "", c->text);
+		              "\"%.40s\": text is \"%.*s\", expected \"%s\"", c->line,
+		              (int)out.textlen, out.text ? out.text : "", c->text);
 	}
 	free(copy);
 }
@@ -79,17 +78,17 @@ static void check_rcase(const struct rcase *c)
 /* ------------------------------------------------------------------------ */
 
 static const struct rcase value_ok[] = {
-	{LN("VALUE a 5 3 42"), MCR_VALUE, "a", 5, 3, 42, NULL},
-	{LN("VALUE a 5 3 42\r"), MCR_VALUE, "a", 5, 3, 42, NULL}, /* the CR of CRLF */
-	{LN("VALUE b 0 0 1"), MCR_VALUE, "b", 0, 0, 1, NULL},
-	{LN("VALUE " K250 " 0 1 2"), MCR_VALUE, K250, 0, 1, 2, NULL},
-	{LN("VALUE a 4294967295 1 2"), MCR_VALUE, "a", UINT32_MAX, 1, 2, NULL},
-	{LN("VALUE a 0 18446744073709551615 2"), MCR_VALUE, "a", 0, UINT64_MAX, 2, NULL},
-	{LN("VALUE a 0 1 18446744073709551615"), MCR_VALUE, "a", 0, 1, UINT64_MAX, NULL},
-	{LN("VALUE a 007 010 0"), MCR_VALUE, "a", 7, 10, 0, NULL},
-	/* UTF-8 keys travel as they are. */
-	{LN("VALUE \xc3\xa9t\xc3\xa9 1 2 3"), MCR_VALUE, "\xc3\xa9t\xc3\xa9", 1, 2, 3, NULL},
-	{LN("VALUE HTTP/1.1 1 2 3"), MCR_VALUE, "HTTP/1.1", 1, 2, 3, NULL},
+    {LN("VALUE a 5 3 42"), MCR_VALUE, "a", 5, 3, 42, NULL},
+    {LN("VALUE a 5 3 42\r"), MCR_VALUE, "a", 5, 3, 42, NULL}, /* the CR of CRLF */
+    {LN("VALUE b 0 0 1"), MCR_VALUE, "b", 0, 0, 1, NULL},
+    {LN("VALUE " K250 " 0 1 2"), MCR_VALUE, K250, 0, 1, 2, NULL},
+    {LN("VALUE a 4294967295 1 2"), MCR_VALUE, "a", UINT32_MAX, 1, 2, NULL},
+    {LN("VALUE a 0 18446744073709551615 2"), MCR_VALUE, "a", 0, UINT64_MAX, 2, NULL},
+    {LN("VALUE a 0 1 18446744073709551615"), MCR_VALUE, "a", 0, 1, UINT64_MAX, NULL},
+    {LN("VALUE a 007 010 0"), MCR_VALUE, "a", 7, 10, 0, NULL},
+    /* UTF-8 keys travel as they are. */
+    {LN("VALUE \xc3\xa9t\xc3\xa9 1 2 3"), MCR_VALUE, "\xc3\xa9t\xc3\xa9", 1, 2, 3, NULL},
+    {LN("VALUE HTTP/1.1 1 2 3"), MCR_VALUE, "HTTP/1.1", 1, 2, 3, NULL},
 };
 
 START_TEST(test_value_line_fields)
@@ -99,44 +98,44 @@ START_TEST(test_value_line_fields)
 END_TEST
 
 static const struct rcase value_bad[] = {
-	/* coalesced sends only gets: a VALUE without cas is not an answer to it */
-	{LN("VALUE a 5 3"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a 5 3\r"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a 4294967296 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a 99999999999 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a 0 18446744073709551616 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a 0 99999999999999999999 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a 0 1 18446744073709551616"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE " K250 "k 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a\x01"
-	    "b 0 1 2"),
-	 MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a\tb 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a\x7f 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a\0b 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a\rb 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a 0 1 2 3"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a 0 1 2 "), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a 0 1 2x"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a 0 1 2\r\r"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE  a 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a  0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a 0  1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a 0 1  2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a -1 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a +1 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a 0 -1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a 0 x 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a 0 1 x"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a 0\t1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE "), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a "), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUE a 0"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VALUEa 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("value a 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN(" VALUE a 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    /* coalesced sends only gets: a VALUE without cas is not an answer to it */
+    {LN("VALUE a 5 3"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a 5 3\r"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a 4294967296 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a 99999999999 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a 0 18446744073709551616 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a 0 99999999999999999999 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a 0 1 18446744073709551616"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE " K250 "k 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a\x01"
+        "b 0 1 2"),
+     MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a\tb 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a\x7f 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a\0b 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a\rb 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a 0 1 2 3"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a 0 1 2 "), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a 0 1 2x"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a 0 1 2\r\r"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE  a 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a  0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a 0  1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a 0 1  2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a -1 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a +1 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a 0 -1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a 0 x 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a 0 1 x"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a 0\t1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE "), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a "), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUE a 0"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VALUEa 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("value a 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN(" VALUE a 0 1 2"), MCR_INVALID, NULL, 0, 0, 0, NULL},
 };
 
 START_TEST(test_value_line_malformed)
@@ -161,14 +160,14 @@ START_TEST(test_value_line_respects_length)
 END_TEST
 
 static const struct rcase end_lines[] = {
-	{LN("END"), MCR_END, NULL, 0, 0, 0, NULL},
-	{LN("END\r"), MCR_END, NULL, 0, 0, 0, NULL},
-	{LN("END "), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("ENDX"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("END\r\r"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("END\0"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("end"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("EN"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("END"), MCR_END, NULL, 0, 0, 0, NULL},
+    {LN("END\r"), MCR_END, NULL, 0, 0, 0, NULL},
+    {LN("END "), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("ENDX"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("END\r\r"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("END\0"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("end"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("EN"), MCR_INVALID, NULL, 0, 0, 0, NULL},
 };
 
 START_TEST(test_end_line)
@@ -178,21 +177,21 @@ START_TEST(test_end_line)
 END_TEST
 
 static const struct rcase error_lines[] = {
-	{LN("ERROR"), MCR_ERROR, NULL, 0, 0, 0, NULL},
-	{LN("ERROR\r"), MCR_ERROR, NULL, 0, 0, 0, NULL},
-	{LN("ERROR unknown command"), MCR_ERROR, NULL, 0, 0, 0, "unknown command"},
-	{LN("ERROR unknown command\r"), MCR_ERROR, NULL, 0, 0, 0, "unknown command"},
-	{LN("CLIENT_ERROR bad command line format"), MCR_CLIENT_ERROR, NULL, 0, 0, 0,
-	 "bad command line format"},
-	{LN("CLIENT_ERROR bad data chunk\r"), MCR_CLIENT_ERROR, NULL, 0, 0, 0, "bad data chunk"},
-	{LN("SERVER_ERROR out of memory storing object"), MCR_SERVER_ERROR, NULL, 0, 0, 0,
-	 "out of memory storing object"},
-	{LN("SERVER_ERROR object too large for cache\r"), MCR_SERVER_ERROR, NULL, 0, 0, 0,
-	 "object too large for cache"},
-	{LN("ERRORS"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("error"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("CLIENT_ERRO"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("SERVER_ERRO"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("ERROR"), MCR_ERROR, NULL, 0, 0, 0, NULL},
+    {LN("ERROR\r"), MCR_ERROR, NULL, 0, 0, 0, NULL},
+    {LN("ERROR unknown command"), MCR_ERROR, NULL, 0, 0, 0, "unknown command"},
+    {LN("ERROR unknown command\r"), MCR_ERROR, NULL, 0, 0, 0, "unknown command"},
+    {LN("CLIENT_ERROR bad command line format"), MCR_CLIENT_ERROR, NULL, 0, 0, 0,
+     "bad command line format"},
+    {LN("CLIENT_ERROR bad data chunk\r"), MCR_CLIENT_ERROR, NULL, 0, 0, 0, "bad data chunk"},
+    {LN("SERVER_ERROR out of memory storing object"), MCR_SERVER_ERROR, NULL, 0, 0, 0,
+     "out of memory storing object"},
+    {LN("SERVER_ERROR object too large for cache\r"), MCR_SERVER_ERROR, NULL, 0, 0, 0,
+     "object too large for cache"},
+    {LN("ERRORS"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("error"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("CLIENT_ERRO"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("SERVER_ERRO"), MCR_INVALID, NULL, 0, 0, 0, NULL},
 };
 
 START_TEST(test_error_lines)
@@ -202,10 +201,10 @@ START_TEST(test_error_lines)
 END_TEST
 
 static const struct rcase version_lines[] = {
-	{LN("VERSION 1.6.18"), MCR_VERSION, NULL, 0, 0, 0, "1.6.18"},
-	{LN("VERSION 1.6.18\r"), MCR_VERSION, NULL, 0, 0, 0, "1.6.18"},
-	{LN("version 1.6.18"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VERSIONS 1"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VERSION 1.6.18"), MCR_VERSION, NULL, 0, 0, 0, "1.6.18"},
+    {LN("VERSION 1.6.18\r"), MCR_VERSION, NULL, 0, 0, 0, "1.6.18"},
+    {LN("version 1.6.18"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VERSIONS 1"), MCR_INVALID, NULL, 0, 0, 0, NULL},
 };
 
 START_TEST(test_version_line)
@@ -216,16 +215,16 @@ END_TEST
 
 /* Anything else a gets can never be answered with. */
 static const struct rcase garbage[] = {
-	{LN(""), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("\r"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN(" "), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("STORED"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("NOT_FOUND"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("STAT pid 1"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("VA 3"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("HTTP/1.1 400 Bad Request"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("\x81\0\0\0"), MCR_INVALID, NULL, 0, 0, 0, NULL},
-	{LN("abc"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN(""), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("\r"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN(" "), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("STORED"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("NOT_FOUND"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("STAT pid 1"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("VA 3"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("HTTP/1.1 400 Bad Request"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("\x81\0\0\0"), MCR_INVALID, NULL, 0, 0, 0, NULL},
+    {LN("abc"), MCR_INVALID, NULL, 0, 0, 0, NULL},
 };
 
 START_TEST(test_garbage_lines)

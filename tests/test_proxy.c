@@ -121,7 +121,8 @@ START_TEST(coalesce_off_fetches_every_key)
 
 	start(opts);
 	r = tu_roundtrip(co.port, "get k k k\r\n", 3000);
-	ck_assert_str_eq(r, "VALUE k 0 3\r\nv:k\r\nVALUE k 0 3\r\nv:k\r\nVALUE k 0 3\r\nv:k\r\nEND\r\n");
+	ck_assert_str_eq(
+	    r, "VALUE k 0 3\r\nv:k\r\nVALUE k 0 3\r\nv:k\r\nVALUE k 0 3\r\nv:k\r\nEND\r\n");
 	free(r);
 	ck_assert_int_eq(fake_stat("keys"), 3);
 	ck_assert_int_eq(tu_stat(co.port, "keys_coalesced"), 0);
@@ -242,8 +243,9 @@ START_TEST(values_containing_protocol_text_and_large_values)
 	tu_sends(fd, "get big1048576_a big5_b\r\n");
 	r = tu_recv_until(fd, "VALUE big5_b 0 5\r\nabcde\r\nEND\r\n", 5000, &len);
 	ck_assert_uint_eq(len, strlen("VALUE big1048576_a 0 1048576\r\n") + 1048576 + 2 +
-				       strlen("VALUE big5_b 0 5\r\nabcde\r\nEND\r\n"));
-	ck_assert(memcmp(r, "VALUE big1048576_a 0 1048576\r\nabcdefghijklmnopqrstuvwxyzabc", 59) == 0);
+	                           strlen("VALUE big5_b 0 5\r\nabcde\r\nEND\r\n"));
+	ck_assert(memcmp(r, "VALUE big1048576_a 0 1048576\r\nabcdefghijklmnopqrstuvwxyzabc", 59) ==
+	          0);
 	free(r);
 	close(fd);
 	stop();
@@ -260,7 +262,8 @@ static void assert_record_clean(const char *const *allowed)
 	for (line = strtok_r(rec, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *key, *ksave = NULL;
 		ck_assert_msg(strncmp(line, "gets ", 5) == 0, "upstream got '%s'", line);
-		for (key = strtok_r(line + 5, " ", &ksave); key; key = strtok_r(NULL, " ", &ksave)) {
+		for (key = strtok_r(line + 5, " ", &ksave); key;
+		     key = strtok_r(NULL, " ", &ksave)) {
 			bool ok = false;
 			for (int i = 0; allowed[i]; i++)
 				ok = ok || strcmp(key, allowed[i]) == 0;
@@ -280,22 +283,23 @@ START_TEST(injection_never_reaches_upstream)
 		const char *reply;
 	} cases[] = {
 #define C(in, reply) {in, sizeof(in) - 1, reply}
-		C("get a\0\r\nflush_all\r\n", "CLIENT_ERROR bad command line format\r\nSERVER_ERROR not supported\r\n"),
-		C("get a\0flush_all\r\n", "CLIENT_ERROR bad command line format\r\n"),
-		C("get a\tflush_all\r\n", "CLIENT_ERROR bad command line format\r\n"),
-		C("get a\rflush_all\r\n", "CLIENT_ERROR bad command line format\r\n"),
-		C("get a\r\rflush_all\r\n", "CLIENT_ERROR bad command line format\r\n"),
-		C("get a\x0b\r\n", "CLIENT_ERROR bad command line format\r\n"),
-		C("get a\x7f\r\n", "CLIENT_ERROR bad command line format\r\n"),
-		C("get a\x01\r\n", "CLIENT_ERROR bad command line format\r\n"),
-		C("get \x1b[2J\r\n", "CLIENT_ERROR bad command line format\r\n"),
-		C("get a\r\r\n", "CLIENT_ERROR bad command line format\r\n"),
-		C("set a 0 0 1\r\nx\r\n", "SERVER_ERROR not supported\r\n"),
-		C("delete a\r\n", "SERVER_ERROR not supported\r\n"),
-		C("flush_all noreply\r\nversion\r\n", "VERSION 0.1.0\r\n"),
-		C("set a 0 0 14\r\nget a\r\nflush\r\n\r\n", "SERVER_ERROR not supported\r\n"),
-		C("mg a v\r\n", "SERVER_ERROR not supported\r\n"),
-		C("get a\nflush_all\n", "VALUE a 0 3\r\nv:a\r\nEND\r\nSERVER_ERROR not supported\r\n"),
+	    C("get a\0\r\nflush_all\r\n",
+	      "CLIENT_ERROR bad command line format\r\nSERVER_ERROR not supported\r\n"),
+	    C("get a\0flush_all\r\n", "CLIENT_ERROR bad command line format\r\n"),
+	    C("get a\tflush_all\r\n", "CLIENT_ERROR bad command line format\r\n"),
+	    C("get a\rflush_all\r\n", "CLIENT_ERROR bad command line format\r\n"),
+	    C("get a\r\rflush_all\r\n", "CLIENT_ERROR bad command line format\r\n"),
+	    C("get a\x0b\r\n", "CLIENT_ERROR bad command line format\r\n"),
+	    C("get a\x7f\r\n", "CLIENT_ERROR bad command line format\r\n"),
+	    C("get a\x01\r\n", "CLIENT_ERROR bad command line format\r\n"),
+	    C("get \x1b[2J\r\n", "CLIENT_ERROR bad command line format\r\n"),
+	    C("get a\r\r\n", "CLIENT_ERROR bad command line format\r\n"),
+	    C("set a 0 0 1\r\nx\r\n", "SERVER_ERROR not supported\r\n"),
+	    C("delete a\r\n", "SERVER_ERROR not supported\r\n"),
+	    C("flush_all noreply\r\nversion\r\n", "VERSION 0.1.0\r\n"),
+	    C("set a 0 0 14\r\nget a\r\nflush\r\n\r\n", "SERVER_ERROR not supported\r\n"),
+	    C("mg a v\r\n", "SERVER_ERROR not supported\r\n"),
+	    C("get a\nflush_all\n", "VALUE a 0 3\r\nv:a\r\nEND\r\nSERVER_ERROR not supported\r\n"),
 #undef C
 	};
 	const char *opts[] = {NULL};
@@ -331,7 +335,7 @@ START_TEST(replies_keep_request_order)
 	tu_sends(fd, "get a\r\nversion\r\nfoo\r\nget b\r\nstats reset\r\nget missing1\r\n");
 	r = tu_recv_until(fd, "RESET\r\nEND\r\n", 5000, NULL);
 	ck_assert_str_eq(r, "VALUE a 0 3\r\nv:a\r\nEND\r\nVERSION 0.1.0\r\nERROR\r\n"
-			    "VALUE b 0 3\r\nv:b\r\nEND\r\nRESET\r\nEND\r\n");
+	                    "VALUE b 0 3\r\nv:b\r\nEND\r\nRESET\r\nEND\r\n");
 	free(r);
 	close(fd);
 	stop();
@@ -479,7 +483,8 @@ START_TEST(many_concurrent_clients_get_correct_values)
 		for (int i = 0; i < N; i++) {
 			if (c[i].round >= ROUNDS)
 				continue;
-			if (c[i].round == -1 || (c[i].glen == c[i].wlen && memcmp(c[i].got, c[i].want, c[i].wlen) == 0)) {
+			if (c[i].round == -1 || (c[i].glen == c[i].wlen &&
+			                         memcmp(c[i].got, c[i].want, c[i].wlen) == 0)) {
 				/* Send the next request: 1..4 keys from a space of 50. */
 				char req[256];
 				size_t n = (size_t)snprintf(req, sizeof(req), "get");
@@ -497,16 +502,21 @@ START_TEST(many_concurrent_clients_get_correct_values)
 					seed = seed * 1103515245u + 12345u;
 					snprintf(key, sizeof(key), "r%u", (seed >> 16) % 50);
 					n += (size_t)snprintf(req + n, sizeof(req) - n, " %s", key);
-					c[i].wlen += (size_t)snprintf(c[i].want + c[i].wlen, sizeof(c[i].want) - c[i].wlen,
-						     "VALUE %s 0 %zu\r\nv:%s\r\n", key, strlen(key) + 2, key);
+					c[i].wlen += (size_t)snprintf(c[i].want + c[i].wlen,
+					                              sizeof(c[i].want) - c[i].wlen,
+					                              "VALUE %s 0 %zu\r\nv:%s\r\n",
+					                              key, strlen(key) + 2, key);
 				}
 				n += (size_t)snprintf(req + n, sizeof(req) - n, "\r\n");
-				c[i].wlen += (size_t)snprintf(c[i].want + c[i].wlen, sizeof(c[i].want) - c[i].wlen, "END\r\n");
+				c[i].wlen +=
+				    (size_t)snprintf(c[i].want + c[i].wlen,
+				                     sizeof(c[i].want) - c[i].wlen, "END\r\n");
 				c[i].glen = 0;
 				tu_send(c[i].fd, req, n);
 			} else if (c[i].glen >= c[i].wlen) {
-				ck_abort_msg("client %d round %d: wrong reply '%.*s' want '%.*s'", i, c[i].round,
-					     (int)c[i].glen, c[i].got, (int)c[i].wlen, c[i].want);
+				ck_abort_msg("client %d round %d: wrong reply '%.*s' want '%.*s'",
+				             i, c[i].round, (int)c[i].glen, c[i].got,
+				             (int)c[i].wlen, c[i].want);
 			}
 		}
 		for (int i = 0; i < N; i++) {
@@ -517,7 +527,8 @@ START_TEST(many_concurrent_clients_get_correct_values)
 			continue;
 		for (int i = 0; i < N; i++) {
 			if (pf[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-				ssize_t r = recv(c[i].fd, c[i].got + c[i].glen, sizeof(c[i].got) - c[i].glen, 0);
+				ssize_t r = recv(c[i].fd, c[i].got + c[i].glen,
+				                 sizeof(c[i].got) - c[i].glen, 0);
 				ck_assert_msg(r > 0, "client %d: connection lost", i);
 				c[i].glen += (size_t)r;
 			}
@@ -529,7 +540,7 @@ START_TEST(many_concurrent_clients_get_correct_values)
 	free(c);
 	/* The counters add up: every key asked was coalesced or sent once. */
 	long long keys = tu_stat(co.port, "get_keys"), coal = tu_stat(co.port, "keys_coalesced"),
-		  up = tu_stat(co.port, "upstream_keys");
+	          up = tu_stat(co.port, "upstream_keys");
 	ck_assert_int_eq(keys, coal + up);
 	ck_assert_int_eq(tu_stat(co.port, "get_hits"), keys);
 	ck_assert_int_eq(tu_stat(co.port, "inflight_keys"), 0);

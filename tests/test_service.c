@@ -62,14 +62,17 @@ START_TEST(metrics_over_http)
 	ck_assert_msg(strstr(body, "\ncoalesced_cmd_get_total 2\n"), "%s", body);
 	ck_assert_ptr_nonnull(strstr(body, "\ncoalesced_get_keys_total 3\n"));
 	ck_assert_ptr_nonnull(strstr(body, "# TYPE coalesced_curr_connections gauge\n"));
-	ck_assert_ptr_nonnull(strstr(body, "# TYPE coalesced_request_duration_seconds histogram\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(body, "# TYPE coalesced_request_duration_seconds histogram\n"));
 	ck_assert_ptr_nonnull(strstr(body, "\ncoalesced_request_duration_seconds_count 2\n"));
 	ck_assert_ptr_nonnull(strstr(body, "\ncoalesced_upstream_batch_keys_bucket{le=\"2\"} 2\n"));
 	ck_assert_ptr_nonnull(strstr(body, "\ncoalesced_upstream_batch_keys_sum 3\n"));
-	ck_assert_ptr_nonnull(strstr(body, "\ncoalesced_upstream_batch_duration_seconds_count 2\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(body, "\ncoalesced_upstream_batch_duration_seconds_count 2\n"));
 	free(body);
 	snprintf(cmd, sizeof(cmd),
-		 "curl -s -o /dev/null -w '%%{http_code}' --max-time 5 http://127.0.0.1:%d/nope", mport);
+	         "curl -s -o /dev/null -w '%%{http_code}' --max-time 5 http://127.0.0.1:%d/nope",
+	         mport);
 	r = run(cmd);
 	ck_assert_str_eq(r, "404");
 	free(r);
@@ -91,10 +94,14 @@ START_TEST(stats_detail_per_prefix)
 	free(r);
 	tu_sends(fd, "stats detail dump\r\n");
 	r = tu_recv_until(fd, "END\r\n", 3000, NULL);
-	ck_assert_msg(strstr(r, "PREFIX user get 3 coalesced 1 upstream 2 hit 3 miss 0\r\n"), "%s", r);
-	ck_assert_ptr_nonnull(strstr(r, "PREFIX (none) get 1 coalesced 0 upstream 1 hit 1 miss 0\r\n"));
-	ck_assert_ptr_nonnull(strstr(r, "PREFIX session get 1 coalesced 0 upstream 1 hit 1 miss 0\r\n"));
-	ck_assert_ptr_nonnull(strstr(r, "PREFIX missing get 1 coalesced 0 upstream 1 hit 0 miss 1\r\n"));
+	ck_assert_msg(strstr(r, "PREFIX user get 3 coalesced 1 upstream 2 hit 3 miss 0\r\n"), "%s",
+	              r);
+	ck_assert_ptr_nonnull(
+	    strstr(r, "PREFIX (none) get 1 coalesced 0 upstream 1 hit 1 miss 0\r\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(r, "PREFIX session get 1 coalesced 0 upstream 1 hit 1 miss 0\r\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(r, "PREFIX missing get 1 coalesced 0 upstream 1 hit 0 miss 1\r\n"));
 	free(r);
 	tu_sends(fd, "stats detail\r\n");
 	r = tu_recv_until(fd, "\r\n", 3000, NULL);
@@ -190,7 +197,7 @@ START_TEST(journal_log_format)
 	fclose(f);
 	ck_assert_int_eq(stat(log, &st), 0);
 	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
-		 (unsigned long long)st.st_ino);
+	         (unsigned long long)st.st_ino);
 	snprintf(listen, sizeof(listen), "server.listen=127.0.0.1:%d", port);
 	args[1] = listen;
 	setenv("JOURNAL_STREAM", js, 1);

@@ -126,8 +126,8 @@ static void wait_listening(struct proc *p, int ms)
 void tu_memcached_start(struct proc *p, int port)
 {
 	char portbuf[16];
-	const char *argv[] = {"memcached", "-U", "0", "-l", "127.0.0.1", "-p", portbuf, "-I", "2m",
-			      "-m", "256", "-t", "1", "-u", "root", NULL};
+	const char *argv[] = {"memcached", "-U", "0",   "-l", "127.0.0.1", "-p", portbuf, "-I",
+	                      "2m",        "-m", "256", "-t", "1",         "-u", "root",  NULL};
 
 	memset(p, 0, sizeof(*p));
 	p->port = port > 0 ? port : tu_free_port();
@@ -168,7 +168,7 @@ void tu_fake_start(struct proc *p, const char *record)
 	}
 	close(pipefd[0]);
 	ck_assert_msg(sscanf(line, "PORT %d", &p->port) == 1, "fake upstream did not start: '%s'",
-		      line);
+	              line);
 }
 
 pid_t tu_coalesced_spawn(const char *const *args, const char *errlog)
@@ -249,8 +249,8 @@ void tu_stop_clean(struct proc *p)
 	int st = tu_stop(p);
 	ck_assert_msg(st != -1, "process did not stop on SIGTERM (log %s)", p->log);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-		      "unclean exit: status %d (99 = valgrind errors; log %s)",
-		      WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st), p->log);
+	              "unclean exit: status %d (99 = valgrind errors; log %s)",
+	              WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st), p->log);
 }
 
 void tu_send(int fd, const void *buf, size_t len)
@@ -295,8 +295,7 @@ static bool complete(const char *buf, size_t len, const char *stop)
 	return false;
 }
 
-static char *recv_loop(int fd, const char *stop, size_t want, int quiet_ms, int ms,
-		       size_t *lenp)
+static char *recv_loop(int fd, const char *stop, size_t want, int quiet_ms, int ms, size_t *lenp)
 {
 	size_t cap = 65536, len = 0;
 	char *buf = malloc(cap + 1);
@@ -327,9 +326,8 @@ static char *recv_loop(int fd, const char *stop, size_t want, int quiet_ms, int 
 			buf = realloc(buf, cap + 1);
 			ck_assert_ptr_nonnull(buf);
 		}
-		n = recv(fd, buf + len, want ? (want - len < cap - len ? want - len : cap - len)
-					     : cap - len,
-			 0);
+		n = recv(fd, buf + len,
+		         want ? (want - len < cap - len ? want - len : cap - len) : cap - len, 0);
 		if (n <= 0)
 			break;
 		len += (size_t)n;

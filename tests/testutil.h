@@ -44,7 +44,7 @@ void tu_stop_clean(struct proc *p);
 /* Wait for pid to exit within ms; returns the wait status or -1. */
 int tu_wait(pid_t pid, int ms);
 
-int tu_connect(int port);	   /* blocking connect to 127.0.0.1:port, -1 on failure */
+int tu_connect(int port); /* blocking connect to 127.0.0.1:port, -1 on failure */
 void tu_send(int fd, const void *buf, size_t len);
 void tu_sends(int fd, const char *s);
 /* Read until the bytes end with one of the terminators seen as a complete
