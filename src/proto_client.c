@@ -37,24 +37,30 @@ struct tok {
 	size_t len;
 };
 
-/* Up to max tokens of [s, e), split on runs of spaces; returns the count. */
+/* The next token of [*s, e), split on runs of spaces; false at the end. */
+static bool next_token(const char **s, const char *e, struct tok *t)
+{
+	const char *p = *s;
+
+	while (p < e && *p == ' ')
+		p++;
+	if (p == e)
+		return false;
+	t->p = p;
+	while (p < e && *p != ' ')
+		p++;
+	t->len = (size_t)(p - t->p);
+	*s = p;
+	return true;
+}
+
+/* Up to max tokens of [s, e); returns the count. */
 static size_t tokenize(const char *s, const char *e, struct tok *t, size_t max)
 {
 	size_t n = 0;
 
-	while (s < e && n < max) {
-		const char *start;
-		while (s < e && *s == ' ')
-			s++;
-		if (s == e)
-			break;
-		start = s;
-		while (s < e && *s != ' ')
-			s++;
-		t[n].p = start;
-		t[n].len = (size_t)(s - start);
+	while (n < max && next_token(&s, e, &t[n]))
 		n++;
-	}
 	return n;
 }
 
@@ -165,18 +171,11 @@ static enum pc_status parse_get(struct pc_parser *p, const char *s, const char *
 {
 	uint32_t n = 0;
 	bool too_many = false;
+	struct tok k;
 
 	/* The whole line, past any NUL: a key memcached would truncate is refused. */
-	while (s < e) {
-		const char *start;
-		while (s < e && *s == ' ')
-			s++;
-		if (s == e)
-			break;
-		start = s;
-		while (s < e && *s != ' ')
-			s++;
-		if (!key_ok(start, (size_t)(s - start)))
+	while (next_token(&s, e, &k)) {
+		if (!key_ok(k.p, k.len))
 			return reply(cmd, R_BAD_FORMAT, true);
 		/* Past the limit, keys are still checked but no longer kept. */
 		if (n >= p->max_keys) {
@@ -185,14 +184,14 @@ static enum pc_status parse_get(struct pc_parser *p, const char *s, const char *
 		}
 		if (n == p->kcap) {
 			uint32_t cap = p->kcap ? p->kcap * 2 : 32;
-			struct pc_key *k = realloc(p->keys, cap * sizeof(*k));
-			if (!k)
+			struct pc_key *nk = realloc(p->keys, cap * sizeof(*nk));
+			if (!nk)
 				return reply(cmd, "SERVER_ERROR out of memory\r\n", false);
-			p->keys = k;
+			p->keys = nk;
 			p->kcap = cap;
 		}
-		p->keys[n].p = start;
-		p->keys[n].len = (size_t)(s - start);
+		p->keys[n].p = k.p;
+		p->keys[n].len = k.len;
 		n++;
 	}
 	if (too_many) {

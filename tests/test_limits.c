@@ -20,30 +20,12 @@ static struct proc fake, co;
 
 static void start(const char *const *opts)
 {
-	char servers[64];
-
-	tu_fake_start(&fake, NULL);
-	snprintf(servers, sizeof(servers), "127.0.0.1:%d", fake.port);
-	tu_coalesced_start(&co, servers, opts);
+	tu_stack_start(&fake, &co, NULL, opts);
 }
 
 static void stop(void)
 {
-	tu_stop_clean(&co);
-	tu_stop(&fake);
-}
-
-static long fake_stat(const char *name)
-{
-	char *r = tu_roundtrip(fake.port, "fake_stats\r\n", 3000), pat[64], *p;
-	long v = -1;
-
-	snprintf(pat, sizeof(pat), "STAT %s ", name);
-	p = strstr(r, pat);
-	if (p)
-		v = strtol(p + strlen(pat), NULL, 10);
-	free(r);
-	return v;
+	tu_stack_stop(&fake, &co);
 }
 
 /* Resident memory of a process, in KiB. */
@@ -73,7 +55,7 @@ START_TEST(too_many_keys_refused_whole)
 	ck_assert_str_eq(
 	    r, "VALUE a 0 3\r\nv:a\r\nVALUE b 0 3\r\nv:b\r\nVALUE c 0 3\r\nv:c\r\nEND\r\n");
 	free(r);
-	ck_assert_int_eq(fake_stat("keys"), 3);
+	ck_assert_int_eq(tu_fake_stat(fake.port, "keys"), 3);
 	ck_assert_int_eq(tu_stat(co.port, "too_many_keys"), 1);
 	stop();
 }
@@ -269,8 +251,8 @@ START_TEST(busy_upstream_grows_batches)
 		free(r);
 		close(fd[i]);
 	}
-	requests = fake_stat("requests");
-	ck_assert_int_eq(fake_stat("keys"), N);
+	requests = tu_fake_stat(fake.port, "requests");
+	ck_assert_int_eq(tu_fake_stat(fake.port, "keys"), N);
 	/* ~200 ms of arrivals over 100 ms round trips: a handful of batches. */
 	ck_assert_msg(requests <= 6, "%ld upstream requests for %d keys", requests, N);
 	stop();

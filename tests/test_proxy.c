@@ -20,32 +20,13 @@ static char record[256];
 
 static void start(const char *const *opts)
 {
-	char servers[64];
-
 	snprintf(record, sizeof(record), "%s/record-%d.txt", tu_tmpdir(), getpid());
-	tu_fake_start(&fake, record);
-	snprintf(servers, sizeof(servers), "127.0.0.1:%d", fake.port);
-	tu_coalesced_start(&co, servers, opts);
+	tu_stack_start(&fake, &co, record, opts);
 }
 
 static void stop(void)
 {
-	tu_stop_clean(&co);
-	tu_stop(&fake);
-}
-
-/* The fake upstream's own count of get/gets lines and keys. */
-static long fake_stat(const char *name)
-{
-	char *r = tu_roundtrip(fake.port, "fake_stats\r\n", 3000), pat[64], *p;
-	long v = -1;
-
-	snprintf(pat, sizeof(pat), "STAT %s ", name);
-	p = strstr(r, pat);
-	if (p)
-		v = strtol(p + strlen(pat), NULL, 10);
-	free(r);
-	return v;
+	tu_stack_stop(&fake, &co);
 }
 
 /* The upstream's record, lines as received with their "\r" dropped. */
@@ -88,8 +69,8 @@ START_TEST(identical_keys_collapse_into_one_fetch)
 		free(r);
 		close(fd[i]);
 	}
-	ck_assert_int_eq(fake_stat("requests"), 1);
-	ck_assert_int_eq(fake_stat("keys"), 1);
+	ck_assert_int_eq(tu_fake_stat(fake.port, "requests"), 1);
+	ck_assert_int_eq(tu_fake_stat(fake.port, "keys"), 1);
 	ck_assert_int_eq(tu_stat(co.port, "keys_coalesced"), N - 1);
 	ck_assert_int_eq(tu_stat(co.port, "get_keys"), N);
 	ck_assert_int_eq(tu_stat(co.port, "upstream_keys"), 1);
@@ -109,7 +90,7 @@ START_TEST(no_caching_after_reply)
 	r = tu_roundtrip(co.port, "get k\r\n", 3000);
 	ck_assert_str_eq(r, expect_value("k"));
 	free(r);
-	ck_assert_int_eq(fake_stat("requests"), 2);
+	ck_assert_int_eq(tu_fake_stat(fake.port, "requests"), 2);
 	stop();
 }
 END_TEST
@@ -124,7 +105,7 @@ START_TEST(coalesce_off_fetches_every_key)
 	ck_assert_str_eq(
 	    r, "VALUE k 0 3\r\nv:k\r\nVALUE k 0 3\r\nv:k\r\nVALUE k 0 3\r\nv:k\r\nEND\r\n");
 	free(r);
-	ck_assert_int_eq(fake_stat("keys"), 3);
+	ck_assert_int_eq(tu_fake_stat(fake.port, "keys"), 3);
 	ck_assert_int_eq(tu_stat(co.port, "keys_coalesced"), 0);
 	stop();
 }
@@ -150,8 +131,8 @@ START_TEST(leeway_batches_distinct_keys_of_many_clients)
 		free(r);
 		close(fd[i]);
 	}
-	ck_assert_int_eq(fake_stat("requests"), 1);
-	ck_assert_int_eq(fake_stat("keys"), N);
+	ck_assert_int_eq(tu_fake_stat(fake.port, "requests"), 1);
+	ck_assert_int_eq(tu_fake_stat(fake.port, "keys"), N);
 	stop();
 }
 END_TEST
@@ -172,7 +153,7 @@ START_TEST(zero_leeway_batches_one_read)
 	r = tu_recv_until(fd, "END\r\n", 3000, NULL);
 	free(r);
 	close(fd);
-	ck_assert_int_eq(fake_stat("requests"), 1);
+	ck_assert_int_eq(tu_fake_stat(fake.port, "requests"), 1);
 	rec = read_record(&len);
 	ck_assert_str_eq(rec, "gets a b c\n");
 	free(rec);
@@ -223,7 +204,7 @@ START_TEST(gets_carries_cas_and_get_strips_it)
 	free(r);
 	close(f1);
 	close(f2);
-	ck_assert_int_eq(fake_stat("keys"), 1);
+	ck_assert_int_eq(tu_fake_stat(fake.port, "keys"), 1);
 	stop();
 }
 END_TEST
@@ -388,7 +369,7 @@ START_TEST(leaving_client_drops_unsent_keys)
 	ck_assert_str_eq(r, expect_value("kept"));
 	free(r);
 	close(b);
-	ck_assert_int_eq(fake_stat("keys"), 1);
+	ck_assert_int_eq(tu_fake_stat(fake.port, "keys"), 1);
 	ck_assert_int_eq(tu_stat(co.port, "inflight_keys"), 0);
 	stop();
 }

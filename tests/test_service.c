@@ -19,17 +19,12 @@ static struct proc fake, co;
 
 static void start(const char *const *opts)
 {
-	char servers[64];
-
-	tu_fake_start(&fake, NULL);
-	snprintf(servers, sizeof(servers), "127.0.0.1:%d", fake.port);
-	tu_coalesced_start(&co, servers, opts);
+	tu_stack_start(&fake, &co, NULL, opts);
 }
 
 static void stop(void)
 {
-	tu_stop_clean(&co);
-	tu_stop(&fake);
+	tu_stack_stop(&fake, &co);
 }
 
 /* Run a command, return its stdout (malloc'd). */

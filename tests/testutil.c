@@ -212,6 +212,35 @@ void tu_coalesced_start(struct proc *p, const char *servers, const char *const *
 	wait_listening(p, under_valgrind() ? 30000 : 5000);
 }
 
+void tu_stack_start(struct proc *fake, struct proc *co, const char *record,
+                    const char *const *opts)
+{
+	char servers[64];
+
+	tu_fake_start(fake, record);
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d", fake->port);
+	tu_coalesced_start(co, servers, opts);
+}
+
+void tu_stack_stop(struct proc *fake, struct proc *co)
+{
+	tu_stop_clean(co);
+	tu_stop(fake);
+}
+
+long tu_fake_stat(int port, const char *name)
+{
+	char *r = tu_roundtrip(port, "fake_stats\r\n", 3000), pat[64], *p;
+	long v = -1;
+
+	snprintf(pat, sizeof(pat), "STAT %s ", name);
+	p = strstr(r, pat);
+	if (p)
+		v = strtol(p + strlen(pat), NULL, 10);
+	free(r);
+	return v;
+}
+
 int tu_wait(pid_t pid, int ms)
 {
 	double end = tu_now() + ms / 1000.0;

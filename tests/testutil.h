@@ -36,6 +36,15 @@ void tu_coalesced_start(struct proc *p, const char *servers, const char *const *
  * for it to listen. */
 pid_t tu_coalesced_spawn(const char *const *args, const char *errlog);
 
+/* The fake upstream (recording every line to record, unless NULL) with
+ * coalesced in front of it, started with the -o overrides in opts. */
+void tu_stack_start(struct proc *fake, struct proc *co, const char *record,
+                    const char *const *opts);
+/* coalesced must exit cleanly; the fake is stopped. */
+void tu_stack_stop(struct proc *fake, struct proc *co);
+/* A figure of the fake upstream's own count (requests, keys); -1 if absent. */
+long tu_fake_stat(int port, const char *name);
+
 /* SIGTERM, wait (bounded), SIGKILL if needed; returns the exit status
  * (as from waitpid), or -1 if it had to be killed. */
 int tu_stop(struct proc *p);
