@@ -19,7 +19,8 @@
 	X(proxy_suite)                                                                             \
 	X(faults_suite)                                                                            \
 	X(limits_suite)                                                                            \
-	X(service_suite)
+	X(service_suite)                                                                           \
+	X(ops_suite)
 
 #define DECLARE(name) Suite *name(void);
 SUITES(DECLARE)
