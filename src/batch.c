@@ -58,7 +58,7 @@ void batcher_destroy(struct batcher *b)
 	free(b->timers);
 }
 
-static struct batch *batch_new(uint32_t cap, uint16_t server)
+static struct batch *batch_new(struct batcher *b, uint32_t cap, uint16_t server)
 {
 	struct batch *bt = malloc(sizeof(*bt) + cap * sizeof(bt->e[0]));
 
@@ -66,8 +66,38 @@ static struct batch *batch_new(uint32_t cap, uint16_t server)
 		memset(bt, 0, sizeof(*bt));
 		bt->cap = cap;
 		bt->server = server;
+		bt->generation = b->generation;
 	}
 	return bt;
+}
+
+int batcher_set_servers(struct batcher *b, uint32_t nservers, struct upstream *up)
+{
+	struct batch **open = calloc(nservers, sizeof(*open));
+	ev_timer *timers = calloc(nservers, sizeof(*timers));
+
+	if (!open || !timers) {
+		free(open);
+		free(timers);
+		return -1;
+	}
+	for (uint32_t i = 0; i < b->nservers; i++) {
+		ev_timer_stop(b->loop, &b->timers[i]);
+		free(b->open[i]); /* flushed: empty if any */
+	}
+	free(b->open);
+	free(b->timers);
+	for (uint32_t i = 0; i < nservers; i++) {
+		ev_init(&timers[i], leeway_cb);
+		timers[i].data = b;
+	}
+	b->open = open;
+	b->timers = timers;
+	b->nservers = nservers;
+	b->up = up;
+	b->inflight->nservers = nservers;
+	b->generation++;
+	return 0;
 }
 
 /* Hand bt to the backend; false if it is busy and bt stays with the caller. */
@@ -116,7 +146,7 @@ int batch_add(struct batcher *b, struct entry *e)
 	struct batch *bt = b->open[e->server];
 
 	if (!bt) {
-		bt = batch_new(b->set.max_keys, e->server);
+		bt = batch_new(b, b->set.max_keys, e->server);
 		if (!bt)
 			return -1;
 		b->open[e->server] = bt;
@@ -256,11 +286,19 @@ void batch_fail(struct batcher *b, struct batch *bt, enum batch_error why, const
 			continue;
 		}
 		if (e->attempts <= b->set.retries) {
-			if (!retry)
-				retry = batch_new(bt->n, bt->server);
-			if (retry) {
-				retry->e[retry->n++] = e;
-				continue;
+			/* The servers changed since: the key may belong elsewhere now,
+			 * so it goes back through an open batch. */
+			if (bt->generation != b->generation) {
+				inflight_reassign(b->inflight, e);
+				if (batch_add(b, e) == 0)
+					continue;
+			} else {
+				if (!retry)
+					retry = batch_new(b, bt->n, bt->server);
+				if (retry) {
+					retry->e[retry->n++] = e;
+					continue;
+				}
 			}
 		}
 		inflight_fail(b->inflight, e, reason);

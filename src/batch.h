@@ -27,6 +27,7 @@ struct value;
 struct batch {
 	struct batch *next; /* in a connection's queue */
 	uint16_t server;
+	uint32_t generation; /* the batcher's servers when it was made */
 	uint32_t n, cap;
 	uint32_t cursor;   /* where the reply is expected to continue */
 	bool due;          /* its time came but the upstream was busy */
@@ -51,6 +52,7 @@ struct batcher {
 	struct inflight *inflight;
 	struct upstream *up;
 	uint32_t nservers;
+	uint32_t generation; /* bumped when the upstream servers change */
 	struct batch **open; /* per server */
 	ev_timer *timers;    /* per server leeway timers */
 	uint32_t *pending;   /* servers with an open batch, for the end-of-iteration flush */
@@ -60,6 +62,10 @@ struct batcher {
 int batcher_init(struct batcher *b, struct ev_loop *loop, uint32_t nservers, struct stats *st,
                  const struct log *lg, struct inflight *t, struct upstream *up);
 void batcher_destroy(struct batcher *b);
+
+/* New upstream servers (reload): open batches must have been flushed.
+ * Returns -1 on allocation failure, leaving the batcher as it was. */
+int batcher_set_servers(struct batcher *b, uint32_t nservers, struct upstream *up);
 
 /* Add a new entry to its server's open batch. -1: out of memory. */
 int batch_add(struct batcher *b, struct entry *e);

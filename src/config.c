@@ -40,8 +40,8 @@ static const struct config_key keys[] = {
     /* For an enum, max is the last value supported so far. */
     {"upstream", "protocol", CT_ENUM, OFF(protocol), "memcache", 0, PROTO_MEMCACHE, protocols,
      false},
-    {"upstream", "servers", CT_SERVERS, OFF(servers), "127.0.0.1:11211", 0, 0, NULL, false},
-    {"upstream", "connections", CT_INT, OFF(connections), "2", 1, 1024, NULL, false},
+    {"upstream", "servers", CT_SERVERS, OFF(servers), "127.0.0.1:11211", 0, 0, NULL, true},
+    {"upstream", "connections", CT_INT, OFF(connections), "2", 1, 1024, NULL, true},
     {"upstream", "connect_timeout_ms", CT_INT, OFF(connect_timeout_ms), "1000", 1, 600000, NULL,
      true},
     {"upstream", "timeout_ms", CT_INT, OFF(timeout_ms), "1000", 1, 600000, NULL, true},

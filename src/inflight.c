@@ -161,6 +161,11 @@ int inflight_join(struct inflight *t, struct slot *s)
 	return 0;
 }
 
+void inflight_reassign(struct inflight *t, struct entry *e)
+{
+	e->server = (uint16_t)(server_hash(e->hash) % t->nservers);
+}
+
 void inflight_drop(struct inflight *t, struct entry *e)
 {
 	unlink_entry(t, e);

@@ -70,6 +70,8 @@ void inflight_leave(struct inflight *t, struct slot *s);
 void inflight_resolve(struct inflight *t, struct entry *e, struct value *v);
 /* Fail every waiter with reason, then free the entry. */
 void inflight_fail(struct inflight *t, struct entry *e, const char *reason);
+/* Choose e's server again, after the servers changed. */
+void inflight_reassign(struct inflight *t, struct entry *e);
 /* Free an entry nobody waits for. */
 void inflight_drop(struct inflight *t, struct entry *e);
 

@@ -37,6 +37,64 @@ static void apply_settings(struct server *srv)
 		srv->up->ops->configure(srv->up, &us);
 }
 
+/* Backends replaced on reload go once their last batch is answered. */
+static void reap_retired(struct server *srv)
+{
+	for (size_t i = 0; i < srv->nretired;) {
+		struct upstream *u = srv->retired[i];
+		if (u->ops->outstanding(u) == 0) {
+			u->ops->destroy(u);
+			srv->retired[i] = srv->retired[--srv->nretired];
+			continue;
+		}
+		i++;
+	}
+}
+
+/* [upstream] servers or connections changed: open batches go to the old
+ * backend, which drains; new keys go to a new one. No client notices. */
+static int switch_upstream(struct server *srv, const struct config *nc)
+{
+	struct addr_list servers;
+	struct upstream_settings us = {
+	    .connect_timeout_ms = (uint32_t)nc->connect_timeout_ms,
+	    .timeout_ms = (uint32_t)nc->timeout_ms,
+	    .pipeline_depth = (uint32_t)nc->pipeline_depth,
+	};
+	struct upstream *nu, **r;
+	char err[512];
+
+	if (addr_list_parse(nc->servers, false, &servers, err, sizeof(err)) < 0) {
+		log_error(&srv->log, "reload: %s", err);
+		return -1;
+	}
+	r = realloc(srv->retired, (srv->nretired + 1) * sizeof(*r));
+	if (r)
+		srv->retired = r;
+	nu = r ? upstream_memcache_new(srv->loop, &servers, (uint32_t)nc->connections, &us,
+				       &srv->batcher, &srv->stats, &srv->log)
+	       : NULL;
+	if (!nu) {
+		addr_list_free(&servers);
+		log_error(&srv->log, "reload: out of memory; upstream unchanged");
+		return -1;
+	}
+	batch_flush_all(&srv->batcher, true);
+	if (batcher_set_servers(&srv->batcher, (uint32_t)servers.n, nu) < 0) {
+		nu->ops->destroy(nu);
+		addr_list_free(&servers);
+		log_error(&srv->log, "reload: out of memory; upstream unchanged");
+		return -1;
+	}
+	srv->up->ops->drain(srv->up);
+	srv->retired[srv->nretired++] = srv->up;
+	srv->up = nu;
+	log_info(&srv->log, "upstream now %s (%ld connections each); the old one drains",
+		 nc->servers, nc->connections);
+	addr_list_free(&servers);
+	return 0;
+}
+
 /*
  * End of every loop iteration (ev_prepare runs after all of the iteration's
  * callbacks): write the clients that have output, then, with leeway 0, send
@@ -49,6 +107,7 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	struct server *srv = w->data;
 
 	(void)revents;
+	reap_retired(srv);
 	for (int i = 0; i < 16; i++) {
 		client_write_pending(srv);
 		if (srv->cfg.leeway_ms <= 0 || srv->stopping)
@@ -275,6 +334,9 @@ void server_destroy(struct server *srv)
 	ev_timer_stop(srv->loop, &srv->stop_timer);
 	if (srv->up)
 		srv->up->ops->destroy(srv->up);
+	for (size_t i = 0; i < srv->nretired; i++)
+		srv->retired[i]->ops->destroy(srv->retired[i]);
+	free(srv->retired);
 	batcher_destroy(&srv->batcher);
 	inflight_destroy(&srv->inflight);
 	stats_free(&srv->stats);
@@ -323,6 +385,14 @@ void server_reload(struct server *srv)
 			log_warn(&srv->log,
 			         "reload: [%s] %s changed; it takes effect after a restart",
 			         k->section, k->name);
+	}
+	if ((strcmp(nc.servers, srv->cfg.servers) != 0 || nc.connections != srv->cfg.connections) &&
+	    switch_upstream(srv, &nc) < 0) {
+		/* Keep the running upstream, and say so in the configuration. */
+		char *tmp = nc.servers;
+		nc.servers = srv->cfg.servers;
+		srv->cfg.servers = tmp;
+		nc.connections = srv->cfg.connections;
 	}
 	config_free(&srv->cfg);
 	srv->cfg = nc;

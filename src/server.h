@@ -37,6 +37,8 @@ struct server {
 	struct inflight inflight;
 	struct batcher batcher;
 	struct upstream *up;
+	struct upstream **retired; /* replaced on reload, draining */
+	size_t nretired;
 	struct listener *listeners;
 	size_t nlisteners;
 	struct metrics *metrics;

@@ -28,6 +28,12 @@ struct upstream_ops {
 	 * always takes the batch (a full batch, a retry, a shutdown). */
 	bool (*submit)(struct upstream *u, struct batch *bt, bool force);
 	void (*configure)(struct upstream *u, const struct upstream_settings *s);
+	/* Replaced by a new backend (reload): take no new batches, do not
+	 * reconnect, and stop calling batch_ready(); what is outstanding still
+	 * completes or fails as usual. */
+	void (*drain)(struct upstream *u);
+	/* Batches submitted and not yet completed or failed. */
+	uint32_t (*outstanding)(const struct upstream *u);
 	void (*destroy)(struct upstream *u);
 };
 

@@ -70,6 +70,7 @@ struct mc_upstream {
 	const struct log *log;
 	struct mc_server *servers;
 	uint32_t nservers;
+	bool draining; /* replaced by a newer backend on reload */
 };
 
 static void conn_connect(struct mc_conn *c);
@@ -136,7 +137,9 @@ static void conn_fail(struct mc_conn *c, enum batch_error why, const char *text)
 	c->head = c->tail = NULL;
 	c->nbatches = 0;
 	conn_reset(c);
-	if (why == BATCH_UNAVAILABLE) {
+	if (u->draining) {
+		/* Replaced: let this connection go. */
+	} else if (why == BATCH_UNAVAILABLE) {
 		/* Could not connect, or the server hung up: back off. */
 		c->backoff = c->backoff == 0 ? BACKOFF_MIN : c->backoff * 2;
 		if (c->backoff > BACKOFF_MAX)
@@ -268,7 +271,7 @@ static void conn_has_room(struct mc_conn *c)
 {
 	struct mc_upstream *u = up_of(c);
 
-	if (c->nbatches < u->set.pipeline_depth)
+	if (!u->draining && c->nbatches < u->set.pipeline_depth)
 		batch_ready(u->batcher, (uint32_t)(c->srv - u->servers));
 }
 
@@ -437,6 +440,10 @@ static int handle_line(struct mc_conn *c, const char *line, size_t len)
 		log_debug(u->log, "batch: server %s, %u keys, %.3f ms", c->srv->addr.name, bt->n,
 		          (ev_now(u->loop) - bt->sent_at) * 1000.0);
 		batch_complete(u->batcher, bt);
+		if (u->draining && c->nbatches == 0) {
+			conn_reset(c);
+			return -1; /* stop reading: the connection is gone */
+		}
 		conn_has_room(c);
 		return 0;
 	case MCR_ERROR:
@@ -550,6 +557,29 @@ static void mc_configure(struct upstream *base, const struct upstream_settings *
 	((struct mc_upstream *)base)->set = *s;
 }
 
+static uint32_t mc_outstanding(const struct upstream *base)
+{
+	const struct mc_upstream *u = (const struct mc_upstream *)base;
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < u->nservers; i++)
+		for (uint32_t k = 0; k < u->servers[i].nconns; k++)
+			n += u->servers[i].conns[k].nbatches;
+	return n;
+}
+
+static void mc_drain(struct upstream *base)
+{
+	struct mc_upstream *u = (struct mc_upstream *)base;
+
+	u->draining = true;
+	/* Idle connections go now; busy ones when their last reply is in. */
+	for (uint32_t i = 0; i < u->nservers; i++)
+		for (uint32_t k = 0; k < u->servers[i].nconns; k++)
+			if (u->servers[i].conns[k].nbatches == 0)
+				conn_reset(&u->servers[i].conns[k]);
+}
+
 static void mc_destroy(struct upstream *base)
 {
 	struct mc_upstream *u = (struct mc_upstream *)base;
@@ -575,6 +605,8 @@ static void mc_destroy(struct upstream *base)
 static const struct upstream_ops mc_ops = {
     .submit = mc_submit,
     .configure = mc_configure,
+    .drain = mc_drain,
+    .outstanding = mc_outstanding,
     .destroy = mc_destroy,
 };
 

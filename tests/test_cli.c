@@ -280,6 +280,70 @@ START_TEST(sighup_reload_and_bad_reload)
 }
 END_TEST
 
+
+/* Upstream servers switched by SIGHUP: the request in flight on the old
+ * server is answered there, the client stays connected, new keys go to the
+ * new server. */
+START_TEST(sighup_switches_upstream_servers)
+{
+	struct proc a, b, co;
+	char conf[512], listen[64], *r, *log = NULL;
+	const char *path;
+	int fd;
+	double end;
+
+	tu_fake_start(&a, NULL);
+	tu_fake_start(&b, NULL);
+	memset(&co, 0, sizeof(co));
+	co.port = tu_free_port();
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", co.port);
+	snprintf(conf, sizeof(conf), "[server]\nlisten = %s\n[upstream]\nservers = 127.0.0.1:%d\n",
+		 listen, a.port);
+	path = write_conf("switch.ini", conf);
+	snprintf(co.log, sizeof(co.log), "%s/switch.log", tu_tmpdir());
+	{
+		const char *args[] = {"-c", path, NULL};
+		co.pid = tu_coalesced_spawn(args, co.log);
+	}
+	end = tu_now() + 10;
+	while ((fd = tu_connect(co.port)) < 0 && tu_now() < end)
+		tu_sleep_ms(20);
+	ck_assert_int_ge(fd, 0);
+	tu_fake_ctl(a.port, "fake_mode delay 500");
+	tu_sends(fd, "get inflight\r\n");
+	tu_sleep_ms(100);
+	snprintf(conf, sizeof(conf),
+		 "[server]\nlisten = %s\n[upstream]\nservers = 127.0.0.1:%d\nconnections = 3\n",
+		 listen, b.port);
+	write_conf("switch.ini", conf);
+	kill(co.pid, SIGHUP);
+	end = tu_now() + 5;
+	while (tu_now() < end) {
+		free(log);
+		log = tu_read_file(co.log, NULL);
+		if (strstr(log, "configuration reloaded"))
+			break;
+		tu_sleep_ms(20);
+	}
+	ck_assert_msg(strstr(log, "configuration reloaded"), "%s", log);
+	free(log);
+	r = tu_recv_until(fd, "END\r\n", 3000, NULL);
+	ck_assert_str_eq(r, "VALUE inflight 0 10\r\nv:inflight\r\nEND\r\n");
+	free(r);
+	/* Same connection, new server. */
+	tu_sends(fd, "get after\r\n");
+	r = tu_recv_until(fd, "END\r\n", 3000, NULL);
+	ck_assert_str_eq(r, "VALUE after 0 7\r\nv:after\r\nEND\r\n");
+	free(r);
+	ck_assert_int_eq(tu_fake_stat(a.port, "keys"), 1);
+	ck_assert_int_eq(tu_fake_stat(b.port, "keys"), 1);
+	close(fd);
+	tu_stop_clean(&co);
+	tu_stop(&a);
+	tu_stop(&b);
+}
+END_TEST
+
 START_TEST(sigterm_answers_inflight_requests)
 {
 	struct proc fake, co;
@@ -327,6 +391,7 @@ Suite *cli_suite(void)
 	tcase_add_test(tc, sigterm_idle_exits_0);
 	tcase_add_test(tc, listens_on_several_addresses_and_unix);
 	tcase_add_test(tc, sighup_reload_and_bad_reload);
+	tcase_add_test(tc, sighup_switches_upstream_servers);
 	tcase_add_test(tc, sigterm_answers_inflight_requests);
 	suite_add_tcase(s, tc);
 	return s;

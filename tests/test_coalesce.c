@@ -983,6 +983,31 @@ START_TEST(cancel_from_due_batch)
 }
 END_TEST
 
+
+/* After the servers change (reload), a retry of a batch sent under the old
+ * servers goes back through an open batch of the key's new server. */
+START_TEST(retry_after_server_change_is_rerouted)
+{
+	GET("a", "b");
+	batch_flush_all(&fx.b, false);
+	ck_assert_uint_eq(fx.f.n, 1);
+	ck_assert_int_eq(batcher_set_servers(&fx.b, 3, &fx.f.up), 0);
+	batch_fail(&fx.b, take(0), BATCH_UNAVAILABLE, NULL, NULL);
+	/* Not resubmitted directly: waiting in open batches. */
+	ck_assert_uint_eq(fx.f.n, 1);
+	batch_flush_all(&fx.b, false);
+	ck_assert_uint_ge(fx.f.n, 2);
+	size_t keys = 0;
+	for (size_t i = 1; i < fx.f.n; i++) {
+		ck_assert_uint_lt(fx.f.sub[i]->server, 3);
+		ck_assert_uint_eq(fx.f.sub[i]->generation, fx.b.generation);
+		keys += fx.f.sub[i]->n;
+	}
+	ck_assert_uint_eq(keys, 2);
+	ck_assert_uint_eq(fx.f.sub[1]->e[0]->attempts, 2);
+}
+END_TEST
+
 Suite *coalesce_suite(void)
 {
 	Suite *s = suite_create("coalesce");
@@ -1021,6 +1046,7 @@ Suite *coalesce_suite(void)
 	tcase_add_test(tc, full_batch_forced_through_busy_upstream);
 	tcase_add_test(tc, retry_forced_through_busy_upstream);
 	tcase_add_test(tc, cancel_from_due_batch);
+	tcase_add_test(tc, retry_after_server_change_is_rerouted);
 
 	tcase_add_loop_test(te, test_fail_retries_then_fails_with_reason, 0,
 	                    (int)(sizeof(failures) / sizeof(failures[0])));
