@@ -41,11 +41,12 @@ install: $(BIN)
 		systemd/coalesced.service.in >"$(install_unit).tmp"
 	chmod 644 "$(install_unit).tmp"
 	mv -f "$(install_unit).tmp" "$(install_unit)"
+	$(INSTALL) -m 644 systemd/coalesced.socket "$(DESTDIR)$(SYSTEMDDIR)/coalesced.socket"
 
 uninstall:
 	rm -f "$(DESTDIR)$(SBINDIR)/coalesced"
 	rm -f "$(DESTDIR)$(MANDIR)/man8/coalesced.8" "$(DESTDIR)$(MANDIR)/man5/coalesced.ini.5"
-	rm -f "$(install_unit)"
+	rm -f "$(install_unit)" "$(DESTDIR)$(SYSTEMDDIR)/coalesced.socket"
 	@ini="$(install_confdir)/coalesced.ini"; \
 	if [ -e "$$ini" ] && ! cmp -s "$$ini" "$$ini.example" && ! cmp -s "$$ini" conf/coalesced.ini; then \
 		echo "keeping $$ini: it differs from the example"; \

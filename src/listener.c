@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -123,6 +124,34 @@ int listener_open(struct listener *l, struct server *srv, const struct addr *a, 
 	return 0;
 }
 
+int listener_adopt(struct listener *l, struct server *srv, int fd, char *err, size_t errlen)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	memset(l, 0, sizeof(*l));
+	l->srv = srv;
+	l->fd = fd;
+	l->adopted = true;
+	l->addr.len = sizeof(l->addr.sa);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&l->addr.sa, &l->addr.len) < 0) {
+		snprintf(err, errlen, "socket %d from the service manager: %s", fd,
+			 strerror(errno));
+		return -1;
+	}
+	if (l->addr.sa.ss_family == AF_UNIX)
+		snprintf(l->addr.name, sizeof(l->addr.name), "unix:%s",
+			 ((struct sockaddr_un *)&l->addr.sa)->sun_path);
+	else
+		peer_name(&l->addr.sa, l->addr.name, sizeof(l->addr.name));
+	ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
+	ev_init(&l->pause, pause_cb);
+	l->io.data = l->pause.data = l;
+	ev_io_start(srv->loop, &l->io);
+	return 0;
+}
+
 void listener_close(struct listener *l)
 {
 	if (l->fd < 0)
@@ -131,6 +160,6 @@ void listener_close(struct listener *l)
 	ev_timer_stop(l->srv->loop, &l->pause);
 	close(l->fd);
 	l->fd = -1;
-	if (l->addr.sa.ss_family == AF_UNIX)
+	if (l->addr.sa.ss_family == AF_UNIX && !l->adopted)
 		unlink(((const struct sockaddr_un *)&l->addr.sa)->sun_path);
 }

@@ -18,11 +18,14 @@ struct listener {
 	int fd;
 	ev_io io;
 	ev_timer pause; /* out of file descriptors: retry accept later */
+	bool adopted;	/* handed over by the service manager: not ours to unlink */
 };
 
 /* Returns 0, or -1 with a message in err. */
 int listener_open(struct listener *l, struct server *srv, const struct addr *a, char *err,
                   size_t errlen);
+/* Take over a socket that already listens (socket activation). */
+int listener_adopt(struct listener *l, struct server *srv, int fd, char *err, size_t errlen);
 void listener_close(struct listener *l);
 
 #endif

@@ -14,6 +14,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <systemd/sd-daemon.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,8 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
 	struct addr_list servers, listen;
 	struct upstream_settings us;
 	char err[512];
+	size_t nlisten;
+	int nfds;
 
 	memset(srv, 0, sizeof(*srv));
 	srv->loop = loop;
@@ -253,13 +256,29 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
 	ev_signal_start(loop, &srv->sigint);
 	ev_signal_start(loop, &srv->sighup);
 
-	srv->listeners = calloc(listen.n, sizeof(*srv->listeners));
-	if (!srv->listeners) {
-		log_error(&srv->log, "out of memory");
+	/* Sockets passed by the service manager (socket activation) replace
+	 * [server] listen. */
+	nfds = sd_listen_fds(1);
+	if (nfds < 0) {
+		log_error(&srv->log, "socket activation: %s", strerror(-nfds));
+		addr_list_free(&listen);
+		addr_list_free(&servers);
 		return EXIT_START;
 	}
-	for (size_t i = 0; i < listen.n; i++) {
-		if (listener_open(&srv->listeners[i], srv, &listen.v[i], err, sizeof(err)) < 0) {
+	nlisten = nfds > 0 ? (size_t)nfds : listen.n;
+	srv->listeners = calloc(nlisten, sizeof(*srv->listeners));
+	if (!srv->listeners) {
+		log_error(&srv->log, "out of memory");
+		addr_list_free(&listen);
+		addr_list_free(&servers);
+		return EXIT_START;
+	}
+	for (size_t i = 0; i < nlisten; i++) {
+		int r = nfds > 0 ? listener_adopt(&srv->listeners[i], srv,
+						  SD_LISTEN_FDS_START + (int)i, err, sizeof(err))
+				 : listener_open(&srv->listeners[i], srv, &listen.v[i], err,
+						 sizeof(err));
+		if (r < 0) {
 			log_error(&srv->log, "%s", err);
 			addr_list_free(&listen);
 			addr_list_free(&servers);
@@ -267,6 +286,10 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
 		}
 		srv->nlisteners++;
 	}
+	if (nfds > 0)
+		log_info(&srv->log, "socket activation: %d sockets from the service manager; "
+				    "[server] listen not used",
+			 nfds);
 	if (srv->cfg.metrics_listen[0]) {
 		srv->metrics = metrics_open(srv, srv->cfg.metrics_listen, err, sizeof(err));
 		if (!srv->metrics) {
@@ -295,8 +318,8 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
 	}
 	srv->batcher.up = srv->up;
 
-	for (size_t i = 0; i < listen.n; i++)
-		log_info(&srv->log, "listening on %s", listen.v[i].name);
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		log_info(&srv->log, "listening on %s", srv->listeners[i].addr.name);
 	ev_init(&srv->status_timer, status_cb);
 	srv->status_timer.data = srv;
 	srv->status_timer.repeat = 5.;

@@ -760,6 +760,7 @@ START_TEST(install_tree_prefix_usr)
 	    {"/etc/coalesced/coalesced.ini", 0644, CONF},
 	    {"/etc/coalesced/coalesced.ini.example", 0644, CONF},
 	    {"/usr/lib/systemd/system/coalesced.service", 0644, NULL},
+	    {"/usr/lib/systemd/system/coalesced.socket", 0644, "systemd/coalesced.socket"},
 	};
 	struct report r = {0};
 	const char *dest = fresh_destdir("install-usr");
@@ -795,6 +796,7 @@ START_TEST(install_tree_default_prefix)
 	    {"/usr/local/etc/coalesced/coalesced.ini", 0644, CONF},
 	    {"/usr/local/etc/coalesced/coalesced.ini.example", 0644, CONF},
 	    {"/usr/local/lib/systemd/system/coalesced.service", 0644, NULL},
+	    {"/usr/local/lib/systemd/system/coalesced.socket", 0644, "systemd/coalesced.socket"},
 	};
 	struct report r = {0};
 	const char *dest = fresh_destdir("install-local");

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -214,6 +216,49 @@ START_TEST(journal_log_format)
 }
 END_TEST
 
+
+/* Socket activation: a listening socket passed as LISTEN_FDS is used, and
+ * [server] listen is not bound. */
+START_TEST(socket_activation)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1, fd, unused = tu_free_port();
+	char servers[64], listen_opt[64], *r;
+	double end;
+
+	tu_fake_start(&fake, NULL);
+	memset(&co, 0, sizeof(co));
+	co.port = tu_free_port();
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	sa.sin_port = htons((uint16_t)co.port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 16), 0);
+	snprintf(servers, sizeof(servers), "upstream.servers=127.0.0.1:%d", fake.port);
+	snprintf(listen_opt, sizeof(listen_opt), "server.listen=127.0.0.1:%d", unused);
+	snprintf(co.log, sizeof(co.log), "%s/activation.log", tu_tmpdir());
+	{
+		const char *args[] = {"-o", servers, "-o", listen_opt, NULL};
+		co.pid = tu_coalesced_spawn_fd(args, co.log, lfd);
+	}
+	close(lfd);
+	/* The passed socket already listens: wait for the daemon to answer. */
+	fd = tu_connect(co.port);
+	ck_assert_int_ge(fd, 0);
+	tu_sends(fd, "get act\r\n");
+	r = tu_recv_until(fd, "END\r\n", 10000, NULL);
+	ck_assert_str_eq(r, "VALUE act 0 5\r\nv:act\r\nEND\r\n");
+	free(r);
+	close(fd);
+	end = tu_now() + 1;
+	while (tu_now() < end)
+		tu_sleep_ms(50);
+	ck_assert_int_lt(tu_connect(unused), 0);
+	tu_stop_clean(&co);
+	tu_stop(&fake);
+}
+END_TEST
+
 Suite *service_suite(void)
 {
 	Suite *s = suite_create("service");
@@ -224,6 +269,7 @@ Suite *service_suite(void)
 	tcase_add_test(tc, stats_detail_per_prefix);
 	tcase_add_test(tc, sd_notify_lifecycle);
 	tcase_add_test(tc, journal_log_format);
+	tcase_add_test(tc, socket_activation);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -63,8 +63,9 @@ const char *tu_tmpdir(void)
 	return dir;
 }
 
-/* The child dies with the test process, even when an assertion ends it. */
-static pid_t spawn(const char *const *argv, const char *errlog, int out_pipe[2])
+/* The child dies with the test process, even when an assertion ends it.
+ * pass_fd >= 0 is handed over as fd 3, the way systemd passes a socket. */
+static pid_t spawn_fd(const char *const *argv, const char *errlog, int out_pipe[2], int pass_fd)
 {
 	pid_t pid = fork();
 
@@ -72,6 +73,16 @@ static pid_t spawn(const char *const *argv, const char *errlog, int out_pipe[2])
 	if (pid == 0) {
 		int fd;
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (pass_fd >= 0) {
+			char num[32];
+			if (pass_fd != 3) {
+				dup2(pass_fd, 3);
+				close(pass_fd);
+			}
+			snprintf(num, sizeof(num), "%d", (int)getpid());
+			setenv("LISTEN_PID", num, 1);
+			setenv("LISTEN_FDS", "1", 1);
+		}
 		fd = open("/dev/null", O_RDONLY);
 		dup2(fd, 0);
 		if (out_pipe) {
@@ -88,6 +99,11 @@ static pid_t spawn(const char *const *argv, const char *errlog, int out_pipe[2])
 		_exit(127);
 	}
 	return pid;
+}
+
+static pid_t spawn(const char *const *argv, const char *errlog, int out_pipe[2])
+{
+	return spawn_fd(argv, errlog, out_pipe, -1);
 }
 
 int tu_connect(int port)
@@ -173,6 +189,11 @@ void tu_fake_start(struct proc *p, const char *record)
 
 pid_t tu_coalesced_spawn(const char *const *args, const char *errlog)
 {
+	return tu_coalesced_spawn_fd(args, errlog, -1);
+}
+
+pid_t tu_coalesced_spawn_fd(const char *const *args, const char *errlog, int listen_fd)
+{
 	const char *argv[64];
 	int n = 0;
 	char *wrap = getenv("COALESCED_WRAPPER") ? strdup(getenv("COALESCED_WRAPPER")) : NULL;
@@ -185,7 +206,7 @@ pid_t tu_coalesced_spawn(const char *const *args, const char *errlog)
 	for (int i = 0; args[i] && n < 62; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	return spawn(argv, errlog, NULL);
+	return spawn_fd(argv, errlog, NULL, listen_fd);
 }
 
 void tu_coalesced_start(struct proc *p, const char *servers, const char *const *opts)

@@ -35,6 +35,8 @@ void tu_coalesced_start(struct proc *p, const char *servers, const char *const *
 /* Start coalesced with explicit argv (after the program name); does not wait
  * for it to listen. */
 pid_t tu_coalesced_spawn(const char *const *args, const char *errlog);
+/* The same, passing listen_fd as a socket from the service manager. */
+pid_t tu_coalesced_spawn_fd(const char *const *args, const char *errlog, int listen_fd);
 
 /* The fake upstream (recording every line to record, unless NULL) with
  * coalesced in front of it, started with the -o overrides in opts. */
