@@ -42,6 +42,7 @@ struct mc_conn {
 	ev_io rio, wio;
 	ev_timer timer;
 	double backoff;
+	bool was_up;		   /* connected since the last failure */
 	struct batch *head, *tail; /* encoded batches, oldest first */
 	uint32_t nbatches;
 	char *wbuf;
@@ -139,14 +140,17 @@ static void conn_fail(struct mc_conn *c, enum batch_error why, const char *text)
 	conn_reset(c);
 	if (u->draining) {
 		/* Replaced: let this connection go. */
-	} else if (why == BATCH_UNAVAILABLE) {
-		/* Could not connect, or the server hung up: back off. */
+	} else if (why == BATCH_UNAVAILABLE && !c->was_up) {
+		/* Could not connect: back off. */
 		c->backoff = c->backoff == 0 ? BACKOFF_MIN : c->backoff * 2;
 		if (c->backoff > BACKOFF_MAX)
 			c->backoff = BACKOFF_MAX;
 		timer_arm(c, c->backoff);
 	} else {
-		/* We closed it over one bad reply; the server itself is there. */
+		/* A working connection was lost (we closed it over a bad reply,
+		 * or the server hung up): try again at once; only a failed
+		 * connect backs off. */
+		c->was_up = false;
 		conn_connect(c);
 	}
 	/* Last: a retry must find this connection reset, never mid-failure. */
@@ -316,6 +320,7 @@ static void on_connected(struct mc_conn *c)
 	if (c->backoff > 0)
 		log_info(u->log, "upstream %s: connected", c->srv->addr.name);
 	c->state = MC_UP;
+	c->was_up = true;
 	c->backoff = 0;
 	ev_timer_stop(u->loop, &c->timer);
 	ev_io_start(u->loop, &c->rio);

@@ -353,6 +353,21 @@ START_TEST(chaos_never_delivers_a_wrong_value)
 }
 END_TEST
 
+
+/* A server that hangs up on an established connection is reconnected at
+ * once: the very next request is served, not failed during a backoff. */
+START_TEST(lost_connection_reconnects_at_once)
+{
+	const char *opts[] = {"upstream.connections=1", "upstream.retries=0", NULL};
+
+	start(opts);
+	tu_fake_ctl(fake.port, "fake_mode fail_next 1");
+	expect("get a\r\n", "SERVER_ERROR upstream unavailable\r\n", 0, 1000);
+	expect("get b\r\n", "VALUE b 0 3\r\nv:b\r\nEND\r\n", 0, 1000);
+	stop();
+}
+END_TEST
+
 Suite *faults_suite(void)
 {
 	Suite *s = suite_create("faults");
@@ -371,6 +386,7 @@ Suite *faults_suite(void)
 	tcase_add_test(tc, stopped_upstream_times_out_then_recovers);
 	tcase_add_test(tc, every_waiter_gets_the_error);
 	tcase_add_test(tc, chaos_never_delivers_a_wrong_value);
+	tcase_add_test(tc, lost_connection_reconnects_at_once);
 	suite_add_tcase(s, tc);
 	return s;
 }
