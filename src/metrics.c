@@ -64,6 +64,15 @@ static void add(struct text *t, const char *fmt, ...)
 
 	if (t->failed)
 		return;
+	if (!t->p) {
+		/* vsnprintf into NULL + 0 would be undefined: allocate first. */
+		t->p = malloc(8192);
+		if (!t->p) {
+			t->failed = true;
+			return;
+		}
+		t->cap = 8192;
+	}
 	for (;;) {
 		va_start(ap, fmt);
 		n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
@@ -76,7 +85,7 @@ static void add(struct text *t, const char *fmt, ...)
 			t->len += (size_t)n;
 			return;
 		}
-		size_t cap = t->cap ? t->cap * 2 : 8192;
+		size_t cap = t->cap * 2;
 		while (cap - t->len <= (size_t)n)
 			cap *= 2;
 		char *np = realloc(t->p, cap);
