@@ -61,6 +61,10 @@ struct client {
 /* Takes ownership of fd (accepted, non-blocking). NULL: fd was closed. */
 struct client *client_new(struct server *srv, int fd, const char *peer);
 void client_close(struct client *c, const char *why);
+/* Free the buffers of a client with nothing buffered that has not read since
+ * idle_since: many mostly idle connections then cost little more than their
+ * structs, and busy ones keep their buffers. */
+void client_trim(struct client *c, ev_tstamp idle_since);
 /* Graceful stop: answer what was received, read nothing more, then close. */
 void client_finish(struct client *c);
 

@@ -183,7 +183,7 @@ static enum pc_status parse_get(struct pc_parser *p, const char *s, const char *
 			continue;
 		}
 		if (n == p->kcap) {
-			uint32_t cap = p->kcap ? p->kcap * 2 : 32;
+			uint32_t cap = p->kcap ? p->kcap * 2 : 8;
 			struct pc_key *nk = realloc(p->keys, cap * sizeof(*nk));
 			if (!nk)
 				return reply(cmd, "SERVER_ERROR out of memory\r\n", false);

@@ -119,7 +119,8 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	ev_idle_start(loop, &srv->idle); /* keeps the next poll from blocking */
 }
 
-/* A line for `systemctl status`: who is here and how well collapsing works. */
+/* Every 5 s: a line for `systemctl status` (who is here, how well collapsing
+ * works), and buffers of idle clients go back to the allocator. */
 static void status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct server *srv = w->data;
@@ -127,8 +128,9 @@ static void status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	double rate = (double)(st->get_keys - srv->status_keys) / w->repeat;
 	char msg[200];
 
-	(void)loop;
 	(void)revents;
+	for (struct client *c = srv->clients; c; c = c->next)
+		client_trim(c, ev_now(loop) - 1.0);
 	srv->status_keys = st->get_keys;
 	snprintf(msg, sizeof(msg),
 	         "STATUS=%" PRIu64 " clients, %.0f keys/s, %.1f%% coalesced, %" PRIu64
