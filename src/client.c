@@ -279,6 +279,9 @@ static void start_get(struct client *c, const struct pc_cmd *cmd)
 	if (srv->stats.value_bytes > (uint64_t)srv->cfg.max_memory_mb << 20) {
 		static const char oom[] = "SERVER_ERROR out of memory\r\n";
 		srv->stats.out_of_memory++;
+		log_limited(&srv->log, LOG_WARN, &srv->ll_memory,
+		            "max_memory_mb (%ld) reached by values in flight: refusing reads",
+		            srv->cfg.max_memory_mb);
 		reply_text(c, oom, sizeof(oom) - 1);
 		return;
 	}
@@ -311,12 +314,17 @@ static void handle(struct client *c, enum pc_status st, const struct pc_cmd *cmd
 		srv->stats.client_errors++;
 	if (cmd->unsupported)
 		srv->stats.cmd_unsupported++;
-	if (cmd->too_many_keys)
+	if (cmd->too_many_keys) {
 		srv->stats.too_many_keys++;
+		log_limited(&srv->log, LOG_INFO, &srv->ll_too_many_keys,
+		            "%s: get with more than max_keys_per_request (%ld) keys refused", c->name,
+		            srv->cfg.max_keys_per_request);
+	}
 	if (st == PC_CLOSE) {
 		if (cmd->reply)
 			reply_text(c, cmd->reply, strlen(cmd->reply));
-		log_info(&srv->log, "%s: closing: %s", c->name, cmd->why ? cmd->why : "bad input");
+		log_limited(&srv->log, LOG_INFO, &srv->ll_bad_input, "%s: closing: %s", c->name,
+		            cmd->why ? cmd->why : "bad input");
 		c->stop_reading = true;
 		wpending_add(c);
 		return;
@@ -431,6 +439,10 @@ static void client_process(struct client *c)
 		if (should_pause(c)) {
 			c->paused = true;
 			c->srv->stats.backpressure_pauses++;
+			log_limited(&c->srv->log, LOG_INFO, &c->srv->ll_backpressure,
+			            "%s: not read until it takes its replies (%u unanswered, %zu bytes "
+			            "queued)",
+			            c->name, c->nreq, c->out_bytes);
 			ev_io_stop(c->srv->loop, &c->rio);
 			break;
 		}
@@ -660,8 +672,9 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (cfg->request_timeout_ms > 0 && c->partial_since > 0 &&
 	    now >= c->partial_since + cfg->request_timeout_ms / 1000.0) {
 		c->srv->stats.request_timeouts++;
-		log_info(&c->srv->log, "%s: closing: request not completed within %ld ms", c->name,
-		         cfg->request_timeout_ms);
+		log_limited(&c->srv->log, LOG_INFO, &c->srv->ll_request_timeout,
+		            "%s: closing: request not completed within %ld ms", c->name,
+		            cfg->request_timeout_ms);
 		client_close(c, "request timeout");
 		return;
 	}

@@ -28,6 +28,30 @@ bool log_stderr_is_journal(void)
 	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
+void log_limited(const struct log *lg, int level, struct log_limit *ll, const char *fmt, ...)
+{
+	struct timespec ts;
+	char msg[900];
+	va_list ap;
+
+	if (lg && level > lg->level)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if ((long long)ts.tv_sec == ll->second) {
+		ll->skipped++;
+		return;
+	}
+	ll->second = (long long)ts.tv_sec;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (ll->skipped)
+		log_msg(lg, level, "%s (and %llu more like it)", msg, ll->skipped);
+	else
+		log_msg(lg, level, "%s", msg);
+	ll->skipped = 0;
+}
+
 void log_msg(const struct log *lg, int level, const char *fmt, ...)
 {
 	char line[1024];

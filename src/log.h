@@ -17,10 +17,20 @@ struct log {
 	bool journal; /* stderr is the journal: syslog priorities, no timestamps */
 };
 
+/* At most one line a second per kind of event, so that a flood of bad
+ * clients cannot flood the log; the next line says how many were skipped. */
+struct log_limit {
+	long long second;
+	unsigned long long skipped;
+};
+
 #define LOG_ATTR_FMT __attribute__((format(printf, 3, 4)))
+#define LOG_LIMITED_FMT __attribute__((format(printf, 4, 5)))
 
 void log_msg(const struct log *lg, int level, const char *fmt, ...) LOG_ATTR_FMT;
 const char *log_level_name(int level);
+void log_limited(const struct log *lg, int level, struct log_limit *ll, const char *fmt, ...)
+    LOG_LIMITED_FMT;
 /* Whether stderr is connected to the systemd journal (JOURNAL_STREAM). */
 bool log_stderr_is_journal(void);
 

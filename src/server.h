@@ -52,6 +52,9 @@ struct server {
 	ev_signal sigterm, sigint, sighup;
 	ev_timer stop_timer;
 	bool stopping;
+	/* Rate limits for log lines about limits being hit. */
+	struct log_limit ll_max_clients, ll_too_many_keys, ll_backpressure, ll_memory,
+	    ll_request_timeout, ll_bad_input;
 	time_t started;
 };
 

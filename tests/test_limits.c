@@ -318,6 +318,37 @@ START_TEST(steady_slow_reader_does_not_grow_memory)
 }
 END_TEST
 
+
+/* Limit hits are logged, but a flood of them is not a flood of log lines. */
+START_TEST(limit_hits_logged_rate_limited)
+{
+	const char *opts[] = {"server.max_clients=1", NULL};
+	int keep, fd[30];
+	char *log, *p;
+	int lines = 0;
+
+	start(opts);
+	tu_sleep_ms(200); /* the start-up probe's connection is gone */
+	keep = tu_connect(co.port);
+	tu_sleep_ms(100);
+	for (int i = 0; i < 30; i++)
+		fd[i] = tu_connect(co.port);
+	for (int i = 0; i < 30; i++) {
+		ck_assert(tu_closed(fd[i], 2000));
+		close(fd[i]);
+	}
+	close(keep);
+	tu_sleep_ms(100);
+	ck_assert_int_eq(tu_stat(co.port, "rejected_connections") >= 30, 1);
+	log = tu_read_file(co.log, NULL);
+	for (p = log; (p = strstr(p, "max_clients (1) reached")); p++)
+		lines++;
+	ck_assert_msg(lines >= 1 && lines <= 3, "%d log lines for 30 refusals:\n%s", lines, log);
+	free(log);
+	stop();
+}
+END_TEST
+
 Suite *limits_suite(void)
 {
 	Suite *s = suite_create("limits");
@@ -332,6 +363,7 @@ Suite *limits_suite(void)
 	tcase_add_test(tc, shutdown_is_bounded_by_shutdown_timeout);
 	tcase_add_test(tc, busy_upstream_grows_batches);
 	tcase_add_test(tc, steady_slow_reader_does_not_grow_memory);
+	tcase_add_test(tc, limit_hits_logged_rate_limited);
 	suite_add_tcase(s, tc);
 	return s;
 }
