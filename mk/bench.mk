@@ -1,0 +1,29 @@
+# make bench: build the load generator and compare memcached direct, twemproxy
+# (nutcracker) and coalesced under load (tests/bench/run.sh). Not part of make
+# check. BENCH_SECONDS=2 make bench is a quick smoke run; results go to
+# bench/results/ (results.md, results.jsonl, scaling.png).
+
+# This fragment is read before the main Makefile's first rule: keep `all` the
+# default goal.
+ifeq ($(.DEFAULT_GOAL),)
+.DEFAULT_GOAL := all
+endif
+
+LOADGEN := $(BUILD)/bench/loadgen
+LOADGEN_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror
+
+.PHONY: bench bench-deps loadgen
+
+loadgen: $(LOADGEN)
+
+$(LOADGEN): tests/bench/loadgen.c
+	@mkdir -p $(@D)
+	$(CC) $(LOADGEN_CFLAGS) -o $@ $< -lev -lm
+
+bench-deps: deps
+	@sh tests/bench/deps.sh
+
+bench: bench-deps
+	$(MAKE) $(BIN) $(FAKE) $(LOADGEN)
+	COALESCED_BIN=$(abspath $(BIN)) FAKE_UPSTREAM=$(abspath $(FAKE)) \
+	LOADGEN=$(abspath $(LOADGEN)) bash tests/bench/run.sh
