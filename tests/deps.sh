@@ -1,9 +1,10 @@
 #!/bin/sh
-# Install the Debian packages coalesced needs to build, test and run.
+# Install the Debian packages coalesced needs to build, test and run, plus any
+# named as arguments (tests/bench/deps.sh adds the benchmark's).
 # Idempotent: installs only what is missing; safe to run on every build.
 set -eu
 
-PKGS="build-essential pkg-config libev-dev libinih-dev libsystemd-dev check memcached \
+PKGS="$* build-essential pkg-config libev-dev libinih-dev libsystemd-dev check memcached \
 valgrind clang libclang-rt-14-dev curl mandoc man-db systemd procps"
 
 missing=""
