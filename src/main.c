@@ -110,6 +110,16 @@ int main(int argc, char **argv)
 		server_run(&srv);
 		log_info(&srv.log, "stopped");
 	}
+	/* Stopping the signal watchers restores the default actions: a second
+	 * SIGTERM arriving now would kill us instead of letting us exit 0. */
+	{
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGHUP);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+	}
 	server_destroy(&srv);
 	ev_loop_destroy(loop);
 	free(overrides);

@@ -426,7 +426,7 @@ run_one() {
 			rss_kb_per_idle_conn: (if .idle_ok > 0 then ((([$rsspeak, $rss1] | max) - $rss0) / .idle_ok) else null end),
 			proxy_alive: $alive, proxy_exit: $exit, proxy_log: $plog,
 			steal_s: ($steal / $tck),
-			other_cpu_s: (($busy / $tck) - $cpu - (if $base.target == "direct" then 0 else (($ucpu1 - $ucpu0) / $tck) end) - (.cpu_s // 0))
+			other_cpu_s: ([0, ($busy / $tck) - $cpu - (if $base.target == "direct" then 0 else (($ucpu1 - $ucpu0) / $tck) end) - (.cpu_s // 0)] | max)
 		} + (if $base.target == "coalesced" then
 			{coalesced: ($p | {keys_coalesced, upstream_batches, upstream_keys, upstream_errors, upstream_timeouts, upstream_retries, get_hits, get_misses, backpressure_pauses})}
 		 else {} end)' <<<"$json" >>"$OUT/results.jsonl"
