@@ -279,7 +279,7 @@ static void start_get(struct client *c, const struct pc_cmd *cmd)
 	if (srv->stats.value_bytes > (uint64_t)srv->cfg.max_memory_mb << 20) {
 		static const char oom[] = "SERVER_ERROR out of memory\r\n";
 		srv->stats.out_of_memory++;
-		log_limited(&srv->log, LOG_WARN, &srv->ll_memory,
+		log_limited(&srv->log, LVL_WARN, &srv->ll_memory,
 		            "max_memory_mb (%ld) reached by values in flight: refusing reads",
 		            srv->cfg.max_memory_mb);
 		reply_text(c, oom, sizeof(oom) - 1);
@@ -316,14 +316,14 @@ static void handle(struct client *c, enum pc_status st, const struct pc_cmd *cmd
 		srv->stats.cmd_unsupported++;
 	if (cmd->too_many_keys) {
 		srv->stats.too_many_keys++;
-		log_limited(&srv->log, LOG_INFO, &srv->ll_too_many_keys,
+		log_limited(&srv->log, LVL_INFO, &srv->ll_too_many_keys,
 		            "%s: get with more than max_keys_per_request (%ld) keys refused", c->name,
 		            srv->cfg.max_keys_per_request);
 	}
 	if (st == PC_CLOSE) {
 		if (cmd->reply)
 			reply_text(c, cmd->reply, strlen(cmd->reply));
-		log_limited(&srv->log, LOG_INFO, &srv->ll_bad_input, "%s: closing: %s", c->name,
+		log_limited(&srv->log, LVL_INFO, &srv->ll_bad_input, "%s: closing: %s", c->name,
 		            cmd->why ? cmd->why : "bad input");
 		c->stop_reading = true;
 		wpending_add(c);
@@ -439,7 +439,7 @@ static void client_process(struct client *c)
 		if (should_pause(c)) {
 			c->paused = true;
 			c->srv->stats.backpressure_pauses++;
-			log_limited(&c->srv->log, LOG_INFO, &c->srv->ll_backpressure,
+			log_limited(&c->srv->log, LVL_INFO, &c->srv->ll_backpressure,
 			            "%s: not read until it takes its replies (%u unanswered, %zu bytes "
 			            "queued)",
 			            c->name, c->nreq, c->out_bytes);
@@ -672,7 +672,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (cfg->request_timeout_ms > 0 && c->partial_since > 0 &&
 	    now >= c->partial_since + cfg->request_timeout_ms / 1000.0) {
 		c->srv->stats.request_timeouts++;
-		log_limited(&c->srv->log, LOG_INFO, &c->srv->ll_request_timeout,
+		log_limited(&c->srv->log, LVL_INFO, &c->srv->ll_request_timeout,
 		            "%s: closing: request not completed within %ld ms", c->name,
 		            cfg->request_timeout_ms);
 		client_close(c, "request timeout");

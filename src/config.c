@@ -24,7 +24,7 @@ static const struct config_key keys[] = {
     {"server", "max_clients", CT_INT, OFF(max_clients), "4096", 1, 1000000, NULL, true},
     {"server", "idle_timeout_s", CT_INT, OFF(idle_timeout_s), "0", 0, 31536000, NULL, true},
     {"server", "max_line_bytes", CT_INT, OFF(max_line_bytes), "65536", 2048, 67108864, NULL, true},
-    {"server", "log_level", CT_ENUM, OFF(log_level), "info", 0, LOG_DEBUG, log_levels, true},
+    {"server", "log_level", CT_ENUM, OFF(log_level), "info", 0, LVL_DEBUG, log_levels, true},
     {"server", "request_timeout_ms", CT_INT, OFF(request_timeout_ms), "30000", 0, 3600000, NULL,
      true},
     {"server", "max_keys_per_request", CT_INT, OFF(max_keys_per_request), "4096", 1, 1000000, NULL,

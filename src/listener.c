@@ -74,7 +74,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if ((uint64_t)srv->stats.curr_connections >= (uint64_t)srv->cfg.max_clients) {
 			static const char msg[] = "ERROR Too many open connections\r\n";
 			srv->stats.rejected_connections++;
-			log_limited(&srv->log, LOG_WARN, &srv->ll_max_clients,
+			log_limited(&srv->log, LVL_WARN, &srv->ll_max_clients,
 			            "max_clients (%ld) reached: refusing connections", srv->cfg.max_clients);
 			if (write(fd, msg, sizeof(msg) - 1) < 0) {
 				/* the client is told if it can be; it is closed either way */

@@ -11,7 +11,7 @@ static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 const char *log_level_name(int level)
 {
-	if (level < LOG_ERROR || level > LOG_DEBUG)
+	if (level < LVL_ERROR || level > LVL_DEBUG)
 		return "?";
 	return level_names[level];
 }

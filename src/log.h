@@ -10,7 +10,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 
-enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_level { LVL_ERROR = 0, LVL_WARN, LVL_INFO, LVL_DEBUG };
 
 struct log {
 	int level;
@@ -34,14 +34,14 @@ void log_limited(const struct log *lg, int level, struct log_limit *ll, const ch
 /* Whether stderr is connected to the systemd journal (JOURNAL_STREAM). */
 bool log_stderr_is_journal(void);
 
-#define log_error(lg, ...) log_msg((lg), LOG_ERROR, __VA_ARGS__)
-#define log_warn(lg, ...) log_msg((lg), LOG_WARN, __VA_ARGS__)
-#define log_info(lg, ...) log_msg((lg), LOG_INFO, __VA_ARGS__)
+#define log_error(lg, ...) log_msg((lg), LVL_ERROR, __VA_ARGS__)
+#define log_warn(lg, ...) log_msg((lg), LVL_WARN, __VA_ARGS__)
+#define log_info(lg, ...) log_msg((lg), LVL_INFO, __VA_ARGS__)
 /* Debug lines are often built on hot paths: test the level before formatting. */
 #define log_debug(lg, ...)                                                                         \
 	do {                                                                                       \
-		if ((lg)->level >= LOG_DEBUG)                                                      \
-			log_msg((lg), LOG_DEBUG, __VA_ARGS__);                                     \
+		if ((lg)->level >= LVL_DEBUG)                                                      \
+			log_msg((lg), LVL_DEBUG, __VA_ARGS__);                                     \
 	} while (0)
 
 #endif

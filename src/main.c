@@ -30,7 +30,7 @@ int main(int argc, char **argv)
 	bool test_only = false;
 	struct config cfg;
 	struct server srv;
-	struct log boot = {.level = LOG_INFO};
+	struct log boot = {.level = LVL_INFO};
 	char err[1024];
 
 	if (!overrides)

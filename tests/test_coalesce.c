@@ -70,7 +70,7 @@ static void setup(void)
 	memset(&fx, 0, sizeof(fx));
 	fx.loop = ev_loop_new(0);
 	ck_assert_ptr_nonnull(fx.loop);
-	fx.lg.level = LOG_ERROR;
+	fx.lg.level = LVL_ERROR;
 	fx.f.up.ops = &fake_ops;
 	fx.f.loop = fx.loop;
 	ck_assert_int_eq(inflight_init(&fx.t, &fx.st, &fx.b), 0);

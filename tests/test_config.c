@@ -1,5 +1,7 @@
 /* config: defaults, the INI loader's values and errors, -o overrides, and
  * that conf/coalesced.ini lists exactly the keys of the table (DESIGN 2). */
+#include <syslog.h> /* before log.h: its level names must not collide with syslog's */
+
 #include "config.h"
 #include "log.h"
 
@@ -69,7 +71,7 @@ START_TEST(test_defaults_are_the_documented_ones)
 	ck_assert_int_eq(c.max_clients, 4096);
 	ck_assert_int_eq(c.idle_timeout_s, 0);
 	ck_assert_int_eq(c.max_line_bytes, 65536);
-	ck_assert_int_eq(c.log_level, LOG_INFO);
+	ck_assert_int_eq(c.log_level, LVL_INFO);
 	ck_assert_int_eq(c.protocol, PROTO_MEMCACHE);
 	ck_assert_str_eq(c.servers, "127.0.0.1:11211");
 	ck_assert_int_eq(c.connections, 2);
@@ -110,7 +112,7 @@ START_TEST(test_full_file_sets_every_key)
 	ck_assert_int_eq(c.max_clients, 10);
 	ck_assert_int_eq(c.idle_timeout_s, 30);
 	ck_assert_int_eq(c.max_line_bytes, 4096);
-	ck_assert_int_eq(c.log_level, LOG_DEBUG);
+	ck_assert_int_eq(c.log_level, LVL_DEBUG);
 	ck_assert_int_eq(c.protocol, PROTO_MEMCACHE);
 	ck_assert_str_eq(c.servers, "127.0.0.1:1,127.0.0.1:2");
 	ck_assert_int_eq(c.connections, 3);
@@ -347,7 +349,7 @@ START_TEST(test_log_level_names_map_to_levels)
 		const char *name;
 		int level;
 	} m[] = {
-	    {"error", LOG_ERROR}, {"warn", LOG_WARN}, {"info", LOG_INFO}, {"debug", LOG_DEBUG}};
+	    {"error", LVL_ERROR}, {"warn", LVL_WARN}, {"info", LVL_INFO}, {"debug", LVL_DEBUG}};
 	char text[128];
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
