@@ -2,7 +2,7 @@
 #include "server.h"
 
 #include "addr.h"
-#include "client.h"
+#include "conn.h"
 #include "listener.h"
 #include "metrics.h"
 #include "notify.h"
@@ -36,6 +36,9 @@ static void apply_settings(struct server *srv)
 	srv->inflight.coalesce = c->coalesce;
 	if (srv->up)
 		srv->up->ops->configure(srv->up, &us);
+	/* "reload: yes" holds for connections already open, too. */
+	for (struct conn *cn = srv->conns; cn; cn = cn->next)
+		conn_configure(cn);
 }
 
 /* Backends replaced on reload go once their last batch is answered. */
@@ -73,7 +76,7 @@ static int switch_upstream(struct server *srv, const struct config *nc)
 	if (r)
 		srv->retired = r;
 	nu = r ? upstream_memcache_new(srv->loop, &servers, (uint32_t)nc->connections, &us,
-				       &srv->batcher, &srv->stats, &srv->log)
+	                               &srv->batcher, &srv->stats, &srv->log)
 	       : NULL;
 	if (!nu) {
 		addr_list_free(&servers);
@@ -91,7 +94,7 @@ static int switch_upstream(struct server *srv, const struct config *nc)
 	srv->retired[srv->nretired++] = srv->up;
 	srv->up = nu;
 	log_info(&srv->log, "upstream now %s (%ld connections each); the old one drains",
-		 nc->servers, nc->connections);
+	         nc->servers, nc->connections);
 	addr_list_free(&servers);
 	return 0;
 }
@@ -110,7 +113,7 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	(void)revents;
 	reap_retired(srv);
 	for (int i = 0; i < 16; i++) {
-		client_write_pending(srv);
+		conn_write_pending(srv);
 		if (srv->cfg.leeway_ms <= 0 || srv->stopping)
 			batch_flush_all(&srv->batcher, srv->stopping);
 		if (!srv->wpending)
@@ -129,8 +132,8 @@ static void status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	char msg[200];
 
 	(void)revents;
-	for (struct client *c = srv->clients; c; c = c->next)
-		client_trim(c, ev_now(loop) - 1.0);
+	for (struct conn *c = srv->conns; c; c = c->next)
+		conn_trim(c, ev_now(loop) - 1.0);
 	srv->status_keys = st->get_keys;
 	snprintf(msg, sizeof(msg),
 	         "STATUS=%" PRIu64 " clients, %.0f keys/s, %.1f%% coalesced, %" PRIu64
@@ -165,8 +168,8 @@ static void stop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)revents;
 	log_warn(&srv->log, "stop: requests still unanswered after the time limit; closing");
-	while (srv->clients)
-		client_close(srv->clients, "shutdown time limit");
+	while (srv->conns)
+		conn_close(srv->conns, "shutdown time limit");
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -277,9 +280,9 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
 	}
 	for (size_t i = 0; i < nlisten; i++) {
 		int r = nfds > 0 ? listener_adopt(&srv->listeners[i], srv,
-						  SD_LISTEN_FDS_START + (int)i, err, sizeof(err))
-				 : listener_open(&srv->listeners[i], srv, &listen.v[i], err,
-						 sizeof(err));
+		                                  SD_LISTEN_FDS_START + (int)i, err, sizeof(err))
+		                 : listener_open(&srv->listeners[i], srv, &listen.v[i], err,
+		                                 sizeof(err));
 		if (r < 0) {
 			log_error(&srv->log, "%s", err);
 			addr_list_free(&listen);
@@ -289,9 +292,10 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg)
 		srv->nlisteners++;
 	}
 	if (nfds > 0)
-		log_info(&srv->log, "socket activation: %d sockets from the service manager; "
-				    "[server] listen not used",
-			 nfds);
+		log_info(&srv->log,
+		         "socket activation: %d sockets from the service manager; "
+		         "[server] listen not used",
+		         nfds);
 	if (srv->cfg.metrics_listen[0]) {
 		srv->metrics = metrics_open(srv, srv->cfg.metrics_listen, err, sizeof(err));
 		if (!srv->metrics) {
@@ -343,8 +347,8 @@ void server_run(struct server *srv)
 
 void server_destroy(struct server *srv)
 {
-	while (srv->clients)
-		client_close(srv->clients, NULL);
+	while (srv->conns)
+		conn_close(srv->conns, NULL);
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		listener_close(&srv->listeners[i]);
 	free(srv->listeners);
@@ -444,8 +448,8 @@ void server_stop(struct server *srv, const char *why)
 	for (size_t i = 0; i < srv->nlisteners; i++)
 		listener_close(&srv->listeners[i]);
 	batch_flush_all(&srv->batcher, true);
-	for (struct client *c = srv->clients; c; c = c->next)
-		client_finish(c);
+	for (struct conn *c = srv->conns; c; c = c->next)
+		conn_finish(c);
 	limit = srv->cfg.shutdown_timeout_ms / 1000.0;
 	ev_timer_set(&srv->stop_timer, limit, 0.);
 	ev_timer_start(srv->loop, &srv->stop_timer);
@@ -454,6 +458,6 @@ void server_stop(struct server *srv, const char *why)
 
 void server_client_gone(struct server *srv)
 {
-	if (srv->stopping && !srv->clients)
+	if (srv->stopping && !srv->conns)
 		ev_break(srv->loop, EVBREAK_ALL);
 }

@@ -14,14 +14,14 @@
 #include "inflight.h"
 #include "log.h"
 #include "stats.h"
+#include "version.h"
 
 #include <ev.h>
 #include <stdbool.h>
 #include <time.h>
 
-#define COALESCED_VERSION "0.1.0"
 
-struct client;
+struct conn;
 struct listener;
 struct metrics;
 struct upstream;
@@ -44,8 +44,8 @@ struct server {
 	struct metrics *metrics;
 	ev_timer status_timer; /* STATUS= for the service manager */
 	uint64_t status_keys;  /* get_keys at the last status */
-	struct client *clients;
-	struct client *wpending;
+	struct conn *conns;
+	struct conn *wpending;
 	uint64_t next_client_id;
 	ev_prepare prepare;
 	ev_idle idle;

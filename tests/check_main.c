@@ -20,7 +20,8 @@
 	X(faults_suite)                                                                            \
 	X(limits_suite)                                                                            \
 	X(service_suite)                                                                           \
-	X(ops_suite)
+	X(ops_suite)                                                                               \
+	X(clients_suite)
 
 #define DECLARE(name) Suite *name(void);
 SUITES(DECLARE)
