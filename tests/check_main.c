@@ -21,7 +21,9 @@
 	X(limits_suite)                                                                            \
 	X(service_suite)                                                                           \
 	X(ops_suite)                                                                               \
-	X(clients_suite)
+	X(clients_suite)                                                                           \
+	X(reload_suite)                                                                            \
+	X(memory_suite)
 
 #define DECLARE(name) Suite *name(void);
 SUITES(DECLARE)
