@@ -272,14 +272,13 @@ static void conn_process(struct conn *c)
 	}
 }
 
-static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* One read and what it brings. Returns 1 if bytes came, 0 if none are
+ * there now or the client half-closed, -1 if the connection was closed. */
+static int conn_read(struct conn *c)
 {
-	struct conn *c = w->data;
 	size_t want = c->ops->max_line(c) + READ_CHUNK;
 	ssize_t n;
 
-	(void)loop;
-	(void)revents;
 	/* Start small and double when a read fills the buffer: 10 000 mostly
 	 * idle connections must not each pin a 16 KiB buffer, while a busy
 	 * pipelining client grows to full size within a few reads. */
@@ -296,7 +295,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		nb = realloc(c->rbuf, cap);
 		if (!nb) {
 			conn_close(c, "out of memory");
-			return;
+			return -1;
 		}
 		c->rbuf = nb;
 		c->rcap = cap;
@@ -304,21 +303,29 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return;
+			return 0;
 		conn_close(c, strerror(errno));
-		return;
+		return -1;
 	}
 	if (n == 0) {
 		/* Half-close: still answer everything asked so far. */
 		c->eof = true;
 		ev_io_stop(c->srv->loop, &c->rio);
 		wpending_add(c);
-		return;
+		return 0;
 	}
 	c->srv->stats.bytes_read += (uint64_t)n;
 	c->rlen += (size_t)n;
 	c->last_active = ev_now(c->srv->loop);
 	conn_process(c);
+	return 1;
+}
+
+static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	conn_read(w->data);
 }
 
 /* Drop arena bytes already sent. Needed because the arena only resets when
@@ -562,6 +569,16 @@ void conn_configure(struct conn *c)
 
 void conn_finish(struct conn *c)
 {
+	/* What the client sent before the stop may still sit in the socket
+	 * buffer: read and answer it too (bounded, and not past backpressure),
+	 * so that nothing received is dropped and the close sends FIN, not RST. */
+	for (int i = 0; i < 64 && !c->eof && !c->stop_reading && !c->paused; i++) {
+		int r = conn_read(c);
+		if (r < 0)
+			return;
+		if (r == 0)
+			break;
+	}
 	c->eof = true;
 	ev_io_stop(c->srv->loop, &c->rio);
 	wpending_add(c);

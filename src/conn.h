@@ -90,7 +90,8 @@ void conn_close(struct conn *c, const char *why);
  * since idle_since: many mostly idle connections then cost little more than
  * their structs, and busy ones keep their buffers. */
 void conn_trim(struct conn *c, ev_tstamp idle_since);
-/* Graceful stop: answer what was received, read nothing more, then close. */
+/* Graceful stop: read what is already in the socket buffer, answer it, read
+ * nothing more, then close. May close c at once (a failed read). */
 void conn_finish(struct conn *c);
 /* The configuration changed: existing connections take up the new limits. */
 void conn_configure(struct conn *c);

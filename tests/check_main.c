@@ -23,7 +23,8 @@
 	X(ops_suite)                                                                               \
 	X(clients_suite)                                                                           \
 	X(reload_suite)                                                                            \
-	X(memory_suite)
+	X(memory_suite)                                                                            \
+	X(stop_suite)
 
 #define DECLARE(name) Suite *name(void);
 SUITES(DECLARE)
