@@ -20,7 +20,8 @@
 	X(faults_suite)                                                                            \
 	X(limits_suite)                                                                            \
 	X(service_suite)                                                                           \
-	X(ops_suite)
+	X(ops_suite)                                                                               \
+	X(ketama_suite)
 
 #define DECLARE(name) Suite *name(void);
 SUITES(DECLARE)
