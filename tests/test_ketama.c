@@ -162,6 +162,8 @@ static const struct server_set sets[] = {
       {"j", 11211, 1}}},
     /* The light server's share rounds to no points at all. */
     {"2 lopsided", 2, {{"big", 11211, 1000}, {"small", 11211, 1}}},
+    /* Every point ties with one of the other server: the lower index wins. */
+    {"2 duplicate", 2, {{"twin", 11211, 0}, {"twin", 11211, 0}}},
 };
 
 /* A libmemcached handle placing keys as coalesced's ketama does. The
@@ -355,7 +357,6 @@ END_TEST
 START_TEST(ketama_agrees_with_libmemcached)
 {
 	struct key *keys = make_keys(NKEYS, 0x1234567u);
-	size_t total = 0;
 
 	for (size_t si = 0; si < NELEMS(sets); si++) {
 		const struct server_set *set = &sets[si];
@@ -373,17 +374,34 @@ START_TEST(ketama_agrees_with_libmemcached)
 			              set->name, i, keys[i].len, ours, ref);
 			per[ours]++;
 		}
-		/* Each server with points holds some keys: the ring is not
-		 * trivially agreeing by sending everything to one server. */
+		/* Each server with points holds some keys (a duplicate aside):
+		 * the ring does not agree by sending everything to one server. */
 		for (size_t s = 0; s < set->n; s++)
-			ck_assert_msg((per[s] > 0) == (ketama_points(ring, s) > 0),
-			              "set \"%s\": server %zu has %zu points, %zu keys", set->name,
-			              s, ketama_points(ring, s), per[s]);
-		total += NKEYS;
+			if (strcmp(set->name, "2 duplicate") != 0)
+				ck_assert_msg((per[s] > 0) == (ketama_points(ring, s) > 0),
+				              "set \"%s\": server %zu has %zu points, %zu keys",
+				              set->name, s, ketama_points(ring, s), per[s]);
+		/* A key named like a point hashes exactly onto that point: the
+		 * lookup's "at or after" and the order of tied points show. */
+		for (size_t s = 0; s < set->n; s++) {
+			for (unsigned i = 0; i < 120; i++) {
+				char name[64];
+				int len =
+				    set->s[s].port == 11211
+				        ? snprintf(name, sizeof(name), "%s-%u", set->s[s].host, i)
+				        : snprintf(name, sizeof(name), "%s:%u-%u", set->s[s].host,
+				                   (unsigned)set->s[s].port, i);
+				size_t ours = ketama_server(ring, name, (size_t)len);
+				uint32_t ref = memcached_generate_hash(mc, name, (size_t)len);
+
+				ck_assert_msg(ours == ref,
+				              "set \"%s\", key \"%s\": %zu, expected %u", set->name,
+				              name, ours, ref);
+			}
+		}
 		memcached_free(mc);
 		ketama_free(ring);
 	}
-	ck_assert_uint_eq(total, NKEYS * NELEMS(sets));
 	free(keys);
 }
 END_TEST
