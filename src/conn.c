@@ -168,9 +168,45 @@ static void drain_ready(struct conn *c)
 	wpending_add(c);
 }
 
+static bool is_io(const struct request *r)
+{
+	return r->kind == REQ_READ || r->kind == REQ_WRITE;
+}
+
+/* Start queued reads and writes whose turn has come (see conn_enqueue). */
+static void start_ready(struct conn *c)
+{
+	struct request *r;
+
+	if (c->starting)
+		return; /* the outer walk picks up whatever changed */
+	c->starting = true;
+	while ((r = c->rq_unstarted)) {
+		if ((r->kind == REQ_READ && c->writes_active) ||
+		    (r->kind == REQ_WRITE && c->reads_active))
+			break;
+		/* Move on first: starting may complete (and free) r. */
+		c->rq_unstarted = r->next;
+		while (c->rq_unstarted && !is_io(c->rq_unstarted))
+			c->rq_unstarted = c->rq_unstarted->next;
+		r->started = true;
+		if (r->kind == REQ_READ)
+			c->reads_active++;
+		else
+			c->writes_active++;
+		c->ops->start(c, r);
+	}
+	c->starting = false;
+}
+
 void conn_request_ready(struct conn *c, struct request *r)
 {
-	if (r == c->rq_head)
+	if (r->started && r->kind == REQ_READ)
+		c->reads_active--;
+	else if (r->started && r->kind == REQ_WRITE)
+		c->writes_active--;
+	start_ready(c);
+	if (c->rq_head && c->rq_head->npending == 0)
 		drain_ready(c);
 }
 
@@ -184,8 +220,13 @@ void conn_enqueue(struct conn *c, struct request *r)
 	c->rq_tail = r;
 	c->nreq++;
 	c->req_bytes += r->pinned;
-	if (r == c->rq_head && r->npending == 0)
+	if (is_io(r)) {
+		if (!c->rq_unstarted)
+			c->rq_unstarted = r;
+		start_ready(c);
+	} else if (r == c->rq_head) {
 		drain_ready(c);
+	}
 }
 
 void conn_reply(struct conn *c, const char *text, size_t len)
@@ -596,7 +637,7 @@ void conn_close(struct conn *c, const char *why)
 	wpending_del(c);
 	for (r = c->rq_head; r; r = next) {
 		next = r->next;
-		for (uint32_t i = 0; i < r->nslots; i++)
+		for (uint32_t i = 0; r->started && i < r->nslots; i++)
 			if (r->slots[i].state == SLOT_PENDING)
 				inflight_leave(&srv->inflight, &r->slots[i]);
 		request_free(r);

@@ -33,6 +33,9 @@ struct session_ops {
 	 * to the bytes consumed (also when more are needed, e.g. while a data
 	 * block is discarded); returns false when a command needs more bytes. */
 	bool (*feed)(struct conn *c, const char *buf, size_t len, size_t *used);
+	/* Begin a read or write the connection has queued: its turn came (see
+	 * conn_enqueue). Its completion comes back through conn_request_ready. */
+	void (*start)(struct conn *c, struct request *r);
 	/* Compose a completed request into the output. -1: out of memory. */
 	int (*compose)(struct conn *c, struct request *r);
 	/* A command is partly received and the request timeout runs. */
@@ -73,6 +76,9 @@ struct conn {
 	bool broken;       /* a reply could not be built: close at the next write */
 
 	struct request *rq_head, *rq_tail;
+	struct request *rq_unstarted; /* first read or write not started yet */
+	uint32_t reads_active, writes_active;
+	bool starting; /* inside start_ready(): no nested walk */
 	uint32_t nreq;
 	size_t req_bytes; /* memory pinned by queued requests (request->pinned) */
 
@@ -102,7 +108,13 @@ bool conn_write_pending(struct server *srv);
 
 /* ---- for sessions ---- */
 
-/* Queue r behind the connection's other requests (it owns r from now on). */
+/*
+ * Queue r behind the connection's other requests (it owns r from now on).
+ * Reads and writes are started in order, so that a connection's requests take
+ * effect in the order sent: a read waits while an earlier write of the
+ * connection is unanswered, a write while an earlier read is; reads join each
+ * other freely, and so do writes.
+ */
 void conn_enqueue(struct conn *c, struct request *r);
 /* Called when a request's last slot is filled. */
 void conn_request_ready(struct conn *c, struct request *r);

@@ -31,23 +31,25 @@ struct slot {
 };
 
 /*
- * REQ_READ waits on its slots; REQ_TEXT carries its whole reply; REQ_LOCAL is
- * composed by the session when its turn comes (e.g. `stats`, so that it counts
- * what came before it). What `op` means is the session's business.
+ * REQ_READ waits on its slots; REQ_WRITE on one upstream reply; REQ_TEXT
+ * carries its whole reply; REQ_LOCAL is composed by the session when its turn
+ * comes (e.g. `stats`, so that it counts what came before it). What `op`
+ * means is the session's business.
  */
-enum request_kind { REQ_READ = 0, REQ_TEXT, REQ_LOCAL };
+enum request_kind { REQ_READ = 0, REQ_WRITE, REQ_TEXT, REQ_LOCAL };
 
 struct request {
 	struct request *next;
 	struct conn *conn;
 	uint8_t kind;
 	uint8_t op;
+	bool started; /* READ/WRITE: handed to the in-flight table or backend */
 	uint32_t nslots;
 	uint32_t npending;
-	double started; /* ev_now when parsed, for latency figures */
-	size_t pinned;  /* memory it holds while queued, with its keys' entries */
-	char *err;      /* first failure reason of any slot, owned */
-	char *text;     /* REQ_TEXT: the whole reply, owned */
+	double since;  /* ev_now when parsed, for latency figures */
+	size_t pinned; /* memory it holds while queued, with its keys' entries */
+	char *err;     /* first failure reason of any slot, owned */
+	char *text;    /* REQ_TEXT: the whole reply, owned */
 	size_t textlen;
 	struct slot slots[];
 };

@@ -116,7 +116,7 @@ static int value_header(struct conn *c, const struct slot *s, const struct value
 
 static int compose_get(struct conn *c, struct request *r)
 {
-	hist_add(&c->srv->stats.request_seconds, ev_now(c->srv->loop) - r->started);
+	hist_add(&c->srv->stats.request_seconds, ev_now(c->srv->loop) - r->since);
 	for (uint32_t i = 0; i < r->nslots; i++) {
 		if (r->slots[i].state == SLOT_ERROR) {
 			const char *why = r->err ? r->err : "upstream unavailable";
@@ -295,8 +295,14 @@ static void start_get(struct conn *c, const struct pc_cmd *cmd)
 	}
 	for (uint32_t i = 0; i < cmd->nkeys; i++)
 		request_set_key(r, i, cmd->keys[i].p, cmd->keys[i].len);
-	r->started = ev_now(srv->loop);
+	r->since = ev_now(srv->loop);
 	conn_enqueue(c, r);
+}
+
+static void start(struct conn *c, struct request *r)
+{
+	struct server *srv = c->srv;
+
 	/* One extra pending count while joining, so that slots failing at once
 	 * cannot complete (and free) the request under our feet. */
 	r->npending++;
@@ -442,6 +448,7 @@ static bool feed(struct conn *c, const char *buf, size_t len, size_t *used)
 const struct session_ops session_mc_ops = {
     .init = init,
     .feed = feed,
+    .start = start,
     .compose = compose,
     .partial = partial,
     .configure = configure,
