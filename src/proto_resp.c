@@ -101,7 +101,7 @@ static enum rp_status fail(struct rp_parser *p, struct rp_cmd *cmd, const char *
                            const char *why)
 {
 	p->state = ST_FAILED;
-	p->fail = reply;
+	p->fail_reply = reply;
 	p->fail_why = why;
 	cmd->reply = reply;
 	cmd->replylen = strlen(reply);
@@ -325,7 +325,7 @@ enum rp_status rp_parse(struct rp_parser *p, const char *buf, size_t len, struct
 	*consumed = 0;
 	p->want = 0;
 	if (p->state == ST_FAILED)
-		return fail(p, cmd, p->fail, p->fail_why);
+		return fail(p, cmd, p->fail_reply, p->fail_why);
 	if (p->state == ST_START && p->cap > RP_KEEP_SLOTS) {
 		free(p->offs);
 		free(p->argv);

@@ -50,7 +50,9 @@ struct rp_cmd {
 struct rp_parser {
 	/* Limits, set after rp_init(): a bulk longer than max_bulk or an array
 	 * of more than max_array elements is "invalid ... length"; a line (an
-	 * inline command, or a count line) longer than max_inline is "too big". */
+	 * inline command, or a count line) longer than max_inline is "too big".
+	 * An inline command's argument count is bounded by its line only, as in
+	 * Redis. The caller bounds the bytes it buffers for one command. */
 	uint64_t max_bulk;
 	uint32_t max_array;
 	size_t max_inline;
@@ -68,8 +70,8 @@ struct rp_parser {
 	uint32_t cap;
 	char *arena; /* inline arguments, unquoted */
 	size_t arena_cap;
-	char err[64];     /* reply of "expected '$', got 'x'" */
-	const char *fail; /* after RP_ERROR: the reply, repeated by later calls */
+	char err[64];           /* reply of "expected '$', got 'x'" */
+	const char *fail_reply; /* after RP_ERROR: repeated by later calls */
 	const char *fail_why;
 	size_t want; /* on RP_NEED_MORE: the pending command needs at least this
 	              * many bytes from buf[0] before it can end (a hint for

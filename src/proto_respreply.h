@@ -52,7 +52,8 @@ struct rr_token {
 };
 
 struct rr_parser {
-	/* Limits, set after rr_init() (defaults as Redis' own for requests). */
+	/* Limits, set after rr_init(); the defaults are those of proto_resp:
+	 * 512 MiB, 1024 * 1024 elements, 64 KiB. */
 	uint64_t max_bulk;
 	uint32_t max_array;
 	size_t max_line; /* text of a +, -, : line */
@@ -87,7 +88,9 @@ enum rr_status rr_parse(struct rr_parser *p, const char *buf, size_t len, struct
 bool rr_idle(const struct rr_parser *p);
 
 /* Composing. Each rr_put_* returns the bytes the piece takes and writes it
- * only when it fits in cap, so a call with cap 0 sizes it. */
+ * only when it fits in cap, so a call with cap 0 (out may be NULL) sizes it.
+ * A value is best sent as rr_put_hdr('$') + its bytes + "\r\n" in one
+ * writev, without copying it. */
 
 /* Longest header: type, sign, 19 digits, CRLF. */
 #define RR_HDR_MAX 24
