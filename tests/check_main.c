@@ -12,6 +12,7 @@
 #define SUITES(X)                                                                                  \
 	X(proto_client_suite)                                                                      \
 	X(mcreply_suite)                                                                           \
+	X(proto_resp_suite)                                                                        \
 	X(config_suite)                                                                            \
 	X(coalesce_suite)                                                                          \
 	X(cli_suite)                                                                               \

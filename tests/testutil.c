@@ -153,6 +153,21 @@ void tu_memcached_start(struct proc *p, int port)
 	wait_listening(p, 5000);
 }
 
+void tu_redis_start(struct proc *p)
+{
+	char portbuf[16];
+	const char *argv[] = {"redis-server", "--port",    portbuf,        "--bind", "127.0.0.1",
+	                      "--save",       "",          "--appendonly", "no",     "--dir",
+	                      tu_tmpdir(),    "--logfile", p->log,         NULL};
+
+	memset(p, 0, sizeof(*p));
+	p->port = tu_free_port();
+	snprintf(portbuf, sizeof(portbuf), "%d", p->port);
+	snprintf(p->log, sizeof(p->log), "%s/redis-%d.log", tu_tmpdir(), p->port);
+	p->pid = spawn(argv, p->log, NULL);
+	wait_listening(p, 5000);
+}
+
 void tu_fake_start(struct proc *p, const char *record)
 {
 	const char *bin = getenv("FAKE_UPSTREAM") ? getenv("FAKE_UPSTREAM") : "build/fake_upstream";
