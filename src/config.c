@@ -326,8 +326,10 @@ struct load_ctx {
 	size_t nlines, next;
 	int line;  /* the line inih holds, from 1 */
 	bool scan; /* looking for syntax errors only: the handler does nothing */
-	/* "servers =" is an error unless indented lines continue it. */
+	/* "servers =" is an error unless indented lines continue it; the key
+	 * keeps its value until they do, so that it never holds an empty list. */
 	int pending_line;
+	const struct config_key *pending_key;
 	char pending[480];
 	struct load_error errs[MAX_ERRORS];
 	size_t nerrs;
@@ -436,6 +438,7 @@ static void continue_value(struct load_ctx *lc, const char *section, const char 
 	bool sec_ok;
 	const struct config_key *k = find_key(section, name, &sec_ok);
 	char why[512], piece[INI_MAX_LINE], **p, *joined;
+	bool replace;
 	size_t n;
 
 	if (!k)
@@ -460,15 +463,17 @@ static void continue_value(struct load_ctx *lc, const char *section, const char 
 		          section, name);
 		return;
 	}
+	replace = lc->pending_line && lc->pending_key == k;
+	if (replace)
+		lc->pending_line = 0; /* not empty after all */
 	if (check_addrs(value, k->type != CT_SERVERS, why, sizeof(why)) < 0) {
 		add_error(lc, lc->line,
 		          "[%s] %s: %s (an indented line continues the value above it)", section,
 		          name, why);
 		return;
 	}
-	lc->pending_line = 0;
 	p = (char **)((char *)lc->c + k->offset);
-	if (**p == '\0')
+	if (replace || **p == '\0')
 		joined = strdup(value);
 	else if (asprintf(&joined, "%s,%s", *p, value) < 0)
 		joined = NULL;
@@ -495,11 +500,8 @@ static int handler(void *user, const char *section, const char *name, const char
 	k = find_key(section, name, &sec_ok);
 	if (k && *value == '\0' && (k->type == CT_LISTEN || k->type == CT_SERVERS)) {
 		/* "servers =" and the addresses on the indented lines below. */
-		if (set_string(lc->c, k, strdup("")) < 0) {
-			add_error(lc, lc->line, "out of memory");
-			return 1;
-		}
 		lc->pending_line = lc->line;
+		lc->pending_key = k;
 		snprintf(lc->pending, sizeof(lc->pending), "%s", why);
 		return 1;
 	}

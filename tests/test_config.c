@@ -554,6 +554,16 @@ START_TEST(test_continuation_after_empty_value)
 	ck_assert_str_eq(c.servers, "127.0.0.1:1,127.0.0.1:2");
 	ck_assert_str_eq(c.metrics_listen, "127.0.0.1:9");
 	config_free(&c);
+	/* An empty list is never stored, even by a load that fails. */
+	{
+		char err[ERRLEN];
+		config_init(&c);
+		ck_assert_int_eq(
+		    config_load_string(&c, "[upstream]\nservers =\n", ORIGIN, err, sizeof(err)),
+		    -1);
+		ck_assert_str_eq(c.servers, "127.0.0.1:11211");
+		config_free(&c);
+	}
 	/* Without a continuation, an empty list is still an error, on its line. */
 	refused_naming("[upstream]\nservers =\nconnections = 3\n", 2, "upstream", "servers",
 	               "is not an address");
