@@ -379,7 +379,8 @@ static void version_over_unix(const char *sock)
 	ck_assert_int_ge(fd, 0);
 	tu_sends(fd, "version\r\n");
 	r = tu_recv_until(fd, "\r\n", 3000, NULL);
-	ck_assert_str_eq(r, "VERSION 0.1.0\r\n");
+	/* Any version: what matters is who answers. */
+	ck_assert_msg(strncmp(r, "VERSION ", 8) == 0 && strstr(r, "\r\n"), "%s", r);
 	free(r);
 	close(fd);
 }
