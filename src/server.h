@@ -45,7 +45,7 @@ struct server {
 	bool stopping;
 	/* Rate limits for log lines about limits being hit. */
 	struct log_limit ll_max_clients, ll_too_many_keys, ll_backpressure, ll_memory,
-	    ll_request_timeout, ll_bad_input;
+	    ll_request_timeout, ll_bad_input, ll_accept;
 	time_t started;
 };
 
