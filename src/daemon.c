@@ -262,7 +262,8 @@ static void keep_restart_keys(struct daemon *d, struct config *nc)
 void daemon_reload(struct daemon *d)
 {
 	struct config nc, wcfg;
-	char err[512];
+	char err[16384];
+	const char *e;
 
 	notify(&d->log, "RELOADING=1");
 	config_init(&nc);
@@ -291,7 +292,13 @@ void daemon_reload(struct daemon *d)
 	notify(&d->log, "READY=1\nSTATUS=configuration reloaded");
 	return;
 bad:
-	log_error(&d->log, "reload failed, keeping the running configuration: %s", err);
+	/* One error a line, as the loader reports them. */
+	log_error(&d->log, "reload failed, keeping the running configuration:");
+	for (e = err; *e;) {
+		size_t n = strcspn(e, "\n");
+		log_error(&d->log, "  %.*s", (int)n, e);
+		e += n + (e[n] == '\n');
+	}
 	config_free(&nc);
 	notify(&d->log, "READY=1\nSTATUS=reload failed; running configuration kept");
 }
