@@ -20,6 +20,7 @@
 	X(faults_suite)                                                                            \
 	X(limits_suite)                                                                            \
 	X(service_suite)                                                                           \
+	X(metrics_suite)                                                                           \
 	X(ops_suite)
 
 #define DECLARE(name) Suite *name(void);
