@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -37,6 +38,11 @@ struct metrics_listener {
 	struct addr addr;
 	int fd;
 	ev_io io;
+	/* The socket file this listener made, so that closing removes that
+	 * file only, never one another process put there since. */
+	bool made_file;
+	dev_t dev;
+	ino_t ino;
 };
 
 struct metrics {
@@ -467,11 +473,93 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+/*
+ * Make way for a unix socket at path: remove a socket file that nobody
+ * listens on any more (left by an earlier run), but never a file of another
+ * kind, nor the socket of a live listener (a second instance, say).
+ */
+static int unix_path_clear(const struct addr *a, char *err, size_t errlen)
+{
+	const char *path = ((const struct sockaddr_un *)&a->sa)->sun_path;
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "metrics %s: %s", a->name, strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "metrics %s: the file there is not a socket; not removing it",
+		         a->name);
+		return -1;
+	}
+	/* Non-blocking, so a listener with a full backlog answers EAGAIN
+	 * instead of stalling the start. */
+	fd = addr_socket(a);
+	if (fd < 0) {
+		snprintf(err, errlen, "metrics %s: socket: %s", a->name, strerror(errno));
+		return -1;
+	}
+	r = connect(fd, (const struct sockaddr *)&a->sa, a->len);
+	if (r < 0 && errno == ECONNREFUSED) {
+		close(fd);
+		if (unlink(path) < 0 && errno != ENOENT) {
+			snprintf(err, errlen, "metrics %s: cannot remove the stale socket: %s",
+			         a->name, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	if (r == 0 || errno == EAGAIN || errno == EINPROGRESS)
+		snprintf(err, errlen,
+		         "metrics %s: another process is listening there (a second instance?)",
+		         a->name);
+	else
+		snprintf(err, errlen,
+		         "metrics %s: cannot tell whether the socket there is in use: %s", a->name,
+		         strerror(errno));
+	close(fd);
+	return -1;
+}
+
+/* Bind and listen; for a unix socket, remember the file made. */
+static int listener_bind(struct metrics_listener *l, char *err, size_t errlen)
+{
+	int one = 1;
+
+	if (l->addr.sa.ss_family == AF_UNIX) {
+		if (unix_path_clear(&l->addr, err, errlen) < 0)
+			return -1;
+	} else {
+		setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	}
+	if (bind(l->fd, (struct sockaddr *)&l->addr.sa, l->addr.len) < 0) {
+		snprintf(err, errlen, "metrics %s: cannot listen: %s", l->addr.name,
+		         strerror(errno));
+		return -1;
+	}
+	if (l->addr.sa.ss_family == AF_UNIX) {
+		struct stat st;
+		if (lstat(((struct sockaddr_un *)&l->addr.sa)->sun_path, &st) == 0) {
+			l->made_file = true;
+			l->dev = st.st_dev;
+			l->ino = st.st_ino;
+		}
+	}
+	if (listen(l->fd, 64) < 0) {
+		snprintf(err, errlen, "metrics %s: cannot listen: %s", l->addr.name,
+		         strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 struct metrics *metrics_open(struct server *srv, const char *where, char *err, size_t errlen)
 {
 	struct metrics *m = calloc(1, sizeof(*m));
 	struct addr_list al;
-	int one = 1;
 
 	if (!m) {
 		snprintf(err, errlen, "out of memory");
@@ -498,16 +586,8 @@ struct metrics *metrics_open(struct server *srv, const char *where, char *err, s
 			goto fail;
 		}
 		m->nl++;
-		if (l->addr.sa.ss_family == AF_UNIX)
-			unlink(((struct sockaddr_un *)&l->addr.sa)->sun_path);
-		else
-			setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(l->fd, (struct sockaddr *)&l->addr.sa, l->addr.len) < 0 ||
-		    listen(l->fd, 64) < 0) {
-			snprintf(err, errlen, "metrics %s: cannot listen: %s", l->addr.name,
-			         strerror(errno));
+		if (listener_bind(l, err, errlen) < 0)
 			goto fail;
-		}
 		ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
 		l->io.data = l;
 		ev_io_start(srv->loop, &l->io);
@@ -528,11 +608,16 @@ void metrics_close(struct metrics *m)
 	while (m->conns)
 		http_close(m->conns);
 	for (size_t i = 0; i < m->nl; i++) {
-		ev_io_stop(m->srv->loop, &m->l[i].io);
-		if (m->l[i].fd >= 0)
-			close(m->l[i].fd);
-		if (m->l[i].addr.sa.ss_family == AF_UNIX)
-			unlink(((struct sockaddr_un *)&m->l[i].addr.sa)->sun_path);
+		struct metrics_listener *l = &m->l[i];
+		const char *path = ((struct sockaddr_un *)&l->addr.sa)->sun_path;
+		struct stat st;
+
+		ev_io_stop(m->srv->loop, &l->io);
+		if (l->fd >= 0)
+			close(l->fd);
+		if (l->made_file && lstat(path, &st) == 0 && st.st_dev == l->dev &&
+		    st.st_ino == l->ino)
+			unlink(path);
 	}
 	free(m->l);
 	free(m);

@@ -13,7 +13,9 @@
  * other row stands for prefix_hex decoded when present, else for prefix.
  *
  * It owns its listening sockets and its short-lived HTTP connections; it
- * only reads the server's statistics.
+ * only reads the server's statistics. A unix: listener removes a socket file
+ * nobody listens on before it binds, and its own socket file when it closes;
+ * never anything else.
  */
 #ifndef COALESCED_METRICS_H
 #define COALESCED_METRICS_H

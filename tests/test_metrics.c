@@ -813,6 +813,101 @@ START_TEST(control_bytes_keep_the_page_valid)
 }
 END_TEST
 
+/* ---- The unix: listener ---- */
+
+static int unix_listen(const char *path)
+{
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(un.sun_path, sizeof(un.sun_path), "%s", path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&un, sizeof(un)), 0);
+	ck_assert_int_eq(listen(fd, 8), 0);
+	return fd;
+}
+
+/* Start coalesced with its metrics on unix:path; it must refuse (exit 3)
+ * and say why in its log. */
+static void expect_refusal(const char *path, const char *why)
+{
+	struct proc p = {0};
+	char opt[300], listen[64], *log;
+	int st;
+
+	snprintf(opt, sizeof(opt), "metrics.listen=unix:%s", path);
+	snprintf(listen, sizeof(listen), "server.listen=127.0.0.1:%d", tu_free_port());
+	snprintf(p.log, sizeof(p.log), "%s/refusal.log", tu_tmpdir());
+	const char *args[] = {"-o", listen, "-o", "upstream.servers=127.0.0.1:1", "-o", opt, NULL};
+	p.pid = tu_coalesced_spawn(args, p.log);
+	st = tu_wait(p.pid, getenv("COALESCED_WRAPPER") ? 30000 : 5000);
+	if (st == -1)
+		tu_stop(&p);
+	log = tu_read_file(p.log, NULL);
+	ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 3, "status %d; log: %.500s",
+	              st, log ? log : "");
+	ck_assert_msg(log && strstr(log, why), "log: %.500s", log ? log : "");
+	free(log);
+}
+
+START_TEST(unix_path_regular_file_is_kept)
+{
+	char path[200], *data;
+
+	snprintf(path, sizeof(path), "%s/precious.txt", tu_tmpdir());
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("keep me\n", f);
+	fclose(f);
+	expect_refusal(path, "not a socket");
+	data = tu_read_file(path, NULL);
+	ck_assert_msg(data && strcmp(data, "keep me\n") == 0, "the file was touched");
+	free(data);
+}
+END_TEST
+
+START_TEST(unix_path_live_listener_is_kept)
+{
+	char path[200];
+	struct stat st;
+	int lfd, fd;
+
+	snprintf(path, sizeof(path), "%s/live.sock", tu_tmpdir());
+	lfd = unix_listen(path);
+	expect_refusal(path, "another process is listening");
+	/* The first owner's socket is still there and still answers. */
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert(S_ISSOCK(st.st_mode));
+	fd = unix_connect(path);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	close(lfd);
+	unlink(path);
+}
+END_TEST
+
+START_TEST(unix_path_stale_socket_is_replaced)
+{
+	char path[200], opt[300], *body;
+	struct stat st;
+	struct page pg;
+	size_t len;
+
+	/* A socket file whose listener has gone, as a crash leaves it. */
+	snprintf(path, sizeof(path), "%s/stale.sock", tu_tmpdir());
+	close(unix_listen(path));
+	snprintf(opt, sizeof(opt), "metrics.listen=unix:%s", path);
+	const char *opts[] = {opt, NULL};
+	tu_coalesced_start(&co, "127.0.0.1:1", opts);
+	body = http_get(metrics_connect(0, path), &len);
+	page_check(body, len, &pg);
+	page_free(&pg);
+	free(body);
+	tu_stop_clean(&co);
+	ck_assert_msg(stat(path, &st) < 0 && errno == ENOENT, "socket file left behind");
+}
+END_TEST
+
 Suite *metrics_suite(void)
 {
 	Suite *s = suite_create("metrics");
@@ -823,6 +918,9 @@ Suite *metrics_suite(void)
 	tcase_add_test(tc, metrics_over_http);
 	tcase_add_test(tc, hostile_keys_keep_the_page_valid);
 	tcase_add_test(tc, control_bytes_keep_the_page_valid);
+	tcase_add_test(tc, unix_path_regular_file_is_kept);
+	tcase_add_test(tc, unix_path_live_listener_is_kept);
+	tcase_add_test(tc, unix_path_stale_socket_is_replaced);
 	suite_add_tcase(s, tc);
 	return s;
 }
