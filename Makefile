@@ -13,6 +13,9 @@ CPPFLAGS += -D_GNU_SOURCE
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 LDLIBS_DAEMON := -lev -linih -lsystemd -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
+# The placement tests compare against libmemcached itself; only the test
+# runner links it, never the daemon.
+CHECK_LIBS += -lmemcached -lhashkit
 
 BUILD ?= build
 BIN ?= coalesced

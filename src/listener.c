@@ -1,7 +1,8 @@
 /* listener: bind, listen and accept, with the max_clients rule. */
 #include "listener.h"
 
-#include "client.h"
+#include "conn.h"
+#include "session_mc.h"
 #include "log.h"
 #include "server.h"
 
@@ -85,7 +86,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (ss.ss_family != AF_UNIX)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		peer_name(&ss, peer, sizeof(peer));
-		client_new(srv, fd, peer);
+		conn_new(srv, fd, peer, &session_mc_ops);
 	}
 }
 

@@ -1,7 +1,7 @@
 /* coalesced: command line, configuration loading, and the event loop. */
 #include "config.h"
 #include "log.h"
-#include "server.h"
+#include "daemon.h"
 
 #include <ev.h>
 #include <signal.h>
@@ -29,7 +29,7 @@ int main(int argc, char **argv)
 	int noverrides = 0, opt, rc;
 	bool test_only = false;
 	struct config cfg;
-	struct server srv;
+	struct daemon d;
 	struct log boot = {.level = LVL_INFO};
 	char err[1024];
 
@@ -102,13 +102,10 @@ int main(int argc, char **argv)
 		free(overrides);
 		return EXIT_START;
 	}
-	rc = server_init(&srv, loop, &cfg);
-	srv.config_path = path;
-	srv.overrides = overrides;
-	srv.noverrides = noverrides;
+	rc = daemon_init(&d, loop, &cfg, path, overrides, noverrides);
 	if (rc == EXIT_OK) {
-		server_run(&srv);
-		log_info(&srv.log, "stopped");
+		daemon_run(&d);
+		log_info(&d.log, "stopped");
 	}
 	/* Stopping the signal watchers restores the default actions: a second
 	 * SIGTERM arriving now would kill us instead of letting us exit 0. */
@@ -120,7 +117,7 @@ int main(int argc, char **argv)
 		sigaddset(&set, SIGHUP);
 		sigprocmask(SIG_BLOCK, &set, NULL);
 	}
-	server_destroy(&srv);
+	daemon_destroy(&d);
 	ev_loop_destroy(loop);
 	free(overrides);
 	return rc;

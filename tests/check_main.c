@@ -21,7 +21,12 @@
 	X(limits_suite)                                                                            \
 	X(service_suite)                                                                           \
 	X(metrics_suite)                                                                           \
-	X(ops_suite)
+	X(ops_suite)                                                                               \
+	X(clients_suite)                                                                           \
+	X(reload_suite)                                                                            \
+	X(memory_suite)                                                                            \
+	X(stop_suite)                                                                              \
+	X(ketama_suite)
 
 #define DECLARE(name) Suite *name(void);
 SUITES(DECLARE)

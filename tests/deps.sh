@@ -5,7 +5,8 @@
 set -eu
 
 PKGS="$* build-essential pkg-config libev-dev libinih-dev libsystemd-dev check memcached \
-valgrind clang libclang-rt-14-dev curl mandoc man-db systemd procps prometheus"
+valgrind clang libclang-rt-14-dev curl mandoc man-db systemd procps \
+libmemcached-dev python3-pylibmc prometheus"
 
 missing=""
 for p in $PKGS; do

@@ -1,5 +1,6 @@
 /* cli: command line, exit statuses, -t, and signals (DESIGN section 1). */
 #include "testutil.h"
+#include "version.h"
 
 #include <check.h>
 #include <signal.h>
@@ -64,7 +65,7 @@ START_TEST(version_flag)
 	const char *args[] = {"-V", NULL};
 	struct run r = run_args(args);
 	ck_assert_int_eq(r.status, 0);
-	ck_assert_str_eq(r.out, "coalesced 0.1.0\n");
+	ck_assert_str_eq(r.out, "coalesced " COALESCED_VERSION "\n");
 	run_free(&r);
 }
 END_TEST
@@ -191,7 +192,7 @@ START_TEST(listens_on_several_addresses_and_unix)
 	ck_assert_int_ge(fd, 0);
 	tu_sends(fd, "version\r\n");
 	char *r = tu_recv_until(fd, "\r\n", 3000, NULL);
-	ck_assert_str_eq(r, "VERSION 0.1.0\r\n");
+	ck_assert_str_eq(r, "VERSION " COALESCED_MC_VERSION "\r\n");
 	free(r);
 	close(fd);
 	ck_assert_int_eq(access(sock, F_OK), 0);

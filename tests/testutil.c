@@ -233,8 +233,7 @@ void tu_coalesced_start(struct proc *p, const char *servers, const char *const *
 	wait_listening(p, under_valgrind() ? 30000 : 5000);
 }
 
-void tu_stack_start(struct proc *fake, struct proc *co, const char *record,
-                    const char *const *opts)
+void tu_stack_start(struct proc *fake, struct proc *co, const char *record, const char *const *opts)
 {
 	char servers[64];
 
@@ -477,22 +476,30 @@ void tu_fake_ctl(int port, const char *line)
 
 char *tu_read_file(const char *path, size_t *len)
 {
+	/* Read until end of file rather than trusting the size: files under
+	 * /proc report a size of 0. */
 	FILE *f = fopen(path, "rb");
+	size_t n = 0, cap = 4096;
 	char *buf;
-	long n;
 
 	if (!f)
 		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
+	buf = malloc(cap);
 	ck_assert_ptr_nonnull(buf);
-	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-		n = 0;
+	for (;;) {
+		size_t r = fread(buf + n, 1, cap - 1 - n, f);
+		n += r;
+		if (r == 0)
+			break;
+		if (n + 1 == cap) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			ck_assert_ptr_nonnull(buf);
+		}
+	}
 	buf[n] = '\0';
 	fclose(f);
 	if (len)
-		*len = (size_t)n;
+		*len = n;
 	return buf;
 }
