@@ -21,6 +21,7 @@
 	X(faults_suite)                                                                            \
 	X(limits_suite)                                                                            \
 	X(service_suite)                                                                           \
+	X(metrics_suite)                                                                           \
 	X(ops_suite)                                                                               \
 	X(clients_suite)                                                                           \
 	X(reload_suite)                                                                            \

@@ -6,7 +6,8 @@ set -eu
 
 PKGS="$* build-essential pkg-config libev-dev libinih-dev libsystemd-dev check memcached \
 valgrind clang libclang-rt-14-dev curl mandoc man-db systemd procps \
-libmemcached-dev python3-pylibmc libmemcached-tools python3-pymemcache redis-server redis-tools"
+libmemcached-dev python3-pylibmc libmemcached-tools python3-pymemcache redis-server redis-tools \
+prometheus"
 
 missing=""
 for p in $PKGS; do
