@@ -24,7 +24,8 @@
 	X(clients_suite)                                                                           \
 	X(reload_suite)                                                                            \
 	X(memory_suite)                                                                            \
-	X(stop_suite)
+	X(stop_suite)                                                                              \
+	X(pg_codec_suite)
 
 #define DECLARE(name) Suite *name(void);
 SUITES(DECLARE)
