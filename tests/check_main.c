@@ -27,7 +27,8 @@
 	X(reload_suite)                                                                            \
 	X(memory_suite)                                                                            \
 	X(stop_suite)                                                                              \
-	X(ketama_suite)
+	X(ketama_suite)                                                                            \
+	X(pg_codec_suite)
 
 #define DECLARE(name) Suite *name(void);
 SUITES(DECLARE)
