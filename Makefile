@@ -59,8 +59,12 @@ $(FAKE): tests/fake_upstream.c | $(BUILD)
 $(BUILD) $(BUILD)/tests:
 	mkdir -p $@
 
+# deps: every package make check needs; deps-run: only what make run needs.
 deps:
-	@sh tests/deps.sh
+	@sh tests/deps.sh test
+deps-run:
+	@sh tests/deps.sh run
+.PHONY: deps-run
 
 # The whole suite: unit tests in-process, integration tests against real
 # memcached, the fake upstream and the daemon. Check prints the summary.
