@@ -90,8 +90,12 @@ valgrind: deps
 		valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 		--trace-children=no $(BUILD)/check_all
 
-run: deps $(BIN)
-	@sh tests/run_demo.sh ./$(BIN)
+# A demo memcached with three keys and coalesced in front of it on
+# 127.0.0.1:$(COALESCED_PORT) (default 11311), in the foreground; Ctrl-C stops
+# both. The build waits for deps-run, hence the recursive make.
+run: deps-run
+	@$(MAKE) --no-print-directory $(BIN)
+	@COALESCED_PORT='$(COALESCED_PORT)' sh tests/run_demo.sh $(abspath $(BIN))
 
 format:
 	clang-format -i src/*.c src/*.h tests/*.c tests/*.h
