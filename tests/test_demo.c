@@ -378,7 +378,7 @@ START_TEST(busy_port_refused)
 {
 	struct proc mc;
 	struct demo d;
-	char want[64], *log;
+	char want[64], *log, *left;
 	int st;
 
 	tu_memcached_start(&mc, 0);
@@ -393,8 +393,10 @@ START_TEST(busy_port_refused)
 	ck_assert_msg(tu_stat(mc.port, "cmd_set") == 0 && tu_stat(mc.port, "curr_items") == 0,
 	              "the demo wrote into a memcached it did not start:\n%s", log);
 	ck_assert_msg(group_gone(d.pid, 5000), "a process of the demo outlived it:\n%s", log);
-	log = dir_entries(d.tmp);
-	ck_assert_msg(log[0] == '\0', "the demo left files in its TMPDIR: %s", log);
+	left = dir_entries(d.tmp);
+	ck_assert_msg(left[0] == '\0', "the demo left files in its TMPDIR: %s", left);
+	free(left);
+	free(log);
 	tu_stop(&mc);
 }
 END_TEST
