@@ -33,7 +33,7 @@ struct demo {
 	pid_t pid;     /* the script; also its process group */
 	int port;      /* COALESCED_PORT */
 	char tmp[256]; /* its TMPDIR: must be empty once it has stopped */
-	char log[256]; /* its stdout and stderr */
+	char log[264]; /* its stdout and stderr: tmp + ".log" */
 };
 
 static const char *srcdir(void)
@@ -56,16 +56,15 @@ static char *demo_log(const struct demo *d)
  */
 static void demo_start(struct demo *d, int port, int mc_port)
 {
-	static int n;
 	const char *bin = getenv("COALESCED_BIN") ? getenv("COALESCED_BIN") : "./coalesced";
 	char script[512], num[16], mcnum[16];
 
 	memset(d, 0, sizeof(*d));
 	d->port = port;
-	n++;
-	snprintf(d->tmp, sizeof(d->tmp), "%s/demo-tmp-%d", tu_tmpdir(), n);
-	snprintf(d->log, sizeof(d->log), "%s/demo-%d.log", tu_tmpdir(), n);
-	ck_assert_int_eq(mkdir(d->tmp, 0700), 0);
+	/* A fresh name: the runner's tests may share one tu_tmpdir(). */
+	snprintf(d->tmp, sizeof(d->tmp), "%s/demo-XXXXXX", tu_tmpdir());
+	ck_assert_msg(mkdtemp(d->tmp) != NULL, "mkdtemp %s: %s", d->tmp, strerror(errno));
+	snprintf(d->log, sizeof(d->log), "%s.log", d->tmp);
 	snprintf(script, sizeof(script), "%s/tests/run_demo.sh", srcdir());
 	snprintf(num, sizeof(num), "%d", port);
 	snprintf(mcnum, sizeof(mcnum), "%d", mc_port);
