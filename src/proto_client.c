@@ -430,8 +430,8 @@ static enum pc_status parse_gat(struct pc_parser *p, const struct line *l, enum 
 		return reply(cmd, R_ERROR, true);
 	if (!tok_int32(&t[1], &exptime))
 		return reply(cmd, R_BAD_EXPTIME, true);
-	if (parse_keys(p, t[1].p + t[1].len, l->p + l->len, cmd) != PC_COMMAND ||
-	    cmd->type == PC_REPLY)
+	parse_keys(p, t[1].p + t[1].len, l->p + l->len, cmd);
+	if (cmd->type == PC_REPLY)
 		return PC_COMMAND;
 	if (cmd->nkeys == 0) {
 		cmd->keys = NULL;
@@ -602,7 +602,8 @@ static enum pc_status parse_flush_all(const struct line *l, struct pc_cmd *cmd)
 }
 
 /*
- * The flags of a meta command, tokens first..nt-1, checked as memcached's
+ * The flags of a meta command, tokens first..nt-1 (at most PC_MFLAGS_MAX,
+ * for the caller has checked the token count), checked as memcached's
  * _meta_flag_preparse checks them and kept in p->mflags. Returns NULL, or
  * the error memcached gives: a repeated or unknown flag stops the check at
  * once; other faults are noted and the last one noted is reported. *mode
@@ -792,7 +793,10 @@ static enum pc_status parse_meta(struct pc_parser *p, const struct line *l, stru
 	if (err && (type == PC_MD || type == PC_MA))
 		err = R_INVALID_OR_DUP;
 	if (!err) {
-		/* The order of these differs by command, as in memcached. */
+		/* The order of these differs by command, as in memcached. (memcached
+		 * checks an ma's opaque only after applying the delta, and answers
+		 * a non-numeric value's error instead; refusing first applies
+		 * nothing, which is the saner of the two.) */
 		bool opaque = meta_opaque_too_long(p, n);
 		if (type == PC_MS && !mode_in(mode, "EAPRS"))
 			err = R_MS_MODE;
@@ -1026,7 +1030,8 @@ static enum pc_status parse_next(struct pc_parser *p, const char *buf, size_t le
 	}
 	*consumed = need;
 	if (buf[need - 2] != '\r' || buf[need - 1] != '\n') {
-		/* memcached answers a bad ms block even under q. */
+		/* Silent under noreply; an ms has none (memcached answers its bad
+		 * block even under q). */
 		noreply = cmd->noreply;
 		memset(cmd, 0, sizeof(*cmd));
 		return fail(cmd, R_BAD_CHUNK, noreply);

@@ -221,8 +221,8 @@ static void oracle(const struct feed_call *c, const char *s, const char *e)
 
 static bool is_storage(enum pc_type t)
 {
-	return t == PC_SET || t == PC_ADD || t == PC_REPLACE || t == PC_APPEND ||
-	       t == PC_PREPEND || t == PC_CAS;
+	return t == PC_SET || t == PC_ADD || t == PC_REPLACE || t == PC_APPEND || t == PC_PREPEND ||
+	       t == PC_CAS;
 }
 
 /* The declared length of a data block as memcached reads it: a long, kept
@@ -450,8 +450,8 @@ static void on_call(void *ctxp, const struct feed_call *c)
 		const char *nl = memchr(c->buf, '\n', c->len);
 		if (nl && (size_t)(nl - c->buf) <= c->p->max_line) {
 			oracle(c, c->buf, nl);
-			if (c->st == PC_COMMAND && pc_type_word(cmd->type) &&
-			    cmd->type != PC_GET && cmd->type != PC_GETS)
+			if (c->st == PC_COMMAND && pc_type_word(cmd->type) && cmd->type != PC_GET &&
+			    cmd->type != PC_GETS)
 				write_oracle(c, c->buf, nl);
 		}
 	}

@@ -78,8 +78,8 @@ static bool bytes_clean(const char *p, size_t n)
 
 static bool is_storage(enum pc_type t)
 {
-	return t == PC_SET || t == PC_ADD || t == PC_REPLACE || t == PC_APPEND ||
-	       t == PC_PREPEND || t == PC_CAS;
+	return t == PC_SET || t == PC_ADD || t == PC_REPLACE || t == PC_APPEND || t == PC_PREPEND ||
+	       t == PC_CAS;
 }
 
 static bool is_meta(enum pc_type t)
