@@ -1855,9 +1855,9 @@ END_TEST
 /* Meta commands                                                            */
 
 #define W_META(t, e, k, fl, ...) W_CMD(t, e, .keys = {k}, .mflags = (fl), __VA_ARGS__)
-#define O32 "O" K10 K10 K10 "k"                       /* an opaque token of 32 bytes: the most */
-#define O33 "O" K10 K10 K10 "kk"                      /* one byte too many */
-#define F17 " v t c f k s O1 q T30 N30 R30 h l u P L" /* 16; with b, 17 */
+#define O32 "O" K10 K10 K10 "k"                      /* an opaque token of 32 bytes: the most */
+#define O33 "O" K10 K10 K10 "kk"                     /* one byte too many */
+#define F16 "v t c f k s O1 q T30 N30 R30 h l u P L" /* 16 flags: 17 at most */
 
 static const struct pcase mg_forms[] = {
     C("mg a\r\n", W_META(PC_MG, 0, "a", NULL)),
@@ -1868,7 +1868,7 @@ static const struct pcase mg_forms[] = {
     C("mg a qfoo MX F1\r\n", W_META(PC_MG, 0, "a", "qfoo MX F1")), /* M is not checked for mg */
     C("mg a C5 D1 J2 I E\r\n", W_REPLY(0, R_INVALID_FLAG, F_CE)),  /* no E in 1.6.18 */
     C("mg a C5 D1 J2 I\r\n", W_META(PC_MG, 0, "a", "C5 D1 J2 I")),
-    C("mg a" F17 "\r\n", W_META(PC_MG, 0, "a", F17 + 1)),
+    C("mg a " F16 "\r\n", W_META(PC_MG, 0, "a", F16)),
     C("mg a " O32 "\r\n", W_META(PC_MG, 0, "a", O32)),
     C("mg a k\0junk\r\n", W_META(PC_MG, 0, "a", "k")),
     C("mg YWJj b v\r\n", W_META(PC_MG, 0, "YWJj", "b v", .b64 = true)),
@@ -1877,8 +1877,8 @@ static const struct pcase mg_forms[] = {
     C("mg\r\n", W_ERROR(0)),
     C("mg " K251 " v\r\n", W_BADFMT(0)),
     C("mg " K251 " zz\r\n", W_BADFMT(0)),
-    C("mg a" F17 " I\r\n", W_META(PC_MG, 0, "a", F17 " I" + 1)),
-    C("mg a" F17 " I b\r\n", W_REPLY(0, R_MG_TOO_MANY, F_CE)),
+    C("mg a " F16 " I\r\n", W_META(PC_MG, 0, "a", F16 " I")),
+    C("mg a " F16 " I b\r\n", W_REPLY(0, R_MG_TOO_MANY, F_CE)),
     C("mg a E5\r\n", W_REPLY(0, R_INVALID_FLAG, F_CE)),
     C("mg a noreply\r\n", W_REPLY(0, R_INVALID_FLAG, F_CE)),
     C("mg a v v\r\n", W_REPLY(0, R_DUP_FLAG, F_CE)),
@@ -1943,8 +1943,8 @@ static const struct pcase ms_forms[] = {
     C("ms k 2147483646\r\n", W_BADFMT(0)),
     C("ms " K251 " 2\r\nab\r\n", W_BADFMT(L("ms " K251 " 2\r\n")), W_ERROR(0)),
     C("ms " K251 "\r\n", W_BADFMT(0)),
-    C("ms k 2" F17 "\r\nab\r\n", W_META(PC_MS, 0, "k", F17 + 1, .data = "ab")),
-    C("ms k 2" F17 " I\r\nab\r\n", W_REPLY(L("ms k 2" F17 " I\r\n"), R_META_TOO_MANY, F_CE),
+    C("ms k 2 " F16 "\r\nab\r\n", W_META(PC_MS, 0, "k", F16, .data = "ab")),
+    C("ms k 2 " F16 " I\r\nab\r\n", W_REPLY(L("ms k 2 " F16 " I\r\n"), R_META_TOO_MANY, F_CE),
       W_ERROR(0)),
     /* Faults after it: the block is discarded, unchecked. */
     C("ms k 2 noreply\r\nab\r\nget a\r\n", W_REPLY(L("ms k 2 noreply\r\n"), R_INVALID_FLAG, F_CE),
@@ -1981,7 +1981,7 @@ static const struct pcase md_ma_forms[] = {
     C("md k b\r\n", W_REPLY(0, R_INVALID_OR_DUP, F_CE)),
     C("md k noreply\r\n", W_REPLY(0, R_INVALID_OR_DUP, F_CE)),
     C("md k " O33 "\r\n", W_REPLY(0, R_OPAQUE_LONG, F_CE)),
-    C("md k" F17 " I b\r\n", W_REPLY(0, R_META_TOO_MANY, F_CE)),
+    C("md k " F16 " I b\r\n", W_REPLY(0, R_META_TOO_MANY, F_CE)),
     C("md a\0\r\n", W_BADFMT(0)),
     C("ma k\r\n", W_META(PC_MA, 0, "k", NULL)),
     C("ma k D5 J10 N0 MI q O1 t c v\r\n", W_META(PC_MA, 0, "k", "D5 J10 N0 MI q O1 t c v")),
@@ -2175,11 +2175,11 @@ END_TEST
 START_TEST(test_meta_set_too_many_flags_swallows_nothing)
 {
 	char in[128];
-	size_t len = build_in(in, sizeof(in), "ms k 2", F17, 1, "\r\nab\r\n");
-	struct pcase c = DYN(in, len, W_META(PC_MS, 0, "k", F17 + 1, .data = "ab"));
+	size_t len = build_in(in, sizeof(in), "ms k 2 ", F16, 1, "\r\nab\r\n");
+	struct pcase c = DYN(in, len, W_META(PC_MS, 0, "k", F16, .data = "ab"));
 
 	check_case(&c, MAX_LINE);
-	len = build_in(in, sizeof(in), "ms k 2", F17, 1, " I\r\nab\r\n");
+	len = build_in(in, sizeof(in), "ms k 2 ", F16, 1, " I\r\nab\r\n");
 	c = (struct pcase)DYN(
 	    in, len, W_REPLY(len - L("ab\r\n"), "CLIENT_ERROR options flags too long\r\n", F_CE),
 	    W_ERROR(0));
