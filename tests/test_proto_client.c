@@ -6,11 +6,11 @@
  * reproduce). The caller model is the one in conn.c: keep the unconsumed
  * bytes, append the new ones, call pc_parse until it needs more. All feeds
  * must give the same results, and those must match memcached 1.6.18 as
- * measured, except where DESIGN §3 makes
- * coalesced stricter (keys with a byte <= 0x20 or 0x7f, NUL included, and
- * meta flag tokens with a control byte, are refused with CLIENT_ERROR bad
- * command line format). The conformance suite's "parser against memcached"
- * case holds the same forms to a running memcached.
+ * measured, except where DESIGN §3 makes coalesced stricter (keys with a
+ * byte <= 0x20 or 0x7f, NUL included, and meta flag tokens with a control
+ * byte, are refused with CLIENT_ERROR bad command line format). The
+ * conformance suite's "parser against memcached" case holds the same forms
+ * to a running memcached.
  *
  * Tests in the "regressions" case pin down disagreements with memcached that
  * the parser once had (see the comments there).
