@@ -12,6 +12,8 @@
 #ifndef COALESCED_BATCH_H
 #define COALESCED_BATCH_H
 
+#include "upstream.h"
+
 #include <ev.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,18 +27,14 @@ struct upstream;
 struct value;
 
 struct batch {
-	struct batch *next; /* in a connection's queue */
 	uint16_t server;
 	uint32_t generation; /* the batcher's servers when it was made */
 	uint32_t n, cap;
 	uint32_t cursor;   /* where the reply is expected to continue */
 	bool due;          /* its time came but the upstream was busy */
-	ev_tstamp sent_at; /* when it was written; the timeout counts from here */
 	const void *avoid; /* retry: a connection not to use */
 	struct entry *e[];
 };
-
-enum batch_error { BATCH_UNAVAILABLE = 0, BATCH_TIMEOUT, BATCH_UPSTREAM_ERROR, BATCH_PROTOCOL };
 
 struct batcher_settings {
 	double leeway_ms;

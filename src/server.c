@@ -5,7 +5,7 @@
 #include "addr.h"
 #include "conn.h"
 #include "upstream.h"
-#include "upstream_memcache.h"
+#include "backend_memcache.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -65,8 +65,8 @@ static int switch_upstream(struct server *srv, const struct config *nc)
 	r = realloc(srv->retired, (srv->nretired + 1) * sizeof(*r));
 	if (r)
 		srv->retired = r;
-	nu = r ? upstream_memcache_new(srv->loop, &servers, (uint32_t)nc->connections, &us,
-	                               &srv->batcher, &srv->stats, &srv->log)
+	nu = r ? backend_memcache_new(srv->loop, &servers, (uint32_t)nc->connections, &us,
+	                              &srv->batcher, &srv->stats, &srv->log)
 	       : NULL;
 	if (!nu) {
 		addr_list_free(&servers);
@@ -168,8 +168,8 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg, co
 	us.connect_timeout_ms = (uint32_t)srv->cfg.connect_timeout_ms;
 	us.timeout_ms = (uint32_t)srv->cfg.timeout_ms;
 	us.pipeline_depth = (uint32_t)srv->cfg.pipeline_depth;
-	srv->up = upstream_memcache_new(loop, &servers, (uint32_t)srv->cfg.connections, &us,
-	                                &srv->batcher, &srv->stats, &srv->log);
+	srv->up = backend_memcache_new(loop, &servers, (uint32_t)srv->cfg.connections, &us,
+	                               &srv->batcher, &srv->stats, &srv->log);
 	addr_list_free(&servers);
 	if (!srv->up) {
 		log_error(&srv->log, "out of memory");

@@ -15,6 +15,9 @@
 struct batch;
 struct upstream;
 
+/* Why a batch failed; each has its client-visible reason (DESIGN 3). */
+enum batch_error { BATCH_UNAVAILABLE = 0, BATCH_TIMEOUT, BATCH_UPSTREAM_ERROR, BATCH_PROTOCOL };
+
 struct upstream_settings {
 	uint32_t connect_timeout_ms;
 	uint32_t timeout_ms;
