@@ -8,10 +8,10 @@
  */
 #include "backend_memcache.h"
 
-#include "addr.h"
 #include "batch.h"
 #include "inflight.h"
 #include "log.h"
+#include "pool.h"
 #include "proto_mcreply.h"
 #include "stats.h"
 #include "upconn.h"
@@ -36,7 +36,6 @@ struct mc_backend {
 	struct batcher *batcher;
 	struct stats *stats;
 	const struct log *log;
-	struct addr *addrs;
 	struct upconn_group *servers;
 	uint32_t nservers;
 };
@@ -281,7 +280,7 @@ static void mc_destroy(struct upstream *base)
 	for (uint32_t i = 0; i < u->nservers; i++)
 		upconn_group_destroy(&u->servers[i]);
 	free(u->servers);
-	free(u->addrs);
+	pool_free(u->base.pool);
 	free(u);
 }
 
@@ -293,30 +292,33 @@ static const struct upstream_ops mc_ops = {
     .destroy = mc_destroy,
 };
 
-struct upstream *backend_memcache_new(struct ev_loop *loop, const struct addr_list *servers,
-                                      uint32_t connections, const struct upstream_settings *set,
-                                      struct batcher *b, struct stats *st, const struct log *lg)
+struct upstream *backend_memcache_new(struct ev_loop *loop, struct pool *pool, uint32_t connections,
+                                      const struct upstream_settings *set, struct batcher *b,
+                                      struct stats *st, const struct log *lg)
 {
-	struct mc_backend *u = calloc(1, sizeof(*u));
+	struct mc_backend *u = pool ? calloc(1, sizeof(*u)) : NULL;
+	uint32_t n;
 
-	if (!u)
+	if (!u) {
+		pool_free(pool);
 		return NULL;
+	}
+	n = pool_server_count(pool);
 	u->base.ops = &mc_ops;
+	u->base.pool = pool;
 	u->loop = loop;
 	u->set = *set;
 	u->batcher = b;
 	u->stats = st;
 	u->log = lg;
-	u->addrs = calloc(servers->n, sizeof(*u->addrs));
-	u->servers = calloc(servers->n, sizeof(*u->servers));
-	if (!u->addrs || !u->servers) {
+	u->servers = calloc(n, sizeof(*u->servers));
+	if (!u->servers) {
 		mc_destroy(&u->base);
 		return NULL;
 	}
-	for (uint32_t i = 0; i < servers->n; i++) {
-		u->addrs[i] = servers->v[i];
-		if (upconn_group_init(&u->servers[i], loop, &mc_conn_ops, u, &u->set, lg,
-		                      &u->addrs[i], i, connections) < 0) {
+	for (uint32_t i = 0; i < n; i++) {
+		if (upconn_group_init(&u->servers[i], loop, &mc_conn_ops, u, &u->set, lg, pool, i,
+		                      connections) < 0) {
 			mc_destroy(&u->base);
 			return NULL;
 		}

@@ -15,17 +15,19 @@
 
 #include <ev.h>
 
-struct addr_list;
 struct batcher;
 struct log;
+struct pool;
 struct stats;
 
 /* Largest value accepted from upstream; a bigger announced length is a
  * protocol error rather than an allocation the upstream controls. */
 #define MC_MAX_VALUE_BYTES (256u << 20)
 
-struct upstream *backend_memcache_new(struct ev_loop *loop, const struct addr_list *servers,
-                                      uint32_t connections, const struct upstream_settings *set,
-                                      struct batcher *b, struct stats *st, const struct log *lg);
+/* `connections` connections to each server of pool, which the backend
+ * owns from now on (freed on failure too). */
+struct upstream *backend_memcache_new(struct ev_loop *loop, struct pool *pool, uint32_t connections,
+                                      const struct upstream_settings *set, struct batcher *b,
+                                      struct stats *st, const struct log *lg);
 
 #endif

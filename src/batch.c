@@ -3,6 +3,7 @@
 
 #include "inflight.h"
 #include "log.h"
+#include "pool.h"
 #include "stats.h"
 #include "upstream.h"
 #include "value.h"
@@ -22,29 +23,16 @@ static void leeway_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	flush(b, (uint32_t)(w - b->timers), false);
 }
 
-int batcher_init(struct batcher *b, struct ev_loop *loop, uint32_t nservers, struct stats *st,
-                 const struct log *lg, struct inflight *t, struct upstream *up)
+int batcher_init(struct batcher *b, struct ev_loop *loop, struct stats *st, const struct log *lg,
+                 struct inflight *t)
 {
 	memset(b, 0, sizeof(*b));
 	b->loop = loop;
 	b->stats = st;
 	b->log = lg;
 	b->inflight = t;
-	b->up = up;
-	b->nservers = nservers;
 	b->set.max_keys = 100;
 	b->set.retries = 1;
-	b->open = calloc(nservers, sizeof(*b->open));
-	b->timers = calloc(nservers, sizeof(*b->timers));
-	if (!b->open || !b->timers) {
-		free(b->open);
-		free(b->timers);
-		return -1;
-	}
-	for (uint32_t i = 0; i < nservers; i++) {
-		ev_init(&b->timers[i], leeway_cb);
-		b->timers[i].data = b;
-	}
 	return 0;
 }
 
@@ -58,7 +46,7 @@ void batcher_destroy(struct batcher *b)
 	free(b->timers);
 }
 
-static struct batch *batch_new(struct batcher *b, uint32_t cap, uint16_t server)
+static struct batch *batch_new(struct batcher *b, uint32_t cap, uint32_t server)
 {
 	struct batch *bt = malloc(sizeof(*bt) + cap * sizeof(bt->e[0]));
 
@@ -71,8 +59,9 @@ static struct batch *batch_new(struct batcher *b, uint32_t cap, uint16_t server)
 	return bt;
 }
 
-int batcher_set_servers(struct batcher *b, uint32_t nservers, struct upstream *up)
+int batcher_set_upstream(struct batcher *b, struct upstream *up)
 {
+	uint32_t nservers = pool_server_count(up->pool);
 	struct batch **open = calloc(nservers, sizeof(*open));
 	ev_timer *timers = calloc(nservers, sizeof(*timers));
 
@@ -95,7 +84,6 @@ int batcher_set_servers(struct batcher *b, uint32_t nservers, struct upstream *u
 	b->timers = timers;
 	b->nservers = nservers;
 	b->up = up;
-	b->inflight->nservers = nservers;
 	b->generation++;
 	return 0;
 }
@@ -143,7 +131,10 @@ static void count_upstream(struct batcher *b, struct batch *bt)
 
 int batch_add(struct batcher *b, struct entry *e)
 {
-	struct batch *bt = b->open[e->server];
+	struct batch *bt;
+
+	e->server = pool_locate(b->up->pool, e->key, e->keylen);
+	bt = b->open[e->server];
 
 	if (!bt) {
 		bt = batch_new(b, b->set.max_keys, e->server);
@@ -289,7 +280,6 @@ void batch_fail(struct batcher *b, struct batch *bt, enum batch_error why, const
 			/* The servers changed since: the key may belong elsewhere now,
 			 * so it goes back through an open batch. */
 			if (bt->generation != b->generation) {
-				inflight_reassign(b->inflight, e);
 				if (batch_add(b, e) == 0)
 					continue;
 			} else {

@@ -27,8 +27,8 @@ struct upstream;
 struct value;
 
 struct batch {
-	uint16_t server;
-	uint32_t generation; /* the batcher's servers when it was made */
+	uint32_t server;     /* index in the backend's pool */
+	uint32_t generation; /* the batcher's backend when it was made */
 	uint32_t n, cap;
 	uint32_t cursor;   /* where the reply is expected to continue */
 	bool due;          /* its time came but the upstream was busy */
@@ -49,23 +49,24 @@ struct batcher {
 	const struct log *log;
 	struct inflight *inflight;
 	struct upstream *up;
-	uint32_t nservers;
-	uint32_t generation; /* bumped when the upstream servers change */
+	uint32_t nservers;   /* in up's pool */
+	uint32_t generation; /* bumped when the backend changes */
 	struct batch **open; /* per server */
 	ev_timer *timers;    /* per server leeway timers */
-	uint32_t *pending;   /* servers with an open batch, for the end-of-iteration flush */
-	uint32_t npending;
 };
 
-int batcher_init(struct batcher *b, struct ev_loop *loop, uint32_t nservers, struct stats *st,
-                 const struct log *lg, struct inflight *t, struct upstream *up);
+/* No backend yet: batcher_set_upstream() gives it one. */
+int batcher_init(struct batcher *b, struct ev_loop *loop, struct stats *st, const struct log *lg,
+                 struct inflight *t);
 void batcher_destroy(struct batcher *b);
 
-/* New upstream servers (reload): open batches must have been flushed.
- * Returns -1 on allocation failure, leaving the batcher as it was. */
-int batcher_set_servers(struct batcher *b, uint32_t nservers, struct upstream *up);
+/* The backend to send to, at start and when a reload replaces it (open
+ * batches must have been flushed to the old one). Returns -1 on allocation
+ * failure, leaving the batcher as it was. */
+int batcher_set_upstream(struct batcher *b, struct upstream *up);
 
-/* Add a new entry to its server's open batch. -1: out of memory. */
+/* Add a new entry to the open batch of the server that owns its key (asked
+ * of the backend's pool). -1: out of memory. */
 int batch_add(struct batcher *b, struct entry *e);
 /* Take e out of an unsent batch. false if it was already sent. */
 bool batch_cancel(struct batcher *b, struct entry *e);

@@ -36,9 +36,9 @@ struct entry {
 	struct value *value; /* hit seen in the reply being read; owned */
 	bool replied;        /* the reply being read named this key */
 	bool in_table;
-	uint16_t server;
+	uint32_t server; /* the batcher's choice, from the pool */
 	uint32_t prefix; /* row in the per-prefix statistics */
-	uint8_t keylen;
+	uint32_t keylen;
 	char key[];
 };
 
@@ -49,7 +49,6 @@ struct inflight {
 	size_t live;     /* all entries, in the table or not */
 	struct entry *all;
 	bool coalesce;
-	uint32_t nservers;
 	struct stats *stats;
 	struct batcher *batcher;
 };
@@ -70,8 +69,6 @@ void inflight_leave(struct inflight *t, struct slot *s);
 void inflight_resolve(struct inflight *t, struct entry *e, struct value *v);
 /* Fail every waiter with reason, then free the entry. */
 void inflight_fail(struct inflight *t, struct entry *e, const char *reason);
-/* Choose e's server again, after the servers changed. */
-void inflight_reassign(struct inflight *t, struct entry *e);
 /* Free an entry nobody waits for. */
 void inflight_drop(struct inflight *t, struct entry *e);
 

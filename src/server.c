@@ -4,6 +4,7 @@
 
 #include "addr.h"
 #include "conn.h"
+#include "pool.h"
 #include "upstream.h"
 #include "backend_memcache.h"
 
@@ -65,7 +66,7 @@ static int switch_upstream(struct server *srv, const struct config *nc)
 	r = realloc(srv->retired, (srv->nretired + 1) * sizeof(*r));
 	if (r)
 		srv->retired = r;
-	nu = r ? backend_memcache_new(srv->loop, &servers, (uint32_t)nc->connections, &us,
+	nu = r ? backend_memcache_new(srv->loop, pool_new(&servers), (uint32_t)nc->connections, &us,
 	                              &srv->batcher, &srv->stats, &srv->log)
 	       : NULL;
 	if (!nu) {
@@ -74,7 +75,7 @@ static int switch_upstream(struct server *srv, const struct config *nc)
 		return -1;
 	}
 	batch_flush_all(&srv->batcher, true);
-	if (batcher_set_servers(&srv->batcher, (uint32_t)servers.n, nu) < 0) {
+	if (batcher_set_upstream(&srv->batcher, nu) < 0) {
 		nu->ops->destroy(nu);
 		addr_list_free(&servers);
 		log_error(&srv->log, "reload: out of memory; upstream unchanged");
@@ -150,13 +151,11 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg, co
 		return EXIT_START;
 	}
 	if (inflight_init(&srv->inflight, &srv->stats, &srv->batcher) < 0 ||
-	    batcher_init(&srv->batcher, loop, (uint32_t)servers.n, &srv->stats, &srv->log,
-	                 &srv->inflight, NULL) < 0) {
+	    batcher_init(&srv->batcher, loop, &srv->stats, &srv->log, &srv->inflight) < 0) {
 		addr_list_free(&servers);
 		log_error(&srv->log, "out of memory");
 		return EXIT_START;
 	}
-	srv->inflight.nservers = (uint32_t)servers.n;
 	apply_settings(srv);
 
 	ev_prepare_init(&srv->prepare, prepare_cb);
@@ -168,14 +167,13 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg, co
 	us.connect_timeout_ms = (uint32_t)srv->cfg.connect_timeout_ms;
 	us.timeout_ms = (uint32_t)srv->cfg.timeout_ms;
 	us.pipeline_depth = (uint32_t)srv->cfg.pipeline_depth;
-	srv->up = backend_memcache_new(loop, &servers, (uint32_t)srv->cfg.connections, &us,
+	srv->up = backend_memcache_new(loop, pool_new(&servers), (uint32_t)srv->cfg.connections, &us,
 	                               &srv->batcher, &srv->stats, &srv->log);
 	addr_list_free(&servers);
-	if (!srv->up) {
+	if (!srv->up || batcher_set_upstream(&srv->batcher, srv->up) < 0) {
 		log_error(&srv->log, "out of memory");
 		return EXIT_START;
 	}
-	srv->batcher.up = srv->up;
 	return EXIT_OK;
 }
 

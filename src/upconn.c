@@ -3,6 +3,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "pool.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -97,6 +98,8 @@ static void conn_reset(struct upconn *c)
 	ev_timer_stop(g->loop, &c->timer);
 	if (c->fd >= 0)
 		close(c->fd);
+	if (c->state == UPCONN_UP)
+		pool_conn_down(g->pool, g->server);
 	c->fd = -1;
 	c->state = UPCONN_DOWN;
 	c->write_errno = 0;
@@ -128,6 +131,8 @@ void upconn_fail(struct upconn *c, enum batch_error why, const char *text)
 	                   : why == BATCH_UPSTREAM_ERROR ? "error reply"
 	                                                 : "unavailable";
 
+	pool_error(g->pool, g->server, why == BATCH_UNAVAILABLE || why == BATCH_TIMEOUT,
+	           ev_now(g->loop), text ? text : what);
 	/* A server that keeps refusing is logged once, not at every retry. */
 	if (n > 0 || c->backoff == 0)
 		log_warn(g->log, "upstream %s: %s%s%s; %u batches failed", g->addr->name, what,
@@ -275,6 +280,7 @@ static void on_connected(struct upconn *c)
 	if (c->backoff > 0)
 		log_info(g->log, "upstream %s: connected", g->addr->name);
 	c->state = UPCONN_UP;
+	pool_conn_up(g->pool, g->server);
 	c->was_up = true;
 	c->backoff = 0;
 	ev_timer_stop(g->loop, &c->timer);
@@ -447,6 +453,7 @@ void *upconn_pop(struct upconn *c, ev_tstamp *sent_at)
 {
 	struct upconn_item it = queue_pop(&c->written);
 
+	pool_success(c->grp->pool, c->grp->server);
 	if (sent_at)
 		*sent_at = it.sent_at;
 	return it.req;
@@ -456,7 +463,7 @@ void *upconn_pop(struct upconn *c, ev_tstamp *sent_at)
 
 int upconn_group_init(struct upconn_group *g, struct ev_loop *loop, const struct upconn_ops *ops,
                       void *ctx, const struct upstream_settings *set, const struct log *lg,
-                      const struct addr *addr, uint32_t server, uint32_t nconns)
+                      struct pool *pool, uint32_t server, uint32_t nconns)
 {
 	memset(g, 0, sizeof(*g));
 	g->loop = loop;
@@ -464,8 +471,9 @@ int upconn_group_init(struct upconn_group *g, struct ev_loop *loop, const struct
 	g->ctx = ctx;
 	g->set = set;
 	g->log = lg;
-	g->addr = addr;
+	g->pool = pool;
 	g->server = server;
+	g->addr = pool_server_addr(pool, server);
 	g->conns = calloc(nconns, sizeof(*g->conns));
 	if (!g->conns)
 		return -1;

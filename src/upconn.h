@@ -17,7 +17,10 @@
  *
  * One timer per connection serves as connect timeout, reply deadline of the
  * oldest written request, or reconnect backoff, according to its state.
- * upconn owns its sockets and buffers; the address belongs to the caller.
+ * Connections going up and down, failures and replies are reported to the
+ * server's record in the pool.
+ *
+ * upconn owns its sockets and buffers; the pool belongs to the caller.
  */
 #ifndef COALESCED_UPCONN_H
 #define COALESCED_UPCONN_H
@@ -31,6 +34,7 @@
 
 struct addr;
 struct log;
+struct pool;
 struct upconn;
 
 enum upconn_state { UPCONN_DOWN = 0, UPCONN_CONNECTING, UPCONN_UP };
@@ -100,8 +104,9 @@ struct upconn_group {
 	void *ctx;                           /* the codec's, for upconn_ctx() */
 	const struct upstream_settings *set; /* the backend's, read live */
 	const struct log *log;
+	struct pool *pool;
+	uint32_t server; /* index in the pool */
 	const struct addr *addr;
-	uint32_t server; /* index in the backend's server list */
 	struct upconn *conns;
 	uint32_t nconns;
 	uint32_t rr;
@@ -111,7 +116,7 @@ struct upconn_group {
 /* -1: out of memory. Connections start with upconn_group_start(). */
 int upconn_group_init(struct upconn_group *g, struct ev_loop *loop, const struct upconn_ops *ops,
                       void *ctx, const struct upstream_settings *set, const struct log *lg,
-                      const struct addr *addr, uint32_t server, uint32_t nconns);
+                      struct pool *pool, uint32_t server, uint32_t nconns);
 /* Connect eagerly, so that the first request does not pay for it. */
 void upconn_group_start(struct upconn_group *g);
 /* Closes everything; queued requests go to ops->discard. */

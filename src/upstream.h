@@ -3,8 +3,10 @@
  * PostgreSQL) implements. The batcher submits batches; the backend calls
  * batch_value() per hit and batch_complete() or batch_fail() once per batch.
  *
- * The backend owns its connections; a submitted batch belongs to the backend
- * until it reports the batch's outcome.
+ * The backend owns its connections and its pool (the server list: which
+ * server owns a key, and each server's health); a submitted batch belongs to
+ * the backend until it reports the batch's outcome. bt->server indexes the
+ * backend's pool.
  */
 #ifndef COALESCED_UPSTREAM_H
 #define COALESCED_UPSTREAM_H
@@ -13,6 +15,7 @@
 #include <stdint.h>
 
 struct batch;
+struct pool;
 struct upstream;
 
 /* Why a batch failed; each has its client-visible reason (DESIGN 3). */
@@ -37,11 +40,13 @@ struct upstream_ops {
 	void (*drain)(struct upstream *u);
 	/* Batches submitted and not yet completed or failed. */
 	uint32_t (*outstanding)(const struct upstream *u);
+	/* Frees the backend and its pool. */
 	void (*destroy)(struct upstream *u);
 };
 
 struct upstream {
 	const struct upstream_ops *ops;
+	struct pool *pool; /* owned */
 };
 
 static inline bool upstream_submit(struct upstream *u, struct batch *bt, bool force)

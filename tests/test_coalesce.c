@@ -1,11 +1,13 @@
 /* coalesce: the in-flight table and the batcher together (DESIGN 4), on a
  * real libev loop, with a fake backend that records submitted batches and
  * answers only when a test tells it to. */
+#include "addr.h"
 #include "batch.h"
 #include "conn.h"
 #include "proto_client.h"
 #include "inflight.h"
 #include "log.h"
+#include "pool.h"
 #include "request.h"
 #include "stats.h"
 #include "upstream.h"
@@ -66,6 +68,34 @@ static struct {
 	size_t nreqs;
 } fx;
 
+/* A pool of n servers (nothing listens there: the fake backend never
+ * connects). */
+static struct pool *make_pool(uint32_t n)
+{
+	char text[512] = "", err[256];
+	struct addr_list l;
+	struct pool *p;
+
+	for (uint32_t i = 0; i < n; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s127.0.0.1:%u",
+		         i ? "," : "", 1 + i);
+	ck_assert_int_eq(addr_list_parse(text, false, &l, err, sizeof(err)), 0);
+	p = pool_new(&l);
+	addr_list_free(&l);
+	ck_assert_ptr_nonnull(p);
+	return p;
+}
+
+/* The fake backend now has n servers (a reload): the batcher follows. */
+static void set_servers(uint32_t n)
+{
+	struct pool *old = fx.f.up.pool;
+
+	fx.f.up.pool = make_pool(n);
+	ck_assert_int_eq(batcher_set_upstream(&fx.b, &fx.f.up), 0);
+	pool_free(old);
+}
+
 static void setup(void)
 {
 	memset(&fx, 0, sizeof(fx));
@@ -75,7 +105,8 @@ static void setup(void)
 	fx.f.up.ops = &fake_ops;
 	fx.f.loop = fx.loop;
 	ck_assert_int_eq(inflight_init(&fx.t, &fx.st, &fx.b), 0);
-	ck_assert_int_eq(batcher_init(&fx.b, fx.loop, 1, &fx.st, &fx.lg, &fx.t, &fx.f.up), 0);
+	ck_assert_int_eq(batcher_init(&fx.b, fx.loop, &fx.st, &fx.lg, &fx.t), 0);
+	set_servers(1);
 	fx.b.set.leeway_ms = 0;
 	fx.b.set.max_keys = 100;
 	fx.b.set.retries = 1;
@@ -104,6 +135,7 @@ static void teardown(void)
 		request_free(fx.reqs[i]);
 	batcher_destroy(&fx.b);
 	inflight_destroy(&fx.t);
+	pool_free(fx.f.up.pool);
 	ev_loop_destroy(fx.loop);
 }
 
@@ -386,12 +418,10 @@ START_TEST(test_leeway_zero_waits_for_flush_all)
 }
 END_TEST
 
-/* Two upstream servers: a batcher and a table that know about both. */
+/* Two upstream servers. */
 static void two_servers(void)
 {
-	batcher_destroy(&fx.b);
-	ck_assert_int_eq(batcher_init(&fx.b, fx.loop, 2, &fx.st, &fx.lg, &fx.t, &fx.f.up), 0);
-	fx.t.nservers = 2;
+	set_servers(2);
 }
 
 /* Keys go to one batch per server, each holding only the keys that server
@@ -418,7 +448,7 @@ START_TEST(test_one_batch_per_server)
 }
 END_TEST
 
-/* Regression (src/inflight.c inflight_join): the server is (FNV-1a >> 32) % n, and
+/* Regression (server choice, now src/pool.c pool_locate): the server was (FNV-1a >> 32) % n, and
  * FNV-1a's last multiply (by 2^40 + 0x1b3) barely reaches bits 32-39 from the
  * last byte, so keys that differ only in their last byte ("k0".."k19",
  * "user:10".."user:19") all land on the same server when there are two.
@@ -1006,7 +1036,7 @@ START_TEST(retry_after_server_change_is_rerouted)
 	GET("a", "b");
 	batch_flush_all(&fx.b, false);
 	ck_assert_uint_eq(fx.f.n, 1);
-	ck_assert_int_eq(batcher_set_servers(&fx.b, 3, &fx.f.up), 0);
+	set_servers(3);
 	batch_fail(&fx.b, take(0), BATCH_UNAVAILABLE, NULL, NULL);
 	/* Not resubmitted directly: waiting in open batches. */
 	ck_assert_uint_eq(fx.f.n, 1);
@@ -1022,6 +1052,9 @@ START_TEST(retry_after_server_change_is_rerouted)
 	ck_assert_uint_eq(fx.f.sub[1]->e[0]->attempts, 2);
 }
 END_TEST
+
+/* tests/test_upstream.c: the pool and the backends. */
+void upstream_tcases(Suite *s);
 
 Suite *coalesce_suite(void)
 {
@@ -1091,5 +1124,6 @@ Suite *coalesce_suite(void)
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		suite_add_tcase(s, all[i]);
+	upstream_tcases(s);
 	return s;
 }
