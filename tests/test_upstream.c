@@ -3,9 +3,14 @@
  * process. Its test cases join the coalesce suite (upstream_tcases()).
  */
 #include "addr.h"
+#include "backend.h"
+#include "config.h"
+#include "log.h"
 #include "pool.h"
+#include "stats.h"
 
 #include <check.h>
+#include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,12 +129,46 @@ START_TEST(pool_health_records)
 }
 END_TEST
 
+/* [upstream] protocol picks the backend; its servers become its pool. */
+START_TEST(factory_builds_the_configured_backend)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct stats st;
+	struct log lg = {.level = LVL_ERROR};
+	struct backend_env env = {loop, NULL, &st, &lg};
+	struct config c;
+	struct upstream *u;
+	char err[256];
+
+	memset(&st, 0, sizeof(st));
+	config_init(&c);
+	ck_assert_int_eq(
+	    config_set(&c, "upstream", "servers", "127.0.0.1:1, 127.0.0.1:2", err, sizeof(err)), 0);
+	u = backend_new(&c, &env, err, sizeof(err));
+	ck_assert_msg(u != NULL, "%s", err);
+	ck_assert_uint_eq(pool_server_count(u->pool), 2);
+	ck_assert_uint_eq(u->ops->outstanding(u), 0);
+	u->ops->destroy(u);
+
+	/* The configuration layer refuses protocols not built in; the factory
+	 * does not rely on it. */
+	c.protocol = PROTO_REDIS;
+	ck_assert_ptr_null(backend_new(&c, &env, err, sizeof(err)));
+	ck_assert_str_eq(err, "[upstream] protocol redis: not built in");
+	config_free(&c);
+	ev_loop_destroy(loop);
+}
+END_TEST
+
 void upstream_tcases(Suite *s)
 {
 	TCase *tp = tcase_create("pool");
+	TCase *tb = tcase_create("backend");
 
 	tcase_add_test(tp, pool_places_keys_as_documented);
 	tcase_add_test(tp, pool_places_long_keys);
 	tcase_add_test(tp, pool_health_records);
 	suite_add_tcase(s, tp);
+	tcase_add_test(tb, factory_builds_the_configured_backend);
+	suite_add_tcase(s, tb);
 }
