@@ -140,6 +140,7 @@ int batch_add(struct batcher *b, struct entry *e)
 		bt = batch_new(b, b->set.max_keys, e->server);
 		if (!bt)
 			return -1;
+		bt->open = true;
 		b->open[e->server] = bt;
 		if (b->set.leeway_ms > 0) {
 			ev_timer_set(&b->timers[e->server], b->set.leeway_ms / 1000.0, 0.);
@@ -159,7 +160,9 @@ bool batch_cancel(struct batcher *b, struct entry *e)
 {
 	struct batch *bt = e->batch;
 
-	if (!bt || b->open[e->server] != bt)
+	/* Asked of the batch, not of b->open[e->server]: after a reload that
+	 * shrank the servers, e->server may lie beyond that array. */
+	if (!bt || !bt->open || b->open[bt->server] != bt)
 		return false;
 	/* Swap-remove: the place is free for another key, and the order of keys
 	 * in an upstream request carries no meaning. */
@@ -184,8 +187,10 @@ static void flush(struct batcher *b, uint32_t s, bool force)
 	/* Busy upstream: the batch stays open and keeps collecting keys until
 	 * batch_ready() (natural batching: the busier, the bigger). */
 	b->open[s] = NULL;
+	bt->open = false;
 	if (!submit(b, bt, force)) {
 		b->open[s] = bt;
+		bt->open = true;
 		bt->due = true;
 	}
 }

@@ -31,6 +31,7 @@ struct batch {
 	uint32_t generation; /* the batcher's backend when it was made */
 	uint32_t n, cap;
 	uint32_t cursor;   /* where the reply is expected to continue */
+	bool open;         /* the batcher's, collecting keys: not submitted */
 	bool due;          /* its time came but the upstream was busy */
 	const void *avoid; /* retry: a connection not to use */
 	struct entry *e[];

@@ -1053,6 +1053,34 @@ START_TEST(retry_after_server_change_is_rerouted)
 }
 END_TEST
 
+/* Issue 8 item 9: keys sent to three servers, then a reload down to one,
+ * then the client leaves. Each entry still names its old server, beyond the
+ * new open-batch array: batch_cancel must not index it (ASan: heap buffer
+ * overflow). The sent keys stay until their replies, then go. */
+START_TEST(leave_after_reload_that_shrank_servers)
+{
+	char keys[30][8];
+	struct request *r[30];
+
+	set_servers(3);
+	for (int i = 0; i < 30; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+		r[i] = GET(keys[i]);
+	}
+	batch_flush_all(&fx.b, false);
+	ck_assert_uint_eq(fx.f.n, 3);
+	set_servers(1);
+	for (int i = 0; i < 30; i++)
+		inflight_leave(&fx.t, &r[i]->slots[0]);
+	ck_assert_uint_eq(fx.t.live, 30);
+	for (size_t i = 0; i < 3; i++)
+		batch_fail(&fx.b, take(i), BATCH_UNAVAILABLE, NULL, NULL);
+	ck_assert_uint_eq(fx.t.live, 0);
+	ck_assert_uint_eq(fx.st.inflight_keys, 0);
+	ck_assert_uint_eq(fx.f.n, 3);
+}
+END_TEST
+
 /* tests/test_upstream.c: the pool and the backends. */
 void upstream_tcases(Suite *s);
 
@@ -1121,6 +1149,7 @@ Suite *coalesce_suite(void)
 	/* Each fails on a gap in src/; see the comment at the test. */
 	tcase_add_test(tb, test_left_key_does_not_count_toward_max_keys);
 	tcase_add_test(tb, test_keys_differing_in_last_byte_spread_over_servers);
+	tcase_add_test(tb, leave_after_reload_that_shrank_servers);
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		suite_add_tcase(s, all[i]);
