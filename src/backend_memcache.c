@@ -215,13 +215,6 @@ static void mc_fail(struct upconn *c, void *req, bool written, enum batch_error 
 	batch_fail(u->batcher, req, why, text, c);
 }
 
-static void mc_room(struct upconn *c)
-{
-	struct mc_backend *u = upconn_ctx(c);
-
-	batch_ready(u->batcher, upconn_server(c));
-}
-
 static const struct upconn_ops mc_conn_ops = {
     .state_size = sizeof(struct mc_state),
     .encode = mc_encode,
@@ -231,7 +224,6 @@ static const struct upconn_ops mc_conn_ops = {
     .reset = mc_reset,
     .fail = mc_fail,
     .discard = free,
-    .room = mc_room,
 };
 
 static bool mc_submit(struct upstream *base, struct batch *bt, bool force)

@@ -14,6 +14,31 @@
 
 static void flush(struct batcher *b, uint32_t s, bool force);
 
+/*
+ * A due batch waits for its server to have room. Whatever gives it room (a
+ * reply, a failure, a connection made or lost, a reload) happens in a
+ * callback of this loop, so offering every due batch again once the
+ * iteration's callbacks are done covers them all, and no backend has to
+ * remember to ask for it. Highest priority: this runs before the daemon's
+ * own prepare watcher writes client output, so an error it causes (a server
+ * found down) goes out at once.
+ */
+static void due_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct batcher *b = w->data;
+	bool waiting = false;
+
+	(void)revents;
+	for (uint32_t s = 0; s < b->nservers; s++) {
+		if (b->open[s] && b->open[s]->due)
+			flush(b, s, false);
+		if (b->open[s] && b->open[s]->due)
+			waiting = true;
+	}
+	if (!waiting)
+		ev_prepare_stop(loop, w);
+}
+
 static void leeway_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct batcher *b = w->data;
@@ -33,11 +58,15 @@ int batcher_init(struct batcher *b, struct ev_loop *loop, struct stats *st, cons
 	b->inflight = t;
 	b->set.max_keys = 100;
 	b->set.retries = 1;
+	ev_prepare_init(&b->due, due_cb);
+	ev_set_priority(&b->due, EV_MAXPRI);
+	b->due.data = b;
 	return 0;
 }
 
 void batcher_destroy(struct batcher *b)
 {
+	ev_prepare_stop(b->loop, &b->due);
 	for (uint32_t i = 0; i < b->nservers; i++) {
 		ev_timer_stop(b->loop, &b->timers[i]);
 		free(b->open[i]);
@@ -185,13 +214,14 @@ static void flush(struct batcher *b, uint32_t s, bool force)
 		return;
 	}
 	/* Busy upstream: the batch stays open and keeps collecting keys until
-	 * batch_ready() (natural batching: the busier, the bigger). */
+	 * the backend takes it (natural batching: the busier, the bigger). */
 	b->open[s] = NULL;
 	bt->open = false;
 	if (!submit(b, bt, force)) {
 		b->open[s] = bt;
 		bt->open = true;
 		bt->due = true;
+		ev_prepare_start(b->loop, &b->due);
 	}
 }
 
@@ -200,12 +230,6 @@ void batch_flush_all(struct batcher *b, bool force)
 	for (uint32_t s = 0; s < b->nservers; s++)
 		if (b->open[s])
 			flush(b, s, force);
-}
-
-void batch_ready(struct batcher *b, uint32_t s)
-{
-	if (s < b->nservers && b->open[s] && b->open[s]->due)
-		flush(b, s, false);
 }
 
 static bool key_eq(const struct entry *e, const char *key, size_t len)

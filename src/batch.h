@@ -1,9 +1,12 @@
 /*
  * batch: collects new entries into one open batch per upstream server and
  * decides when it goes: at max_keys, when the leeway timer fires, or (leeway
- * 0) at the end of the loop iteration. It also owns the outcome of a sent
- * batch: completion resolves its entries, failure retries the keys that still
- * have waiters or fails them for good.
+ * 0) at the end of the loop iteration. A batch whose time came while its
+ * server was busy stays open, due, and keeps collecting keys; the batcher
+ * itself offers it again at the end of every loop iteration until the
+ * backend takes it. It also owns the outcome of a sent batch: completion
+ * resolves its entries, failure retries the keys that still have waiters or
+ * fails them for good.
  *
  * A batch owns its array of entry pointers, not the entries (the in-flight
  * table does). The backend owns a batch from upstream_submit() until it calls
@@ -54,6 +57,7 @@ struct batcher {
 	uint32_t generation; /* bumped when the backend changes */
 	struct batch **open; /* per server */
 	ev_timer *timers;    /* per server leeway timers */
+	ev_prepare due;      /* active while some open batch is due */
 };
 
 /* No backend yet: batcher_set_upstream() gives it one. */
@@ -74,8 +78,6 @@ bool batch_cancel(struct batcher *b, struct entry *e);
 /* Send every open batch now (end of loop iteration with leeway 0; with force
  * at shutdown, even to a busy upstream). */
 void batch_flush_all(struct batcher *b, bool force);
-/* The backend can take more for server s: send its open batch if it is due. */
-void batch_ready(struct batcher *b, uint32_t s);
 
 /* Backend side. Find the entry for a VALUE line: the next key expected, or
  * any entry not yet answered (a reply out of order). -1 if none. */

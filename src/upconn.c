@@ -112,15 +112,6 @@ static void conn_reset(struct upconn *c)
 		memset(c->state_mem, 0, g->ops->state_size);
 }
 
-/* This connection can take more: tell the codec's owner. */
-static void conn_room(struct upconn *c)
-{
-	struct upconn_group *g = c->grp;
-
-	if (!g->draining && nreqs(c) < g->set->pipeline_depth && g->ops->room)
-		g->ops->room(c);
-}
-
 void upconn_fail(struct upconn *c, enum batch_error why, const char *text)
 {
 	struct upconn_group *g = c->grp;
@@ -166,9 +157,6 @@ void upconn_fail(struct upconn *c, enum batch_error why, const char *text)
 	}
 	free(w.v);
 	free(u.v);
-	/* Its queues are empty now; if it is reconnecting, it can take more. */
-	if (c->state != UPCONN_DOWN)
-		conn_room(c);
 }
 
 static int buf_reserve(char **buf, size_t *cap, size_t need)
@@ -362,13 +350,11 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* After replies were consumed: a draining connection with nothing left
- * closes; otherwise it may have room again. */
+ * closes. */
 static void after_input(struct upconn *c)
 {
 	if (c->grp->draining && nreqs(c) == 0)
 		conn_reset(c);
-	else
-		conn_room(c);
 }
 
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -437,11 +423,6 @@ void *upconn_state(const struct upconn *c)
 const char *upconn_name(const struct upconn *c)
 {
 	return c->grp->addr->name;
-}
-
-uint32_t upconn_server(const struct upconn *c)
-{
-	return c->grp->server;
 }
 
 void *upconn_head(const struct upconn *c)

@@ -61,9 +61,6 @@ struct upconn_ops {
 	             const char *text);
 	/* Shutdown: req is forgotten without an outcome. */
 	void (*discard)(void *req);
-	/* The connection can take another request without exceeding
-	 * pipeline_depth. */
-	void (*room)(struct upconn *c);
 };
 
 struct upconn_item {
@@ -143,7 +140,6 @@ int upconn_send(struct upconn *c, void *req);
 void *upconn_ctx(const struct upconn *c);
 void *upconn_state(const struct upconn *c);
 const char *upconn_name(const struct upconn *c);
-uint32_t upconn_server(const struct upconn *c);
 /* The oldest written request: the one the reply bytes belong to, or NULL. */
 void *upconn_head(const struct upconn *c);
 /* Its reply is complete: dequeue it; *sent_at: when it went out. */

@@ -28,15 +28,17 @@ struct upstream_settings {
 };
 
 struct upstream_ops {
-	/* Returns false, keeping nothing, when every connection of the batch's
-	 * server already has pipeline_depth batches outstanding; then the
-	 * backend calls batch_ready() once it can take more. With force it
-	 * always takes the batch (a full batch, a retry, a shutdown). */
+	/* Returns false, keeping nothing, when the batch's server is busy:
+	 * every connection that could take it already has pipeline_depth
+	 * batches outstanding. Busy only while some batch of that server is
+	 * outstanding, so that its outcome (an event of the loop) comes; the
+	 * batcher offers the batch again after every loop iteration, and the
+	 * backend never has to say when it has room. With force it always
+	 * takes the batch (a full batch, a retry, a shutdown). */
 	bool (*submit)(struct upstream *u, struct batch *bt, bool force);
 	void (*configure)(struct upstream *u, const struct upstream_settings *s);
-	/* Replaced by a new backend (reload): take no new batches, do not
-	 * reconnect, and stop calling batch_ready(); what is outstanding still
-	 * completes or fails as usual. */
+	/* Replaced by a new backend (reload): take no new batches and do not
+	 * reconnect; what is outstanding still completes or fails as usual. */
 	void (*drain)(struct upstream *u);
 	/* Batches submitted and not yet completed or failed. */
 	uint32_t (*outstanding)(const struct upstream *u);

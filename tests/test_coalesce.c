@@ -956,8 +956,16 @@ START_TEST(test_match_duplicate_keys)
 }
 END_TEST
 
+/* One loop iteration in which nothing happens; its prepare phase is where
+ * the batcher offers due batches again. */
+static void end_of_iteration(void)
+{
+	ev_run(fx.loop, EVRUN_NOWAIT);
+}
+
 /* Natural batching: while the upstream is busy, a due batch stays open and
- * keeps collecting keys; it goes when the backend says it has room. */
+ * keeps collecting keys; it goes once the backend takes it, offered again
+ * at the end of every loop iteration. */
 START_TEST(busy_upstream_keeps_batch_open_and_collecting)
 {
 	fx.f.busy = true;
@@ -969,7 +977,7 @@ START_TEST(busy_upstream_keeps_batch_open_and_collecting)
 	batch_flush_all(&fx.b, false);
 	ck_assert_uint_eq(fx.f.n, 0);
 	fx.f.busy = false;
-	batch_ready(&fx.b, 0);
+	end_of_iteration();
 	ck_assert_uint_eq(fx.f.n, 1);
 	ck_assert_uint_eq(fx.f.sub[0]->n, 3);
 	ck_assert(!fx.f.forced[0]);
@@ -980,11 +988,11 @@ START_TEST(busy_upstream_keeps_batch_open_and_collecting)
 }
 END_TEST
 
-START_TEST(batch_ready_waits_for_the_leeway)
+START_TEST(end_of_iteration_waits_for_the_leeway)
 {
 	fx.b.set.leeway_ms = 50;
 	GET("a");
-	batch_ready(&fx.b, 0);
+	end_of_iteration();
 	ck_assert_uint_eq(fx.f.n, 0);
 }
 END_TEST
@@ -1022,10 +1030,35 @@ START_TEST(cancel_from_due_batch)
 	batch_flush_all(&fx.b, false);
 	inflight_leave(&fx.t, &r->slots[0]);
 	fx.f.busy = false;
-	batch_ready(&fx.b, 0);
+	end_of_iteration();
 	ck_assert_uint_eq(fx.f.n, 1);
 	ck_assert_uint_eq(fx.f.sub[0]->n, 1);
 	ck_assert_str_eq(fx.f.sub[0]->e[0]->key, "b");
+}
+END_TEST
+
+/* A due batch is the batcher's to offer again, after every loop iteration,
+ * for as long as the backend refuses it; nothing the backend does (or
+ * forgets to do) decides whether it ever goes (issue 8, item 8). Once none
+ * is due, the batcher stops looking. */
+START_TEST(due_batch_offered_after_every_iteration)
+{
+	fx.f.busy = true;
+	GET("a");
+	batch_flush_all(&fx.b, false);
+	ck_assert_uint_eq(fx.f.refused, 1);
+	ck_assert(fx.b.open[0]->due);
+	ck_assert(ev_is_active(&fx.b.due));
+	end_of_iteration();
+	end_of_iteration();
+	ck_assert_uint_eq(fx.f.refused, 3);
+	ck_assert_uint_eq(fx.f.n, 0);
+	fx.f.busy = false;
+	end_of_iteration();
+	ck_assert_uint_eq(fx.f.n, 1);
+	ck_assert(!fx.f.forced[0]);
+	ck_assert_ptr_null(fx.b.open[0]);
+	ck_assert(!ev_is_active(&fx.b.due));
 }
 END_TEST
 
@@ -1118,10 +1151,11 @@ Suite *coalesce_suite(void)
 	tcase_add_test(tc, test_inflight_keys_gauge);
 	tcase_add_test(tc, test_table_grows_and_still_coalesces);
 	tcase_add_test(tc, busy_upstream_keeps_batch_open_and_collecting);
-	tcase_add_test(tc, batch_ready_waits_for_the_leeway);
+	tcase_add_test(tc, end_of_iteration_waits_for_the_leeway);
 	tcase_add_test(tc, full_batch_forced_through_busy_upstream);
 	tcase_add_test(tc, retry_forced_through_busy_upstream);
 	tcase_add_test(tc, cancel_from_due_batch);
+	tcase_add_test(tc, due_batch_offered_after_every_iteration);
 	tcase_add_test(tc, retry_after_server_change_is_rerouted);
 
 	tcase_add_loop_test(te, test_fail_retries_then_fails_with_reason, 0,
