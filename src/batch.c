@@ -64,6 +64,21 @@ int batcher_init(struct batcher *b, struct ev_loop *loop, struct stats *st, cons
 	return 0;
 }
 
+void batcher_configure(struct batcher *b, const struct batcher_settings *set)
+{
+	b->set = *set;
+	/* A batch opened under leeway 0 has no timer and counted on the
+	 * end-of-iteration flush, which a leeway turns off: give it its window. */
+	if (set->leeway_ms <= 0)
+		return;
+	for (uint32_t s = 0; s < b->nservers; s++) {
+		if (b->open[s] && !b->open[s]->due && !ev_is_active(&b->timers[s])) {
+			ev_timer_set(&b->timers[s], set->leeway_ms / 1000.0, 0.);
+			ev_timer_start(b->loop, &b->timers[s]);
+		}
+	}
+}
+
 void batcher_destroy(struct batcher *b)
 {
 	ev_prepare_stop(b->loop, &b->due);

@@ -60,6 +60,9 @@ struct batcher {
 	ev_prepare due;      /* active while some open batch is due */
 };
 
+/* Settings, at start and on reload: open batches follow a new leeway. */
+void batcher_configure(struct batcher *b, const struct batcher_settings *set);
+
 /* No backend yet: batcher_set_upstream() gives it one. */
 int batcher_init(struct batcher *b, struct ev_loop *loop, struct stats *st, const struct log *lg,
                  struct inflight *t);

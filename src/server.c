@@ -13,12 +13,15 @@ static void apply_settings(struct server *srv)
 {
 	const struct config *c = &srv->cfg;
 	struct upstream_settings us;
+	struct batcher_settings bs = {
+	    .leeway_ms = c->leeway_ms,
+	    .max_keys = (uint32_t)c->max_keys,
+	    .retries = (uint32_t)c->retries,
+	};
 
 	backend_settings(c, &us);
 	srv->log.level = (int)c->log_level;
-	srv->batcher.set.leeway_ms = c->leeway_ms;
-	srv->batcher.set.max_keys = (uint32_t)c->max_keys;
-	srv->batcher.set.retries = (uint32_t)c->retries;
+	batcher_configure(&srv->batcher, &bs);
 	srv->inflight.coalesce = c->coalesce;
 	if (srv->up)
 		srv->up->ops->configure(srv->up, &us);

@@ -1062,6 +1062,21 @@ START_TEST(due_batch_offered_after_every_iteration)
 }
 END_TEST
 
+/* A reload that turns a leeway on: a batch opened under leeway 0 has no
+ * timer, and the end-of-iteration flush no longer runs; it must still go. */
+START_TEST(batch_open_when_leeway_turns_on_still_goes)
+{
+	struct batcher_settings set = fx.b.set;
+
+	GET("a");
+	ck_assert(!ev_is_active(&fx.b.timers[0]));
+	set.leeway_ms = 5;
+	batcher_configure(&fx.b, &set);
+	run_until_submitted(2.0);
+	ck_assert_uint_eq(fx.f.n, 1);
+}
+END_TEST
+
 /* After the servers change (reload), a retry of a batch sent under the old
  * servers goes back through an open batch of the key's new server. */
 START_TEST(retry_after_server_change_is_rerouted)
@@ -1156,6 +1171,7 @@ Suite *coalesce_suite(void)
 	tcase_add_test(tc, retry_forced_through_busy_upstream);
 	tcase_add_test(tc, cancel_from_due_batch);
 	tcase_add_test(tc, due_batch_offered_after_every_iteration);
+	tcase_add_test(tc, batch_open_when_leeway_turns_on_still_goes);
 	tcase_add_test(tc, retry_after_server_change_is_rerouted);
 
 	tcase_add_loop_test(te, test_fail_retries_then_fails_with_reason, 0,
