@@ -226,6 +226,21 @@ static const struct upconn_ops mc_conn_ops = {
     .discard = free,
 };
 
+/* What a `gets` line can carry as a key, whatever the client protocol let
+ * through: 1-250 bytes, none of them a control byte, space or DEL (a CR, LF
+ * or space would end the key or the line and start a command of its own). */
+static bool mc_key_ok(const char *key, uint32_t len)
+{
+	if (len == 0 || len > MC_MAX_KEY_BYTES)
+		return false;
+	for (uint32_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)key[i];
+		if (ch <= 0x20 || ch == 0x7f)
+			return false;
+	}
+	return true;
+}
+
 static bool mc_submit(struct upstream *base, struct batch *bt, bool force)
 {
 	struct mc_backend *u = (struct mc_backend *)base;
@@ -234,6 +249,16 @@ static bool mc_submit(struct upstream *base, struct batch *bt, bool force)
 
 	if (!c && busy)
 		return false;
+	for (uint32_t i = 0; i < bt->n;) {
+		if (mc_key_ok(bt->e[i]->key, bt->e[i]->keylen))
+			i++;
+		else
+			batch_refuse(u->batcher, bt, i, MC_BAD_KEY);
+	}
+	if (bt->n == 0) {
+		batch_complete(u->batcher, bt);
+		return true;
+	}
 	bt->cursor = 0;
 	/* No connection: every one is waiting out its backoff. Fail fast
 	 * rather than queue behind a server that is down. */

@@ -23,6 +23,10 @@ struct stats;
 /* Largest value accepted from upstream; a bigger announced length is a
  * protocol error rather than an allocation the upstream controls. */
 #define MC_MAX_VALUE_BYTES (256u << 20)
+/* memcached's key length limit. */
+#define MC_MAX_KEY_BYTES 250
+/* What the waiters of a key memcached cannot carry get. */
+#define MC_BAD_KEY "key not valid for memcached"
 
 /* `connections` connections to each server of pool, which the backend
  * owns from now on (freed on failure too). */

@@ -132,45 +132,38 @@ int batcher_set_upstream(struct batcher *b, struct upstream *up)
 	return 0;
 }
 
-/* Hand bt to the backend; false if it is busy and bt stays with the caller. */
-static void count_upstream(struct batcher *b, struct batch *bt);
+/* One entry going upstream (+1), or not after all (-1). */
+static void count_key(struct batcher *b, struct entry *e, int d)
+{
+	struct detail_prefix *row = detail_row(&b->stats->detail, e->prefix);
 
+	if (row)
+		row->upstream += (uint64_t)(int64_t)d;
+	b->stats->upstream_keys += (uint64_t)(int64_t)d;
+	e->attempts += (uint32_t)d;
+}
+
+/* Hand bt to the backend; false if it is busy and bt stays with the caller. */
 static bool submit(struct batcher *b, struct batch *bt, bool force)
 {
 	uint32_t n = bt->n;
 
+	/* Counted before: the backend may fail and free the batch at once, and
+	 * takes back what it does not send (batch_refuse). Undone if busy. */
 	for (uint32_t i = 0; i < n; i++) {
-		bt->e[i]->attempts++;
 		bt->e[i]->batch = bt;
 		bt->e[i]->batch_pos = i;
+		count_key(b, bt->e[i], 1);
 	}
-	/* Counted before the backend may fail and free the batch at once; undone
-	 * below if the backend was busy. */
-	count_upstream(b, bt);
+	b->stats->upstream_batches++;
 	if (!upstream_submit(b->up, bt, force)) {
-		for (uint32_t i = 0; i < n; i++) {
-			struct detail_prefix *row = detail_row(&b->stats->detail, bt->e[i]->prefix);
-			if (row)
-				row->upstream--;
-		}
-		for (uint32_t i = 0; i < n; i++)
-			bt->e[i]->attempts--;
+		for (uint32_t i = 0; i < bt->n; i++)
+			count_key(b, bt->e[i], -1);
+		b->stats->upstream_batches--;
 		return false;
 	}
-	/* bt may be gone already (failed at once): count from the copy. */
-	b->stats->upstream_batches++;
-	b->stats->upstream_keys += n;
 	hist_add(&b->stats->batch_keys, (double)n);
 	return true;
-}
-
-static void count_upstream(struct batcher *b, struct batch *bt)
-{
-	for (uint32_t i = 0; i < bt->n; i++) {
-		struct detail_prefix *row = detail_row(&b->stats->detail, bt->e[i]->prefix);
-		if (row)
-			row->upstream++;
-	}
 }
 
 int batch_add(struct batcher *b, struct entry *e)
@@ -275,6 +268,22 @@ void batch_value(struct batch *bt, uint32_t pos, struct value *v)
 	e->replied = true;
 	value_unref(e->value);
 	e->value = v;
+}
+
+void batch_refuse(struct batcher *b, struct batch *bt, uint32_t pos, const char *reason)
+{
+	struct entry *e = bt->e[pos];
+
+	count_key(b, e, -1);
+	bt->e[pos] = bt->e[--bt->n];
+	bt->e[pos]->batch_pos = pos;
+	if (bt->n == 0)
+		b->stats->upstream_batches--;
+	e->batch = NULL;
+	value_unref(e->value);
+	e->value = NULL;
+	/* Retrying cannot help: the same backend would refuse it again. */
+	inflight_fail(b->inflight, e, reason);
 }
 
 void batch_complete(struct batcher *b, struct batch *bt)

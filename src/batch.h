@@ -88,6 +88,10 @@ int batch_match(struct batch *bt, const char *key, size_t len);
 /* A hit for entry pos; takes the reference. */
 void batch_value(struct batch *bt, uint32_t pos, struct value *v);
 void batch_complete(struct batcher *b, struct batch *bt);
+/* Before sending: the backend cannot carry the key at pos. It leaves the
+ * batch (the last entry takes its place) and its waiters get reason, with no
+ * retry. A batch left empty is to be completed without sending anything. */
+void batch_refuse(struct batcher *b, struct batch *bt, uint32_t pos, const char *reason);
 /* text: the upstream's own words for BATCH_UPSTREAM_ERROR, else NULL. */
 void batch_fail(struct batcher *b, struct batch *bt, enum batch_error why, const char *text,
                 const void *conn);

@@ -4,10 +4,17 @@
  */
 #include "addr.h"
 #include "backend.h"
+#include "backend_memcache.h"
+#include "batch.h"
 #include "config.h"
+#include "conn.h"
+#include "inflight.h"
 #include "log.h"
 #include "pool.h"
+#include "request.h"
 #include "stats.h"
+#include "testutil.h"
+#include "upstream.h"
 
 #include <check.h>
 #include <ev.h>
@@ -160,6 +167,141 @@ START_TEST(factory_builds_the_configured_backend)
 }
 END_TEST
 
+/*
+ * The daemon's pipeline from the in-flight table down, in process, with a
+ * real backend talking to the fake upstream (recording every line it gets).
+ * The client parser is not involved: keys go in as any session would put
+ * them.
+ */
+static struct {
+	struct ev_loop *loop;
+	struct stats st;
+	struct log lg;
+	struct inflight t;
+	struct batcher b;
+	struct upstream *up;
+	struct conn c; /* zeroed: requests are read by the test */
+	struct proc fake;
+	char record[300];
+} w;
+
+static void world_start(void)
+{
+	struct backend_env env;
+	struct config cfg;
+	char servers[64], err[256];
+
+	memset(&w, 0, sizeof(w));
+	w.loop = ev_loop_new(0);
+	w.lg.level = LVL_ERROR;
+	ck_assert_int_eq(stats_init(&w.st), 0);
+	snprintf(w.record, sizeof(w.record), "%s/record", tu_tmpdir());
+	tu_fake_start(&w.fake, w.record);
+	ck_assert_int_eq(inflight_init(&w.t, &w.st, &w.b), 0);
+	ck_assert_int_eq(batcher_init(&w.b, w.loop, &w.st, &w.lg, &w.t), 0);
+	config_init(&cfg);
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d", w.fake.port);
+	ck_assert_int_eq(config_set(&cfg, "upstream", "servers", servers, err, sizeof(err)), 0);
+	env = (struct backend_env){w.loop, &w.b, &w.st, &w.lg};
+	w.up = backend_new(&cfg, &env, err, sizeof(err));
+	ck_assert_msg(w.up != NULL, "%s", err);
+	ck_assert_int_eq(batcher_set_upstream(&w.b, w.up), 0);
+	config_free(&cfg);
+}
+
+static void world_stop(void)
+{
+	w.up->ops->destroy(w.up);
+	batcher_destroy(&w.b);
+	inflight_destroy(&w.t);
+	stats_free(&w.st);
+	ev_loop_destroy(w.loop);
+	tu_stop(&w.fake);
+}
+
+static void guard_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)revents;
+	*(bool *)t->data = true;
+	ev_break(loop, EVBREAK_ONE);
+}
+
+/* A get for n keys (bytes as given, lengths from len), joined and sent;
+ * returns once every key has its outcome (or fails the test after 5 s). */
+static struct request *world_get(const char *const *keys, const size_t *len, uint32_t n)
+{
+	size_t bytes = 0;
+	struct request *r;
+	ev_timer guard;
+	bool expired = false;
+
+	for (uint32_t i = 0; i < n; i++)
+		bytes += len[i];
+	r = request_new_read(&w.c, 0, n, bytes);
+	ck_assert_ptr_nonnull(r);
+	for (uint32_t i = 0; i < n; i++)
+		request_set_key(r, i, keys[i], len[i]);
+	for (uint32_t i = 0; i < n; i++)
+		ck_assert_int_eq(inflight_join(&w.t, &r->slots[i]), 0);
+	batch_flush_all(&w.b, false);
+	ev_timer_init(&guard, guard_cb, 5., 0.);
+	guard.data = &expired;
+	ev_timer_start(w.loop, &guard);
+	while (r->npending > 0 && !expired)
+		ev_run(w.loop, EVRUN_ONCE);
+	ev_timer_stop(w.loop, &guard);
+	ck_assert_msg(r->npending == 0, "%u keys still pending", r->npending);
+	return r;
+}
+
+/* Issue 8: injection safety does not rest on the client parser alone. The
+ * memcached backend refuses every key a `gets` line cannot carry: its
+ * waiters get an error, the other keys are answered, and not one byte of
+ * the bad keys reaches the server. */
+START_TEST(memcache_backend_refuses_keys_it_cannot_carry)
+{
+	static char long_key[MC_MAX_KEY_BYTES + 2]; /* 251 bytes and a NUL */
+	const char *keys[] = {"ok1",    "a\r\nflush_all", "b c", "",   "x\x7f", "tab\there",
+	                      long_key, "nul\0flush_all", "\n",  "ok2"};
+	size_t len[10];
+	struct request *r;
+	char *rec;
+
+	memset(long_key, 'k', MC_MAX_KEY_BYTES + 1);
+	for (int i = 0; i < 10; i++)
+		len[i] = strlen(keys[i]);
+	len[7] = 14;
+	world_start();
+
+	r = world_get(keys, len, 10);
+	for (int i = 0; i < 10; i++) {
+		bool good = i == 0 || i == 9;
+		ck_assert_msg(r->slots[i].state == (good ? SLOT_HIT : SLOT_ERROR),
+		              "key %d: state %d", i, r->slots[i].state);
+	}
+	ck_assert_str_eq(r->err, MC_BAD_KEY);
+	request_free(r);
+
+	/* A batch of bad keys only: nothing is sent at all. */
+	r = world_get(keys + 1, len + 1, 2);
+	ck_assert_int_eq(r->slots[0].state, SLOT_ERROR);
+	ck_assert_int_eq(r->slots[1].state, SLOT_ERROR);
+	request_free(r);
+
+	ck_assert_uint_eq(w.t.live, 0);
+	ck_assert_uint_eq(w.st.inflight_keys, 0);
+	ck_assert_uint_eq(w.st.upstream_keys, 2);
+	ck_assert_uint_eq(w.st.upstream_batches, 1);
+	ck_assert_int_eq(tu_fake_stat(w.fake.port, "requests"), 1);
+	rec = tu_read_file(w.record, NULL);
+	ck_assert_ptr_nonnull(rec);
+	ck_assert_msg(strcmp(rec, "gets ok1 ok2\r\n") == 0 || strcmp(rec, "gets ok2 ok1\r\n") == 0,
+	              "the server got '%s'", rec);
+	free(rec);
+	world_stop();
+}
+END_TEST
+
 void upstream_tcases(Suite *s)
 {
 	TCase *tp = tcase_create("pool");
@@ -170,5 +312,6 @@ void upstream_tcases(Suite *s)
 	tcase_add_test(tp, pool_health_records);
 	suite_add_tcase(s, tp);
 	tcase_add_test(tb, factory_builds_the_configured_backend);
+	tcase_add_test(tb, memcache_backend_refuses_keys_it_cannot_carry);
 	suite_add_tcase(s, tb);
 }
