@@ -1129,6 +1129,36 @@ START_TEST(leave_after_reload_that_shrank_servers)
 }
 END_TEST
 
+/* Keys of RESP clients may be far longer than memcached's 250 bytes: an
+ * entry keeps the whole length (it kept it in a uint8_t), and a reply is
+ * matched on the whole key. */
+START_TEST(long_keys_kept_and_matched_whole)
+{
+	enum { LEN = 70000 };
+	struct batch *bt = calloc(1, sizeof(*bt) + 2 * sizeof(bt->e[0]));
+	struct entry *e[2];
+
+	ck_assert_ptr_nonnull(bt);
+	for (int i = 0; i < 2; i++) {
+		e[i] = calloc(1, sizeof(*e[i]) + LEN);
+		ck_assert_ptr_nonnull(e[i]);
+		memset(e[i]->key, 'k', LEN);
+		e[i]->key[LEN - 1] = (char)('a' + i);
+		e[i]->keylen = LEN;
+		ck_assert_uint_eq(e[i]->keylen, LEN);
+		bt->e[bt->n++] = e[i];
+	}
+	bt->cap = 2;
+	ck_assert_int_eq(batch_match(bt, e[1]->key, LEN), 1);
+	ck_assert_int_eq(batch_match(bt, e[0]->key, LEN), 0);
+	ck_assert_int_eq(batch_match(bt, e[0]->key, LEN - 1), -1);
+	ck_assert_int_eq(batch_match(bt, e[0]->key, LEN % 256), -1);
+	free(e[0]);
+	free(e[1]);
+	free(bt);
+}
+END_TEST
+
 /* tests/test_upstream.c: the pool and the backends. */
 void upstream_tcases(Suite *s);
 
@@ -1195,6 +1225,7 @@ Suite *coalesce_suite(void)
 	tcase_add_test(tm, test_match_unknown_key);
 	tcase_add_test(tm, test_match_same_key_twice);
 	tcase_add_test(tm, test_match_duplicate_keys);
+	tcase_add_test(tm, long_keys_kept_and_matched_whole);
 
 	/* Each fails on a gap in src/; see the comment at the test. */
 	tcase_add_test(tb, test_left_key_does_not_count_toward_max_keys);
