@@ -17,6 +17,8 @@
 #define BACKOFF_MIN 0.05
 #define BACKOFF_MAX 1.0
 #define READ_CHUNK 16384
+/* Room for a failure's reason: an address name and some words. */
+#define ADDR_WHY (sizeof(((struct addr *)0)->name) + 128)
 
 static void conn_connect(struct upconn *c);
 static void conn_write(struct upconn *c);
@@ -112,6 +114,8 @@ static void conn_reset(struct upconn *c)
 		memset(c->state_mem, 0, g->ops->state_size);
 }
 
+/* text: why, for people: it goes to the log and the server's health
+ * record, and (an error reply's words) to clients. */
 void upconn_fail(struct upconn *c, enum batch_error why, const char *text)
 {
 	struct upconn_group *g = c->grp;
@@ -126,8 +130,8 @@ void upconn_fail(struct upconn *c, enum batch_error why, const char *text)
 	           ev_now(g->loop), text ? text : what);
 	/* A server that keeps refusing is logged once, not at every retry. */
 	if (n > 0 || c->backoff == 0)
-		log_warn(g->log, "upstream %s: %s%s%s; %u batches failed", g->addr->name, what,
-		         text ? ": " : "", text ? text : "", n);
+		log_warn(g->log, "upstream %s: %s%s%s; %u batch%s failed", g->addr->name, what,
+		         text ? ": " : "", text ? text : "", n, n == 1 ? "" : "es");
 	memset(&c->written, 0, sizeof(c->written));
 	memset(&c->unwritten, 0, sizeof(c->unwritten));
 	conn_reset(c);
@@ -174,6 +178,16 @@ static int buf_reserve(char **buf, size_t *cap, size_t need)
 	*buf = nb;
 	*cap = n;
 	return 0;
+}
+
+/* A system call failed with err: fail the connection saying so, e.g.
+ * "connect to 127.0.0.1:1: Connection refused". */
+static void fail_errno(struct upconn *c, const char *what, int err)
+{
+	char why[ADDR_WHY];
+
+	snprintf(why, sizeof(why), "%s %s: %s", what, c->grp->addr->name, strerror(err));
+	upconn_fail(c, BATCH_UNAVAILABLE, why);
 }
 
 /* Requests whose first byte has gone out move to the written queue. */
@@ -261,8 +275,7 @@ static void on_connected(struct upconn *c)
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err) {
-		log_debug(g->log, "upstream %s: connect: %s", g->addr->name, strerror(err));
-		upconn_fail(c, BATCH_UNAVAILABLE, NULL);
+		fail_errno(c, "connect to", err);
 		return;
 	}
 	if (c->backoff > 0)
@@ -288,9 +301,7 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	if (c->write_errno) {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "write: %s", strerror(c->write_errno));
-		upconn_fail(c, BATCH_UNAVAILABLE, msg);
+		fail_errno(c, "write to", c->write_errno);
 		return;
 	}
 	conn_write(c);
@@ -303,8 +314,7 @@ static void conn_connect(struct upconn *c)
 
 	c->fd = addr_socket(g->addr);
 	if (c->fd < 0) {
-		log_error(g->log, "upstream %s: socket: %s", g->addr->name, strerror(errno));
-		upconn_fail(c, BATCH_UNAVAILABLE, NULL);
+		fail_errno(c, "socket for", errno);
 		return;
 	}
 	if (g->addr->sa.ss_family != AF_UNIX)
@@ -314,8 +324,7 @@ static void conn_connect(struct upconn *c)
 	c->state = UPCONN_CONNECTING;
 	if (connect(c->fd, (const struct sockaddr *)&g->addr->sa, g->addr->len) < 0 &&
 	    errno != EINPROGRESS) {
-		log_debug(g->log, "upstream %s: connect: %s", g->addr->name, strerror(errno));
-		upconn_fail(c, BATCH_UNAVAILABLE, NULL);
+		fail_errno(c, "connect to", errno);
 		return;
 	}
 	ev_io_start(g->loop, &c->wio);
@@ -326,6 +335,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct upconn *c = w->data;
 	struct upconn_group *g = c->grp;
+	char why[ADDR_WHY];
 	double left;
 
 	(void)loop;
@@ -335,17 +345,21 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		conn_connect(c);
 		return;
 	case UPCONN_CONNECTING:
-		upconn_fail(c, BATCH_UNAVAILABLE, "connect timeout");
+		snprintf(why, sizeof(why), "connect to %s: timeout after %u ms", g->addr->name,
+		         g->set->connect_timeout_ms);
+		upconn_fail(c, BATCH_UNAVAILABLE, why);
 		return;
 	default:
 		if (!c->written.n)
 			return;
 		left = c->written.v[c->written.head].sent_at + g->set->timeout_ms / 1000.0 -
 		       ev_now(g->loop);
-		if (left > 0)
+		if (left > 0) {
 			timer_arm(c, left);
-		else
-			upconn_fail(c, BATCH_TIMEOUT, NULL);
+		} else {
+			snprintf(why, sizeof(why), "no reply after %u ms", g->set->timeout_ms);
+			upconn_fail(c, BATCH_TIMEOUT, why);
+		}
 	}
 }
 
@@ -400,12 +414,11 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
-	if (n == 0 && nreqs(c) == 0) {
-		log_info(g->log, "upstream %s: connection closed by server", g->addr->name);
-		upconn_fail(c, BATCH_UNAVAILABLE, NULL);
-		return;
-	}
-	upconn_fail(c, BATCH_UNAVAILABLE, n == 0 ? "connection closed mid-reply" : strerror(errno));
+	if (n < 0)
+		fail_errno(c, "read from", errno);
+	else
+		upconn_fail(c, BATCH_UNAVAILABLE,
+		            nreqs(c) ? "closed by peer mid-reply" : "closed by peer");
 }
 
 /* --- codec side ---------------------------------------------------------- */

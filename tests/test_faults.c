@@ -457,6 +457,55 @@ START_TEST(lost_connection_reconnects_at_once)
 }
 END_TEST
 
+/* Wait (bounded) until coalesced's log holds text. */
+static void expect_log(const struct proc *p, const char *text)
+{
+	double end = tu_now() + 3;
+	char *log = NULL;
+
+	for (;;) {
+		free(log);
+		log = tu_read_file(p->log, NULL);
+		if (log && strstr(log, text))
+			break;
+		ck_assert_msg(tu_now() < end, "no '%s' in the log:\n%s", text, log ? log : "");
+		tu_sleep_ms(20);
+	}
+	free(log);
+}
+
+/* Issue 8, item 6: an upstream failure in the log says why, in the words of
+ * the system or of the server, not just "unavailable; 0 batches failed". */
+START_TEST(failure_logs_say_why)
+{
+	const char *opts[] = {"upstream.retries=0", "upstream.timeout_ms=200", NULL};
+	char servers[64], want[128];
+	int port = tu_free_port();
+
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d", port);
+	tu_coalesced_start(&co, servers, opts);
+	expect("get a\r\n", "SERVER_ERROR upstream unavailable\r\n", 0, 1500);
+	snprintf(want, sizeof(want),
+	         "upstream 127.0.0.1:%d: unavailable: connect to 127.0.0.1:%d: "
+	         "Connection refused",
+	         port, port);
+	expect_log(&co, want);
+	tu_stop_clean(&co);
+
+	start(opts);
+	tu_fake_ctl(fake.port, "fake_mode hang");
+	expect("get a\r\n", "SERVER_ERROR upstream timeout\r\n", 100, 1500);
+	expect_log(&co, ": timeout: no reply after 200 ms; 1 batch failed");
+	tu_fake_ctl(fake.port, "fake_mode close");
+	expect("get b\r\n", "SERVER_ERROR upstream unavailable\r\n", 0, 1500);
+	expect_log(&co, ": unavailable: closed by peer mid-reply; 1 batch failed");
+	tu_fake_ctl(fake.port, "fake_mode server_error out of memory");
+	expect("get c\r\n", "SERVER_ERROR upstream error: out of memory\r\n", 0, 1500);
+	expect_log(&co, ": error reply: out of memory; 1 batch failed");
+	stop();
+}
+END_TEST
+
 Suite *faults_suite(void)
 {
 	Suite *s = suite_create("faults");
@@ -478,6 +527,7 @@ Suite *faults_suite(void)
 	tcase_add_test(tc, chaos_with_leeway_and_one_connection);
 	tcase_add_test(tc, due_batch_answered_when_upstream_restarts);
 	tcase_add_test(tc, lost_connection_reconnects_at_once);
+	tcase_add_test(tc, failure_logs_say_why);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -302,6 +302,56 @@ START_TEST(memcache_backend_refuses_keys_it_cannot_carry)
 }
 END_TEST
 
+/* The backend keeps its pool's health records: connections up, and why
+ * the last failure happened. */
+START_TEST(backend_reports_server_health)
+{
+	struct pool_server_info in;
+	const char *keys[] = {"a"};
+	size_t len[] = {1};
+	char want[128];
+	int port = tu_free_port();
+	struct request *r;
+
+	world_start();
+	request_free(world_get(keys, len, 1));
+	pool_server_info(w.up->pool, 0, &in);
+	ck_assert(in.up);
+	ck_assert_uint_eq(in.connections_up, 2);
+	ck_assert_uint_eq(in.failures, 0);
+	ck_assert_uint_eq(in.errors, 0);
+	world_stop();
+
+	/* Nothing listens: the key fails, and the record says why. */
+	world_start();
+	{
+		struct backend_env env = {w.loop, &w.b, &w.st, &w.lg};
+		struct config cfg;
+		char servers[64], err[256];
+
+		config_init(&cfg);
+		snprintf(servers, sizeof(servers), "127.0.0.1:%d", port);
+		ck_assert_int_eq(config_set(&cfg, "upstream", "servers", servers, err, sizeof(err)),
+		                 0);
+		w.up->ops->destroy(w.up);
+		w.up = backend_new(&cfg, &env, err, sizeof(err));
+		ck_assert_ptr_nonnull(w.up);
+		ck_assert_int_eq(batcher_set_upstream(&w.b, w.up), 0);
+		config_free(&cfg);
+	}
+	r = world_get(keys, len, 1);
+	ck_assert_int_eq(r->slots[0].state, SLOT_ERROR);
+	request_free(r);
+	pool_server_info(w.up->pool, 0, &in);
+	ck_assert(!in.up);
+	ck_assert_uint_ge(in.failures, 2);
+	ck_assert(in.last_error_at > 0);
+	snprintf(want, sizeof(want), "connect to 127.0.0.1:%d: Connection refused", port);
+	ck_assert_str_eq(in.last_error, want);
+	world_stop();
+}
+END_TEST
+
 void upstream_tcases(Suite *s)
 {
 	TCase *tp = tcase_create("pool");
@@ -313,5 +363,6 @@ void upstream_tcases(Suite *s)
 	suite_add_tcase(s, tp);
 	tcase_add_test(tb, factory_builds_the_configured_backend);
 	tcase_add_test(tb, memcache_backend_refuses_keys_it_cannot_carry);
+	tcase_add_test(tb, backend_reports_server_health);
 	suite_add_tcase(s, tb);
 }
