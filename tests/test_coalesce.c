@@ -1159,6 +1159,34 @@ START_TEST(long_keys_kept_and_matched_whole)
 }
 END_TEST
 
+/* A 64 KiB key (a RESP client's) goes through the table and the batcher
+ * whole: it coalesces, is sent once, and its reply is matched. */
+START_TEST(key_of_64_kib_end_to_end)
+{
+	enum { LEN = 65536 + 7 };
+	char *key = malloc(LEN + 1);
+	struct request *r1, *r2;
+	struct value *v = val("big");
+
+	ck_assert_ptr_nonnull(key);
+	memset(key, 'k', LEN);
+	key[LEN] = '\0';
+	r1 = GET(key);
+	r2 = GET(key);
+	ck_assert_ptr_eq(r1->slots[0].entry, r2->slots[0].entry);
+	ck_assert_uint_eq(r1->slots[0].entry->keylen, LEN);
+	batch_flush_all(&fx.b, false);
+	ck_assert_uint_eq(fx.f.n, 1);
+	ck_assert_uint_eq(fx.f.sub[0]->n, 1);
+	reply(fx.f.sub[0], key, v);
+	batch_complete(&fx.b, take(0));
+	ck_assert_int_eq(r1->slots[0].state, SLOT_HIT);
+	ck_assert_int_eq(r2->slots[0].state, SLOT_HIT);
+	ck_assert_uint_eq(fx.t.live, 0);
+	free(key);
+}
+END_TEST
+
 /* tests/test_upstream.c: the pool and the backends. */
 void upstream_tcases(Suite *s);
 
@@ -1226,6 +1254,7 @@ Suite *coalesce_suite(void)
 	tcase_add_test(tm, test_match_same_key_twice);
 	tcase_add_test(tm, test_match_duplicate_keys);
 	tcase_add_test(tm, long_keys_kept_and_matched_whole);
+	tcase_add_test(tm, key_of_64_kib_end_to_end);
 
 	/* Each fails on a gap in src/; see the comment at the test. */
 	tcase_add_test(tb, test_left_key_does_not_count_toward_max_keys);

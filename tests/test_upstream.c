@@ -352,6 +352,27 @@ START_TEST(backend_reports_server_health)
 }
 END_TEST
 
+/* A key longer than 255 bytes is refused whole by the memcached backend,
+ * never cut to its length modulo 256 ("kkk") and sent. */
+START_TEST(memcache_backend_refuses_long_keys_whole)
+{
+	enum { LEN = 256 + 3 };
+	static char key[LEN + 1];
+	const char *keys[] = {key};
+	size_t len[] = {LEN};
+	struct request *r;
+
+	memset(key, 'k', LEN);
+	world_start();
+	r = world_get(keys, len, 1);
+	ck_assert_int_eq(r->slots[0].state, SLOT_ERROR);
+	ck_assert_str_eq(r->err, MC_BAD_KEY);
+	request_free(r);
+	ck_assert_int_eq(tu_fake_stat(w.fake.port, "requests"), 0);
+	world_stop();
+}
+END_TEST
+
 void upstream_tcases(Suite *s)
 {
 	TCase *tp = tcase_create("pool");
@@ -364,5 +385,6 @@ void upstream_tcases(Suite *s)
 	tcase_add_test(tb, factory_builds_the_configured_backend);
 	tcase_add_test(tb, memcache_backend_refuses_keys_it_cannot_carry);
 	tcase_add_test(tb, backend_reports_server_health);
+	tcase_add_test(tb, memcache_backend_refuses_long_keys_whole);
 	suite_add_tcase(s, tb);
 }
