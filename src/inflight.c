@@ -65,14 +65,30 @@ static void grow(struct inflight *t)
 	t->nbuckets = n;
 }
 
-static struct entry *lookup(struct inflight *t, const char *key, size_t len, uint64_t h)
+/* The joinable entry for key; *stale set if a stale one was passed over. */
+static struct entry *lookup(struct inflight *t, const char *key, size_t len, uint64_t h,
+                            bool *stale)
 {
 	struct entry *e = t->buckets[h & (t->nbuckets - 1)];
 
-	for (; e; e = e->hnext)
-		if (e->hash == h && e->keylen == len && memcmp(e->key, key, len) == 0)
+	for (; e; e = e->hnext) {
+		if (e->hash != h || e->keylen != len || memcmp(e->key, key, len) != 0)
+			continue;
+		if (!e->stale)
 			return e;
+		*stale = true;
+	}
 	return NULL;
+}
+
+void inflight_write_done(struct inflight *t, const char *key, size_t len)
+{
+	uint64_t h = inflight_hash(key, len);
+	bool stale = false;
+	struct entry *e = t->coalesce ? lookup(t, key, len, h, &stale) : NULL;
+
+	if (e && !(e->batch && e->batch->open))
+		e->stale = true;
 }
 
 static void unlink_entry(struct inflight *t, struct entry *e)
@@ -105,7 +121,8 @@ static void attach(struct entry *e, struct slot *s)
 int inflight_join(struct inflight *t, struct slot *s)
 {
 	uint64_t h = inflight_hash(s->key, s->keylen);
-	struct entry *e = t->coalesce ? lookup(t, s->key, s->keylen, h) : NULL;
+	bool stale = false;
+	struct entry *e = t->coalesce ? lookup(t, s->key, s->keylen, h, &stale) : NULL;
 	uint32_t prefix = e ? e->prefix : detail_index(&t->stats->detail, s->key, s->keylen);
 	struct detail_prefix *row = detail_row(&t->stats->detail, prefix);
 
@@ -118,6 +135,8 @@ int inflight_join(struct inflight *t, struct slot *s)
 			row->coalesced++;
 		return 0;
 	}
+	if (stale)
+		t->stats->reads_after_write++;
 	e = calloc(1, sizeof(*e) + s->keylen + 1);
 	if (!e)
 		return -1;

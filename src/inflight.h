@@ -36,6 +36,7 @@ struct entry {
 	struct value *value; /* hit seen in the reply being read; owned */
 	bool replied;        /* the reply being read named this key */
 	bool in_table;
+	bool stale;      /* a write completed while it was fetched: joins no reader */
 	uint32_t server; /* the batcher's choice, from the pool */
 	uint32_t prefix; /* row in the per-prefix statistics */
 	uint32_t keylen;
@@ -71,5 +72,12 @@ void inflight_resolve(struct inflight *t, struct entry *e, struct value *v);
 void inflight_fail(struct inflight *t, struct entry *e, const char *reason);
 /* Free an entry nobody waits for. */
 void inflight_drop(struct inflight *t, struct entry *e);
+
+/* A write of key completed (read-your-writes, DESIGN 9): a fetch of key that
+ * is already under way may have read the old value, so readers arriving from
+ * now on start a new one; its current waiters still get its value. A fetch
+ * still collecting in an open batch begins after the write and stays
+ * joinable. */
+void inflight_write_done(struct inflight *t, const char *key, size_t len);
 
 #endif

@@ -2,6 +2,8 @@
  * upstream: the interface every backend (memcached, later Redis and
  * PostgreSQL) implements. The batcher submits batches; the backend calls
  * batch_value() per hit and batch_complete() or batch_fail() once per batch.
+ * Sessions submit writes; the backend calls write_complete() or write_fail()
+ * once per write.
  *
  * The backend owns its connections and its pool (the server list: which
  * server owns a key, and each server's health); a submitted batch belongs to
@@ -17,6 +19,7 @@
 struct batch;
 struct pool;
 struct upstream;
+struct upwrite;
 
 /* Why a batch failed; each has its client-visible reason (DESIGN 3). */
 enum batch_error { BATCH_UNAVAILABLE = 0, BATCH_TIMEOUT, BATCH_UPSTREAM_ERROR, BATCH_PROTOCOL };
@@ -40,7 +43,13 @@ struct upstream_ops {
 	/* Replaced by a new backend (reload): take no new batches and do not
 	 * reconnect; what is outstanding still completes or fails as usual. */
 	void (*drain)(struct upstream *u);
-	/* Batches submitted and not yet completed or failed. */
+	/* A write (write.h) to send as itself on its key's server (every
+	 * server for w->all_servers); the backend reports its outcome with
+	 * write_complete() or write_fail(), never twice and never by sending it
+	 * again once it may have reached the server. Returns false, keeping
+	 * nothing, if this backend takes no writes of w->proto. NULL: none. */
+	bool (*write)(struct upstream *u, struct upwrite *w);
+	/* Batches and writes submitted and not yet completed or failed. */
 	uint32_t (*outstanding)(const struct upstream *u);
 	/* Frees the backend and its pool. */
 	void (*destroy)(struct upstream *u);
