@@ -60,6 +60,9 @@ static const struct config_key keys[] = {
     {"server", "shutdown_timeout_ms", CT_INT, OFF(shutdown_timeout_ms), "10000", 0, 3600000, NULL,
      true, NULL},
     {"server", "user", CT_STRING, OFF(user), "", 0, 0, NULL, false, check_user},
+    {"server", "allow_flush", CT_BOOL, OFF(allow_flush), "no", 0, 0, NULL, true, NULL},
+    {"server", "max_value_bytes", CT_INT, OFF(max_value_bytes), "1048576", 1, 1073741824, NULL,
+     true, NULL},
     /* For an enum, max is the last value supported so far. */
     {"upstream", "protocol", CT_ENUM, OFF(protocol), "memcache", 0, PROTO_MEMCACHE, protocols,
      false, NULL},

@@ -33,6 +33,8 @@ struct config {
 	long max_memory_mb;
 	long shutdown_timeout_ms;
 	char *user;
+	bool allow_flush;
+	long max_value_bytes;
 	/* [upstream] */
 	long protocol;
 	char *servers;

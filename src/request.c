@@ -2,6 +2,7 @@
 #include "request.h"
 
 #include "conn.h"
+#include "write.h"
 #include "value.h"
 
 #include <stdlib.h>
@@ -71,12 +72,51 @@ struct request *request_new_local(struct conn *c, uint8_t op)
 	return r;
 }
 
+struct request *request_new_write(struct conn *c, uint8_t op, uint32_t argc, size_t bytes,
+                                  size_t datalen, uint64_t *acct)
+{
+	/* request | upwrite | argv | token bytes | data */
+	size_t head = sizeof(struct request) + sizeof(struct upwrite);
+	struct request *r = calloc(1, head + argc * sizeof(struct write_arg) + bytes + datalen + 1);
+
+	if (!r)
+		return NULL;
+	r->conn = c;
+	r->kind = REQ_WRITE;
+	r->op = op;
+	r->npending = 1;
+	r->pinned = head + bytes + datalen;
+	r->w = (struct upwrite *)(r + 1);
+	r->w->req = r;
+	r->w->argv = (struct write_arg *)(r->w + 1);
+	r->w->argc = argc;
+	/* A data block may be empty: the session clears data when the
+	 * command has none. */
+	r->w->data = request_write_bytes(r) + bytes;
+	r->w->datalen = datalen;
+	r->acct = acct;
+	if (acct)
+		*acct += datalen;
+	return r;
+}
+
+char *request_write_bytes(struct request *r)
+{
+	return (char *)(r->w->argv + r->w->argc);
+}
+
 void request_free(struct request *r)
 {
 	if (!r)
 		return;
 	for (uint32_t i = 0; i < r->nslots; i++)
 		value_unref(r->slots[i].value);
+	if (r->w) {
+		if (r->acct)
+			*r->acct -= r->w->datalen;
+		free(r->w->reply);
+		free(r->w->error);
+	}
 	free(r->err);
 	free(r->text);
 	free(r);

@@ -43,14 +43,17 @@ struct request {
 	struct conn *conn;
 	uint8_t kind;
 	uint8_t op;
-	bool started; /* READ/WRITE: handed to the in-flight table or backend */
+	bool started;    /* READ/WRITE: handed to the in-flight table or backend */
+	uint32_t sflags; /* the session's own flags (noreply, quiet mode, ...) */
 	uint32_t nslots;
 	uint32_t npending;
 	double since;  /* ev_now when parsed, for latency figures */
 	size_t pinned; /* memory it holds while queued, with its keys' entries */
 	char *err;     /* first failure reason of any slot, owned */
-	char *text;    /* REQ_TEXT: the whole reply, owned */
+	char *text;    /* REQ_TEXT: the whole reply; others: session data; owned */
 	size_t textlen;
+	struct upwrite *w; /* REQ_WRITE: in the same allocation */
+	uint64_t *acct;    /* REQ_WRITE: where its data bytes are counted */
 	struct slot slots[];
 };
 
@@ -61,6 +64,13 @@ struct request {
  * then copies each key, in order. */
 struct request *request_new_read(struct conn *c, uint8_t op, uint32_t nkeys, size_t keybytes);
 void request_set_key(struct request *r, uint32_t i, const char *key, size_t len);
+/* A write whose command has argc tokens of bytes bytes in all, and a data
+ * block of datalen bytes (counted in *acct while the request lives). Its
+ * upwrite (r->w) has argv pointing at request_write_bytes(r), to be filled
+ * by the caller, and data (if datalen) at the bytes after them. */
+struct request *request_new_write(struct conn *c, uint8_t op, uint32_t argc, size_t bytes,
+                                  size_t datalen, uint64_t *acct);
+char *request_write_bytes(struct request *r);
 /* A request whose reply is already known (ERROR, VERSION, ...). */
 struct request *request_new_text(struct conn *c, const char *text, size_t len);
 /* A request the session composes when its turn comes. */

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "inflight.h"
 #include "log.h"
+#include "mc_write.h"
 #include "proto_client.h"
 #include "request.h"
 #include "server.h"
@@ -24,9 +25,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Request ops (request->op). */
-enum { MC_GET = 0, MC_GETS, MC_STATS, MC_STATS_SETTINGS, MC_STATS_CONNS };
-
 static struct pc_parser *parser_of(const struct conn *c)
 {
 	return c->session;
@@ -39,6 +37,7 @@ static void configure(struct conn *c)
 
 	p->max_line = (size_t)cfg->max_line_bytes;
 	p->max_keys = (uint32_t)cfg->max_keys_per_request;
+	p->max_value = (size_t)cfg->max_value_bytes;
 }
 
 static int init(struct conn *c)
@@ -69,9 +68,12 @@ static bool partial(const struct conn *c)
 	return parser_of(c)->swallow > 0;
 }
 
+/* A storage command's data block must be buffered whole. */
 static size_t max_line(const struct conn *c)
 {
-	return parser_of(c)->max_line;
+	const struct pc_parser *p = parser_of(c);
+
+	return p->need > p->max_line ? p->need : p->max_line;
 }
 
 /* Decimal digits of v at p; returns the end. (snprintf showed in profiles.) */
@@ -252,6 +254,9 @@ static int compose(struct conn *c, struct request *r)
 		return compose_settings(c);
 	case MC_STATS_CONNS:
 		return compose_conns(c);
+	case MC_WRITE:
+	case MC_MG:
+		return mc_write_compose(c, r);
 	}
 	return -1;
 }
@@ -302,6 +307,11 @@ static void start_get(struct conn *c, const struct pc_cmd *cmd)
 static void start(struct conn *c, struct request *r)
 {
 	struct server *srv = c->srv;
+
+	if (r->kind == REQ_WRITE) {
+		mc_write_start(c, r);
+		return;
+	}
 
 	/* One extra pending count while joining, so that slots failing at once
 	 * cannot complete (and free) the request under our feet. */
@@ -428,17 +438,16 @@ static void handle(struct conn *c, enum pc_status st, const struct pc_cmd *cmd)
 		break;
 	case PC_REPLY:
 		conn_reply(c, cmd->reply, strlen(cmd->reply));
+		if (cmd->too_large && cmd->nkeys == 1)
+			mc_write_drop(c, cmd);
 		break;
 	case PC_SILENT:
+		if (cmd->too_large && cmd->nkeys == 1)
+			mc_write_drop(c, cmd);
 		break;
-	default: {
-		/* Writes and meta commands: parsed, not forwarded yet. */
-		static const char unsup[] = "SERVER_ERROR not supported\r\n";
-		srv->stats.cmd_unsupported++;
-		if (!cmd->noreply)
-			conn_reply(c, unsup, sizeof(unsup) - 1);
+	default:
+		mc_write_handle(c, cmd);
 		break;
-	}
 	}
 }
 

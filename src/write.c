@@ -16,8 +16,10 @@ static void finish(struct upwrite *w)
 	/* Before anyone can see the reply: fetches of the key that were in
 	 * flight while the write was may have read the old value, so no read
 	 * that arrives from now on may join them. */
-	if (w->has_key && w->table)
-		inflight_write_done(w->table, write_key(w)->p, write_key(w)->len);
+	if (w->has_key && w->table) {
+		struct write_arg k = write_key(w);
+		inflight_write_done(w->table, k.p, k.len);
+	}
 	r->npending = 0;
 	if (!r->conn) {
 		/* The client left while the write was under way. */

@@ -48,8 +48,14 @@ struct upwrite {
 	bool all_servers;       /* flush_all: every server must take it */
 	struct write_arg *argv; /* the command as tokens, key included */
 	uint32_t argc;
-	uint32_t key_index; /* argv[key_index] is the key */
-	const char *data;   /* storage data block (without its CRLF), or NULL */
+	uint32_t key_index; /* argv[key_index] is the key as sent */
+	bool key_b64;       /* ... in base64 (memcached meta b flag) */
+	const char *key;    /* the key's bytes: placement, read-your-writes */
+	size_t keylen;
+	const char *data; /* storage data block (without its CRLF), or NULL */
+	/* Writes with the same lane (one client connection's) keep their order:
+	 * on a server, they go on one upstream connection while it is up. */
+	uint64_t lane;
 	size_t datalen;
 
 	/* Outcome, set by write_complete / write_fail. */
@@ -63,10 +69,12 @@ struct upwrite {
 	void *backend_data; /* the backend's, while it holds the write */
 };
 
-/* The key's bytes. */
-static inline const struct write_arg *write_key(const struct upwrite *w)
+/* The key's bytes (for RESP: argv[key_index] itself). */
+static inline struct write_arg write_key(const struct upwrite *w)
 {
-	return &w->argv[w->key_index];
+	if (w->key)
+		return (struct write_arg){w->key, w->keylen};
+	return w->argv[w->key_index];
 }
 
 /*

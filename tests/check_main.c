@@ -29,7 +29,8 @@
 	X(stop_suite)                                                                              \
 	X(ketama_suite)                                                                            \
 	X(pg_codec_suite)                                                                          \
-	X(demo_suite)
+	X(demo_suite)                                                                              \
+	X(writes_suite)
 
 #define DECLARE(name) Suite *name(void);
 SUITES(DECLARE)
