@@ -224,6 +224,7 @@ static const struct upconn_ops mc_conn_ops = {
     .reset = mc_reset,
     .fail = mc_fail,
     .discard = free,
+    .probe = "version\r\n",
 };
 
 /* What a `gets` line can carry as a key, whatever the client protocol let
