@@ -565,8 +565,8 @@ START_TEST(stats_counters_documented)
 	char buf[16384], names[128][64], figures[32][64], err[256];
 	size_t len, nn = 0, nf = 0;
 
-	ck_assert_int_eq(addr_list_parse("127.0.0.1:1:2, unix:/tmp/s", false, &al, err, sizeof(err)),
-	                 0);
+	ck_assert_int_eq(
+	    addr_list_parse("127.0.0.1:1:2, unix:/tmp/s", false, &al, err, sizeof(err)), 0);
 	p = pool_new(&al, &po, &quiet);
 	addr_list_free(&al);
 	ck_assert_ptr_nonnull(p);

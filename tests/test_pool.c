@@ -9,6 +9,7 @@
 #include <check.h>
 #include <libmemcached/memcached.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -588,6 +589,73 @@ START_TEST(e2e_health_in_stats_and_metrics)
 }
 END_TEST
 
+static void write_conf(const char *path, int port, const char *servers, const char *dist)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "[server]\nlisten = 127.0.0.1:%d\n[upstream]\nservers = %s\ndistribution = %s\n",
+	        port, servers, dist);
+	fclose(f);
+}
+
+static int count_in_file(const char *path, const char *text)
+{
+	char *l = tu_read_file(path, NULL);
+	int n = 0;
+
+	for (char *p = l; p && (p = strstr(p, text)); p++)
+		n++;
+	free(l);
+	return n;
+}
+
+/* distribution reloads: keys written with the new placement are all found
+ * once the daemon has reloaded. */
+START_TEST(e2e_distribution_reloads)
+{
+	enum { N = 600 };
+	struct proc mc[2], co;
+	struct srv s[2];
+	char text[256], conf[256];
+	const char *args[] = {"-c", conf, NULL};
+	double end;
+	int fd;
+
+	for (int i = 0; i < 2; i++) {
+		tu_memcached_start(&mc[i], 0);
+		s[i] = (struct srv){"127.0.0.1", (uint16_t)mc[i].port, (uint32_t)(i + 1)};
+	}
+	servers_text(s, 2, text, sizeof(text));
+	memset(&co, 0, sizeof(co));
+	co.port = tu_free_port();
+	snprintf(conf, sizeof(conf), "%s/pool-%d.ini", tu_tmpdir(), getpid());
+	snprintf(co.log, sizeof(co.log), "%s/pool-%d.log", tu_tmpdir(), getpid());
+	write_conf(conf, co.port, text, "modula");
+	co.pid = tu_coalesced_spawn(args, co.log);
+	for (end = tu_now() + 10; (fd = tu_connect(co.port)) < 0 && tu_now() < end;)
+		tu_sleep_ms(20);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	write_keys(s, 2, false, N);
+	ck_assert_int_eq(read_keys(co.port, N, NULL), N);
+
+	for (int i = 0; i < 2; i++)
+		tu_roundtrip(mc[i].port, "flush_all\r\n", 3000);
+	write_keys(s, 2, true, N);
+	write_conf(conf, co.port, text, "ketama");
+	kill(co.pid, SIGHUP);
+	for (end = tu_now() + 10;
+	     count_in_file(co.log, "configuration reloaded") < 1 && tu_now() < end;)
+		tu_sleep_ms(20);
+	ck_assert_int_eq(count_in_file(co.log, "configuration reloaded"), 1);
+	ck_assert_int_eq(read_keys(co.port, N, NULL), N);
+	tu_stop_clean(&co);
+	for (int i = 0; i < 2; i++)
+		tu_stop(&mc[i]);
+}
+END_TEST
+
 Suite *pool_suite(void)
 {
 	Suite *s = suite_create("pool");
@@ -607,6 +675,7 @@ Suite *pool_suite(void)
 	tcase_add_test(e, e2e_eject_killed_server_and_return);
 	tcase_add_test(e, e2e_hung_server_probe_fails_quietly);
 	tcase_add_test(e, e2e_health_in_stats_and_metrics);
+	tcase_add_test(e, e2e_distribution_reloads);
 	suite_add_tcase(s, u);
 	suite_add_tcase(s, e);
 	return s;
