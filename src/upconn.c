@@ -201,7 +201,7 @@ static void fail_errno(struct upconn *c, const char *what, int err)
 /* Requests whose first byte has gone out move to the written queue. */
 static void mark_written(struct upconn *c)
 {
-	bool moved = false;
+	bool moved = false, was_idle = c->written.n == 0;
 
 	while (c->unwritten.n && c->unwritten.v[c->unwritten.head].start < c->wdone) {
 		struct upconn_item it = queue_pop(&c->unwritten);
@@ -209,8 +209,13 @@ static void mark_written(struct upconn *c)
 		queue_push(&c->written, &it);
 		moved = true;
 	}
-	if (moved)
+	if (moved) {
+		/* An idle connection's timer may be waiting for a probe, maybe
+		 * far off: the reply deadline comes first. */
+		if (was_idle && !c->probing)
+			ev_timer_stop(c->grp->loop, &c->timer);
 		timer_arm_reply(c);
+	}
 }
 
 /* Writes what it can; errors are left to the write watcher, which runs in a
