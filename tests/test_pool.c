@@ -641,7 +641,7 @@ START_TEST(e2e_distribution_reloads)
 	ck_assert_int_eq(read_keys(co.port, N, NULL), N);
 
 	for (int i = 0; i < 2; i++)
-		tu_roundtrip(mc[i].port, "flush_all\r\n", 3000);
+		free(tu_roundtrip(mc[i].port, "flush_all\r\n", 3000));
 	write_keys(s, 2, true, N);
 	write_conf(conf, co.port, text, "ketama");
 	kill(co.pid, SIGHUP);
