@@ -11,15 +11,38 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* If s[0..*len) ends in ":digits", strip it and return the number in *w
+ * (1 if absent). -1: the digits are not a valid weight. */
+static int take_weight(const char *s, size_t *len, uint32_t *w)
+{
+	size_t i = *len;
+	unsigned long v = 0;
+
+	*w = 1;
+	while (i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9')
+		i--;
+	if (i == *len || i == 0 || s[i - 1] != ':')
+		return 0;
+	if (*len - i > 6)
+		return -1;
+	for (size_t j = i; j < *len; j++)
+		v = v * 10 + (unsigned long)(s[j] - '0');
+	if (v < 1 || v > ADDR_WEIGHT_MAX)
+		return -1;
+	*w = (uint32_t)v;
+	*len = i - 1;
+	return 0;
+}
+
 static int parse_one(const char *s, size_t len, bool listen, struct addr *a, char *err,
                      size_t errlen)
 {
 	char buf[sizeof(a->name)], host[256], port[16];
 	const char *colon;
 	struct addrinfo hints, *res;
+	size_t namelen;
 	int r;
 
-	(void)listen;
 	if (len == 0 || len >= sizeof(buf)) {
 		snprintf(err, errlen, "'%.*s' is not an address", (int)(len < 64 ? len : 64), s);
 		return -1;
@@ -27,17 +50,25 @@ static int parse_one(const char *s, size_t len, bool listen, struct addr *a, cha
 	memcpy(buf, s, len);
 	buf[len] = '\0';
 	memset(a, 0, sizeof(*a));
-	snprintf(a->name, sizeof(a->name), "%s", buf);
+	a->weight = 1;
 
 	if (strncmp(buf, "unix:", 5) == 0) {
 		struct sockaddr_un *un = (struct sockaddr_un *)&a->sa;
 		const char *path = buf + 5;
+		namelen = len;
+		if (!listen && take_weight(buf, &namelen, &a->weight) < 0) {
+			snprintf(err, errlen, "'%s': weight must be 1 to %d", buf, ADDR_WEIGHT_MAX);
+			return -1;
+		}
+		buf[namelen] = '\0';
 		if (path[0] != '/' || strlen(path) >= sizeof(un->sun_path)) {
 			snprintf(err, errlen,
 			         "'%s': a unix socket needs an absolute path of at most %zu bytes",
 			         buf, sizeof(un->sun_path) - 1);
 			return -1;
 		}
+		snprintf(a->name, sizeof(a->name), "%s", buf);
+		snprintf(a->host, sizeof(a->host), "%s", path);
 		un->sun_family = AF_UNIX;
 		strcpy(un->sun_path, path);
 		a->len = (socklen_t)sizeof(*un);
@@ -50,12 +81,34 @@ static int parse_one(const char *s, size_t len, bool listen, struct addr *a, cha
 			snprintf(err, errlen, "'%s': expected [v6-address]:port", buf);
 			return -1;
 		}
+		namelen = len;
+		/* "]:port:weight": a second colon after the bracket. */
+		if (strchr(close + 2, ':') &&
+		    (listen || take_weight(buf, &namelen, &a->weight) < 0)) {
+			snprintf(err, errlen, "'%s': expected [v6-address]:port%s", buf,
+			         listen ? "" : "[:weight], weight 1 to 10000");
+			return -1;
+		}
+		buf[namelen] = '\0';
 		snprintf(host, sizeof(host), "%.*s", (int)(close - buf - 1), buf + 1);
 		colon = close + 1;
 	} else {
+		const char *first = strchr(buf, ':');
+		namelen = len;
+		/* host:port:weight */
+		if (first && strchr(first + 1, ':') && !listen &&
+		    !memchr(first + 1, ':', (size_t)(strrchr(buf, ':') - first - 1))) {
+			if (take_weight(buf, &namelen, &a->weight) < 0) {
+				snprintf(err, errlen, "'%s': weight must be 1 to %d", buf,
+				         ADDR_WEIGHT_MAX);
+				return -1;
+			}
+			buf[namelen] = '\0';
+		}
 		colon = strrchr(buf, ':');
 		if (!colon || colon == buf) {
-			snprintf(err, errlen, "'%s': expected host:port", buf);
+			snprintf(err, errlen, "'%s': expected host:port%s", buf,
+			         listen ? "" : "[:weight]");
 			return -1;
 		}
 		if (memchr(buf, ':', (size_t)(colon - buf))) {
@@ -64,6 +117,8 @@ static int parse_one(const char *s, size_t len, bool listen, struct addr *a, cha
 		}
 		snprintf(host, sizeof(host), "%.*s", (int)(colon - buf), buf);
 	}
+	snprintf(a->name, sizeof(a->name), "%s", buf);
+	snprintf(a->host, sizeof(a->host), "%s", host);
 	snprintf(port, sizeof(port), "%s", colon + 1);
 	{
 		char *end;
@@ -72,6 +127,7 @@ static int parse_one(const char *s, size_t len, bool listen, struct addr *a, cha
 			snprintf(err, errlen, "'%s': port must be 1 to 65535", buf);
 			return -1;
 		}
+		a->port = (uint16_t)p;
 	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;

@@ -2,6 +2,13 @@
  * addr: parse address lists ("host:port", "[v6]:port", "unix:/path",
  * comma-separated) into socket addresses, and make sockets from them.
  *
+ * An upstream server list may give each server a weight after one more
+ * colon: "host:port:weight", "[v6]:port:weight", "unix:/path:weight". A unix
+ * path's last ":digits" is always read as a weight, so a path that itself
+ * ends in ":digits" must be written with an explicit weight
+ * ("unix:/run/mc:2:1" is /run/mc:2 with weight 1). Listen addresses take no
+ * weight.
+ *
  * An addr_list owns its array; addr_list_free() releases it. A unix socket
  * file is created by addr_listen() and removed only by addr_unlink(), and
  * only while it is still the file that addr_listen() created.
@@ -11,13 +18,19 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
 struct addr {
 	struct sockaddr_storage sa;
 	socklen_t len;
-	char name[300]; /* as written, for logs */
+	char name[300]; /* as written, weight left out: for logs and stats */
+	/* As the clients spell the server, for placement: the host text as
+	 * written (no brackets), or the unix path with port 0. */
+	char host[256];
+	uint16_t port;
+	uint32_t weight; /* 1 unless given */
 };
 
 struct addr_list {
@@ -25,7 +38,9 @@ struct addr_list {
 	size_t n;
 };
 
-/* Every entry needs a host (name or address) and a port, or a unix path. */
+/* Every entry needs a host (name or address) and a port, or a unix path;
+ * a weight (1 to ADDR_WEIGHT_MAX) only if !listen. */
+#define ADDR_WEIGHT_MAX 10000
 int addr_list_parse(const char *text, bool listen, struct addr_list *out, char *err, size_t errlen);
 void addr_list_free(struct addr_list *l);
 

@@ -29,15 +29,25 @@ const char *backend_protocol_name(long protocol)
 	}
 }
 
+void backend_pool_options(const struct config *cfg, struct pool_options *out)
+{
+	out->distribution = cfg->distribution == 1 ? POOL_MODULA : POOL_KETAMA;
+	out->eject_after = (uint32_t)cfg->eject_after;
+	out->retry_after = (double)cfg->retry_after_ms / 1000.0;
+}
+
 /* The servers of [upstream] servers, as a pool. */
-static struct pool *servers_pool(const struct config *cfg, char *err, size_t errlen)
+static struct pool *servers_pool(const struct config *cfg, const struct log *lg, char *err,
+                                 size_t errlen)
 {
 	struct addr_list servers;
+	struct pool_options o;
 	struct pool *p;
 
 	if (addr_list_parse(cfg->servers, false, &servers, err, errlen) < 0)
 		return NULL;
-	p = pool_new(&servers);
+	backend_pool_options(cfg, &o);
+	p = pool_new(&servers, &o, lg);
 	addr_list_free(&servers);
 	if (!p)
 		snprintf(err, errlen, "out of memory");
@@ -54,7 +64,7 @@ struct upstream *backend_new(const struct config *cfg, const struct backend_env 
 	backend_settings(cfg, &us);
 	switch (cfg->protocol) {
 	case PROTO_MEMCACHE:
-		p = servers_pool(cfg, err, errlen);
+		p = servers_pool(cfg, env->log, err, errlen);
 		if (!p)
 			return NULL;
 		u = backend_memcache_new(env->loop, p, (uint32_t)cfg->connections, &us,

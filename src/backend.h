@@ -17,6 +17,7 @@
 struct batcher;
 struct config;
 struct log;
+struct pool_options;
 struct stats;
 
 /* What a backend reports to and runs on. */
@@ -29,6 +30,10 @@ struct backend_env {
 
 /* The settings every backend takes from [upstream]. */
 void backend_settings(const struct config *cfg, struct upstream_settings *out);
+
+/* The placement and ejection settings of [upstream]; the distribution is
+ * fixed for a pool's life, the rest may be applied with pool_configure(). */
+void backend_pool_options(const struct config *cfg, struct pool_options *out);
 
 /* The backend cfg asks for, connecting eagerly. NULL with a message in err
  * (bad server list, protocol not built in, out of memory). */

@@ -519,6 +519,7 @@ static const struct upconn_ops mc_conn_ops = {
     .reset = mc_reset,
     .fail = mc_fail,
     .discard = mc_discard,
+    .probe = "version\r\n",
 };
 
 /* What a `gets` line can carry as a key, whatever the client protocol let

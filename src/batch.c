@@ -209,6 +209,28 @@ bool batch_cancel(struct batcher *b, struct entry *e)
 	return true;
 }
 
+/*
+ * Server s was ejected while bt collected keys for it: each key whose
+ * server is now another goes to that server's open batch (a miss there, not
+ * an error here). Placement is a function of the pool's state, which does
+ * not change during this, so no key comes back to s.
+ */
+static void relocate(struct batcher *b, struct batch *bt, uint32_t s)
+{
+	for (uint32_t i = 0; i < bt->n;) {
+		struct entry *e = bt->e[i];
+		if (pool_locate(b->up->pool, e->key, e->keylen) == s) {
+			i++;
+			continue;
+		}
+		bt->e[i] = bt->e[--bt->n];
+		bt->e[i]->batch_pos = i;
+		e->batch = NULL;
+		if (batch_add(b, e) < 0)
+			inflight_fail(b->inflight, e, "out of memory");
+	}
+}
+
 static void flush(struct batcher *b, uint32_t s, bool force)
 {
 	struct batch *bt = b->open[s];
@@ -216,6 +238,8 @@ static void flush(struct batcher *b, uint32_t s, bool force)
 	if (!bt)
 		return;
 	ev_timer_stop(b->loop, &b->timers[s]);
+	if (pool_ejected(b->up->pool, s))
+		relocate(b, bt, s);
 	if (bt->n == 0) {
 		b->open[s] = NULL;
 		free(bt);
@@ -330,9 +354,11 @@ void batch_fail(struct batcher *b, struct batch *bt, enum batch_error why, const
 			continue;
 		}
 		if (e->attempts <= b->set.retries) {
-			/* The servers changed since: the key may belong elsewhere now,
-			 * so it goes back through an open batch. */
-			if (bt->generation != b->generation) {
+			/* The servers changed since, or this one was ejected: the
+			 * key may belong elsewhere now, so it goes back through an
+			 * open batch. */
+			if (bt->generation != b->generation ||
+			    pool_ejected(b->up->pool, bt->server)) {
 				if (batch_add(b, e) == 0)
 					continue;
 			} else {

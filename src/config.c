@@ -18,6 +18,7 @@
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const protocols[] = {"memcache", "redis", "postgres", NULL};
+static const char *const distributions[] = {"ketama", "modula", NULL};
 
 #define OFF(f) offsetof(struct config, f)
 
@@ -73,6 +74,11 @@ static const struct config_key keys[] = {
     {"upstream", "timeout_ms", CT_INT, OFF(timeout_ms), "1000", 1, 600000, NULL, true, NULL},
     {"upstream", "retries", CT_INT, OFF(retries), "1", 0, 10, NULL, true, NULL},
     {"upstream", "pipeline_depth", CT_INT, OFF(pipeline_depth), "4", 1, 1024, NULL, true, NULL},
+    {"upstream", "distribution", CT_ENUM, OFF(distribution), "ketama", 0, 1, distributions, true,
+     NULL},
+    {"upstream", "eject_after", CT_INT, OFF(eject_after), "0", 0, 1000000, NULL, true, NULL},
+    {"upstream", "retry_after_ms", CT_INT, OFF(retry_after_ms), "30000", 1, 86400000, NULL, true,
+     NULL},
     {"batch", "leeway_ms", CT_DOUBLE, OFF(leeway_ms), "0", 0, 10000, NULL, true, NULL},
     {"batch", "max_keys", CT_INT, OFF(max_keys), "100", 1, 10000, NULL, true, NULL},
     {"batch", "coalesce", CT_BOOL, OFF(coalesce), "yes", 0, 0, NULL, true, NULL},

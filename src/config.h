@@ -43,6 +43,9 @@ struct config {
 	long timeout_ms;
 	long retries;
 	long pipeline_depth;
+	long distribution; /* enum pool_distribution */
+	long eject_after;
+	long retry_after_ms;
 	/* [batch] */
 	double leeway_ms;
 	long max_keys;

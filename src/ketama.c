@@ -88,8 +88,7 @@ static int point_cmp(const void *a, const void *b)
 
 static bool server_valid(const struct ketama_server *s)
 {
-	return s->host != NULL && s->host[0] != '\0' && strlen(s->host) <= KETAMA_HOST_MAX &&
-	       s->port != 0;
+	return s->host != NULL && s->host[0] != '\0' && strlen(s->host) <= KETAMA_HOST_MAX;
 }
 
 /* Appends the points of one server; name is scratch space big enough for

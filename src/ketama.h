@@ -25,7 +25,9 @@ struct ketama_server {
 	/* Exactly as the clients spell it: the ring hashes this text, so
 	 * "localhost" and "127.0.0.1" are different servers to it. */
 	const char *host;
-	uint16_t port;   /* 11211 is left out of the point names, as libmemcached does */
+	/* 11211 is left out of the point names, as libmemcached does; a unix
+	 * socket is its path with port 0 ("path:0-i"), as there too. */
+	uint16_t port;
 	uint32_t weight; /* 0 means 1, as in libmemcached */
 };
 
@@ -36,7 +38,7 @@ struct ketama_ring;
  * server; a server not live gets no points and the weights of the others are
  * shared out as if it were absent (libmemcached's auto-eject rebuild does the
  * same). NULL when memory runs out or a server is invalid (host NULL, empty
- * or longer than KETAMA_HOST_MAX, port 0).
+ * or longer than KETAMA_HOST_MAX).
  */
 struct ketama_ring *ketama_new(const struct ketama_server *servers, size_t n, const bool *live);
 void ketama_free(struct ketama_ring *ring);

@@ -3,6 +3,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "pool.h"
 #include "server.h"
 #include "stats.h"
 
@@ -285,6 +286,49 @@ static void prefixes(struct text *t, const struct detail *d)
 	free(at);
 }
 
+/* One family per health figure of the upstream servers, each row labelled
+ * server="<name as configured>", escaped by label(). */
+static void servers(struct text *t, const struct pool *p)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} fam[] = {
+	    {"server_up", "gauge", "1 while a connection to the upstream server is established."},
+	    {"server_ejected", "gauge", "1 while the server is ejected from key placement."},
+	    {"server_weight", "gauge", "The server's weight in key placement, as configured."},
+	    {"server_connections", "gauge", "Connections to the server established now."},
+	    {"server_consecutive_failures", "gauge",
+	     "Failures of the server (no connection, timeout) since its last reply."},
+	    {"server_errors_total", "counter", "Errors of the server, error replies included."},
+	    {"server_ejections_total", "counter", "Times the server was ejected."},
+	    {"server_last_error_timestamp_seconds", "gauge",
+	     "Time of the server's last error (0: none yet)."},
+	};
+	uint32_t n = pool_server_count(p);
+
+	for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+		add(t, "# HELP coalesced_%s %s\n# TYPE coalesced_%s %s\n", fam[f].name, fam[f].help,
+		    fam[f].name, fam[f].type);
+		for (uint32_t i = 0; i < n; i++) {
+			struct pool_server_info si;
+			double v;
+
+			pool_server_info(p, i, &si);
+			v = f == 0   ? (si.up ? 1 : 0)
+			    : f == 1 ? (si.ejected ? 1 : 0)
+			    : f == 2 ? si.weight
+			    : f == 3 ? si.connections_up
+			    : f == 4 ? si.failures
+			    : f == 5 ? (double)si.errors
+			    : f == 6 ? (double)si.ejections
+			             : si.last_error_at;
+			add(t, "coalesced_%s{", fam[f].name);
+			label(t, "server", si.name, strlen(si.name));
+			add(t, "} %.17g\n", v);
+		}
+	}
+}
+
 char *metrics_render(const struct server *srv, size_t *len)
 {
 	struct text t = {0};
@@ -298,12 +342,8 @@ char *metrics_render(const struct server *srv, size_t *len)
 	          "Upstream batches, from sending to the end of the reply.",
 	          &srv->stats.batch_seconds);
 	histogram(&t, "upstream_batch_keys", "Keys per upstream batch.", &srv->stats.batch_keys);
-	/*
-	 * Per-server health (up or down, consecutive failures, time of the last
-	 * error) goes here, read from the pool module: one family per figure,
-	 * each row labelled with label(t, "server", name, len) so that an odd
-	 * address (a unix: path) cannot break the page.
-	 */
+	if (srv->up)
+		servers(&t, srv->up->pool);
 	prefixes(&t, &srv->stats.detail);
 	if (t.failed) {
 		free(t.p);

@@ -1,8 +1,13 @@
-/* pool: server list, key placement and per-server health records. */
+/* pool: server list, key placement (ketama or modula), ejection and
+ * per-server health records. */
 #include "pool.h"
 
 #include "addr.h"
+#include "ketama.h"
+#include "log.h"
+#include "modula.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,16 +17,29 @@ struct pool_server {
 	uint32_t conns_up;
 	uint32_t failures;
 	uint64_t errors;
+	uint64_t ejections;
 	double last_error_at;
 	char last_error[256];
+	bool ejected;
+	bool probing;
+	double probe_at; /* ejected: when a probe may start */
 };
 
 struct pool {
 	struct pool_server *v;
 	uint32_t n;
+	struct pool_options opt;
+	const struct log *log;
+	struct ketama_server *ks; /* names for the rings (point into v[].addr) */
+	struct ketama_ring *full; /* every server */
+	struct ketama_ring *ring; /* the servers not ejected; NULL: same as full */
+	bool *live;               /* per server: not ejected */
+	uint32_t *live_idx;       /* modula: the servers not ejected, in order */
+	uint32_t nlive;
 };
 
-struct pool *pool_new(const struct addr_list *servers)
+struct pool *pool_new(const struct addr_list *servers, const struct pool_options *o,
+                      const struct log *lg)
 {
 	struct pool *p;
 
@@ -30,23 +48,54 @@ struct pool *pool_new(const struct addr_list *servers)
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	p->v = calloc(servers->n, sizeof(*p->v));
-	if (!p->v) {
-		free(p);
+	p->n = (uint32_t)servers->n;
+	p->opt = *o;
+	p->log = lg;
+	p->v = calloc(p->n, sizeof(*p->v));
+	p->ks = calloc(p->n, sizeof(*p->ks));
+	p->live = calloc(p->n, sizeof(*p->live));
+	p->live_idx = calloc(p->n, sizeof(*p->live_idx));
+	if (!p->v || !p->ks || !p->live || !p->live_idx) {
+		pool_free(p);
 		return NULL;
 	}
-	p->n = (uint32_t)servers->n;
-	for (uint32_t i = 0; i < p->n; i++)
+	for (uint32_t i = 0; i < p->n; i++) {
 		p->v[i].addr = servers->v[i];
+		p->ks[i].host = p->v[i].addr.host;
+		/* libmemcached names a unix socket by its path and port 0. */
+		p->ks[i].port = p->v[i].addr.port;
+		p->ks[i].weight = p->v[i].addr.weight;
+		p->live[i] = true;
+		p->live_idx[i] = i;
+	}
+	p->nlive = p->n;
+	if (o->distribution == POOL_KETAMA) {
+		p->full = ketama_new(p->ks, p->n, NULL);
+		if (!p->full) {
+			pool_free(p);
+			return NULL;
+		}
+	}
 	return p;
 }
 
 void pool_free(struct pool *p)
 {
-	if (p) {
-		free(p->v);
-		free(p);
-	}
+	if (!p)
+		return;
+	ketama_free(p->ring);
+	ketama_free(p->full);
+	free(p->live_idx);
+	free(p->live);
+	free(p->ks);
+	free(p->v);
+	free(p);
+}
+
+void pool_configure(struct pool *p, const struct pool_options *o)
+{
+	p->opt.eject_after = o->eject_after;
+	p->opt.retry_after = o->retry_after;
 }
 
 uint32_t pool_server_count(const struct pool *p)
@@ -59,32 +108,113 @@ const struct addr *pool_server_addr(const struct pool *p, uint32_t i)
 	return &p->v[i].addr;
 }
 
-static uint64_t fnv1a64(const char *key, size_t len)
+bool pool_ejected(const struct pool *p, uint32_t i)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)key[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-static uint64_t fmix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
+	return p->v[i].ejected;
 }
 
 uint32_t pool_locate(const struct pool *p, const char *key, size_t len)
 {
 	if (p->n == 1)
 		return 0;
-	return (uint32_t)(fmix64(fnv1a64(key, len)) % p->n);
+	if (p->opt.distribution == POOL_MODULA) {
+		if (p->nlive == 0 || p->nlive == p->n)
+			return (uint32_t)modula_server(p->n, key, len);
+		return p->live_idx[modula_server(p->nlive, key, len)];
+	}
+	return (uint32_t)ketama_server(p->ring ? p->ring : p->full, key, len);
+}
+
+/*
+ * Placement after a server left or came back. Out of memory, the old ring
+ * stays: keys keep going to the server that left and fail there, which is
+ * what they would do without ejection.
+ */
+static void rebuild(struct pool *p)
+{
+	struct ketama_ring *r = NULL;
+	uint32_t nlive = 0;
+
+	for (uint32_t i = 0; i < p->n; i++)
+		if (p->live[i])
+			p->live_idx[nlive++] = i;
+	p->nlive = nlive;
+	if (p->opt.distribution != POOL_KETAMA)
+		return;
+	if (nlive > 0 && nlive < p->n) {
+		r = ketama_new(p->ks, p->n, p->live);
+		if (!r) {
+			log_error(p->log, "upstream: out of memory rebuilding the ring");
+			return;
+		}
+	}
+	ketama_free(p->ring);
+	p->ring = r;
+}
+
+static void eject(struct pool *p, uint32_t i, double now)
+{
+	struct pool_server *s = &p->v[i];
+
+	s->ejected = true;
+	s->probing = false;
+	s->ejections++;
+	s->probe_at = now + p->opt.retry_after;
+	p->live[i] = false;
+	rebuild(p);
+	if (p->nlive == 0)
+		log_warn(p->log,
+		         "upstream %s: ejected after %u consecutive failures; no server is left, "
+		         "so keys go where they would with every server in",
+		         s->addr.name, s->failures);
+	else
+		log_warn(p->log,
+		         "upstream %s: ejected after %u consecutive failures; its keys go to the "
+		         "other servers, probe in %.0f ms",
+		         s->addr.name, s->failures, p->opt.retry_after * 1000.0);
+}
+
+static void readmit(struct pool *p, uint32_t i)
+{
+	struct pool_server *s = &p->v[i];
+
+	s->ejected = false;
+	s->probing = false;
+	s->failures = 0;
+	p->live[i] = true;
+	rebuild(p);
+	log_info(p->log, "upstream %s: probe answered; back in placement", s->addr.name);
+}
+
+double pool_probe_at(const struct pool *p, uint32_t i)
+{
+	return p->v[i].ejected ? p->v[i].probe_at : 0;
+}
+
+bool pool_probe_start(struct pool *p, uint32_t i, double now)
+{
+	struct pool_server *s = &p->v[i];
+
+	if (!s->ejected || s->probing || now < s->probe_at)
+		return false;
+	s->probing = true;
+	return true;
+}
+
+void pool_probe_done(struct pool *p, uint32_t i, bool ok, double now)
+{
+	struct pool_server *s = &p->v[i];
+
+	if (!s->ejected)
+		return;
+	if (ok) {
+		readmit(p, i);
+		return;
+	}
+	s->probing = false;
+	s->probe_at = now + p->opt.retry_after;
+	log_info(p->log, "upstream %s: probe failed; out for another %.0f ms", s->addr.name,
+	         p->opt.retry_after * 1000.0);
 }
 
 void pool_server_info(const struct pool *p, uint32_t i, struct pool_server_info *out)
@@ -92,12 +222,62 @@ void pool_server_info(const struct pool *p, uint32_t i, struct pool_server_info 
 	const struct pool_server *s = &p->v[i];
 
 	out->name = s->addr.name;
+	out->weight = s->addr.weight;
 	out->up = s->conns_up > 0;
+	out->ejected = s->ejected;
 	out->connections_up = s->conns_up;
 	out->failures = s->failures;
 	out->errors = s->errors;
+	out->ejections = s->ejections;
 	out->last_error_at = s->last_error_at;
 	out->last_error = s->last_error;
+}
+
+/* The name, with what a STAT line cannot carry as %XX. */
+static void stat_name(const char *name, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+
+	for (const unsigned char *c = (const unsigned char *)name; *c && n + 4 < cap; c++) {
+		if (*c <= 0x20 || *c == 0x7f || *c == '%') {
+			out[n++] = '%';
+			out[n++] = hex[*c >> 4];
+			out[n++] = hex[*c & 15];
+		} else {
+			out[n++] = (char)*c;
+		}
+	}
+	out[n] = '\0';
+}
+
+size_t pool_stats_format(const struct pool *p, char *buf, size_t cap)
+{
+	size_t n = 0;
+	int r;
+
+	for (uint32_t i = 0; i < p->n; i++) {
+		struct pool_server_info si;
+		char name[3 * sizeof(p->v[i].addr.name) + 1];
+
+		pool_server_info(p, i, &si);
+		stat_name(si.name, name, sizeof(name));
+#define ADD(...)                                                                                   \
+	do {                                                                                       \
+		r = snprintf(n < cap ? buf + n : NULL, n < cap ? cap - n : 0, __VA_ARGS__);        \
+		n += (size_t)(r > 0 ? r : 0);                                                      \
+	} while (0)
+		ADD("STAT server:%s:up %d\r\n", name, si.up ? 1 : 0);
+		ADD("STAT server:%s:ejected %d\r\n", name, si.ejected ? 1 : 0);
+		ADD("STAT server:%s:weight %" PRIu32 "\r\n", name, si.weight);
+		ADD("STAT server:%s:connections %" PRIu32 "\r\n", name, si.connections_up);
+		ADD("STAT server:%s:failures %" PRIu32 "\r\n", name, si.failures);
+		ADD("STAT server:%s:errors %" PRIu64 "\r\n", name, si.errors);
+		ADD("STAT server:%s:ejections %" PRIu64 "\r\n", name, si.ejections);
+		ADD("STAT server:%s:last_error_time %.0f\r\n", name, si.last_error_at);
+#undef ADD
+	}
+	return n;
 }
 
 void pool_conn_up(struct pool *p, uint32_t i)
@@ -125,4 +305,14 @@ void pool_error(struct pool *p, uint32_t i, bool server_failure, double now, con
 	s->errors++;
 	s->last_error_at = now;
 	snprintf(s->last_error, sizeof(s->last_error), "%s", text ? text : "");
+	if (!server_failure)
+		return;
+	if (s->ejected) {
+		/* Out already: a failure once its time is up is the probe's. */
+		if (s->probing || now >= s->probe_at)
+			pool_probe_done(p, i, false, now);
+		return;
+	}
+	if (p->opt.eject_after > 0 && s->failures >= p->opt.eject_after && p->n > 1)
+		eject(p, i, now);
 }

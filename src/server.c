@@ -4,6 +4,7 @@
 
 #include "backend.h"
 #include "conn.h"
+#include "pool.h"
 #include "upstream.h"
 
 #include <stdlib.h>
@@ -23,8 +24,12 @@ static void apply_settings(struct server *srv)
 	srv->log.level = (int)c->log_level;
 	batcher_configure(&srv->batcher, &bs);
 	srv->inflight.coalesce = c->coalesce;
-	if (srv->up)
+	if (srv->up) {
+		struct pool_options po;
 		srv->up->ops->configure(srv->up, &us);
+		backend_pool_options(c, &po);
+		pool_configure(srv->up->pool, &po);
+	}
 	/* "reload: yes" holds for connections already open, too. */
 	for (struct conn *cn = srv->conns; cn; cn = cn->next)
 		conn_configure(cn);
@@ -114,6 +119,14 @@ static void stop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+/* The per-server lines of `stats`, from the current backend's pool. */
+static size_t pool_stats(const void *ctx, char *buf, size_t cap)
+{
+	const struct server *srv = ctx;
+
+	return srv->up ? pool_stats_format(srv->up->pool, buf, cap) : 0;
+}
+
 int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg, const struct log *lg)
 {
 	struct backend_env env = {loop, &srv->batcher, &srv->stats, &srv->log};
@@ -129,6 +142,8 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg, co
 		log_error(&srv->log, "out of memory");
 		return EXIT_START;
 	}
+	srv->stats.servers_format = pool_stats;
+	srv->stats.servers_ctx = srv;
 	if (inflight_init(&srv->inflight, &srv->stats, &srv->batcher) < 0 ||
 	    batcher_init(&srv->batcher, loop, &srv->stats, &srv->log, &srv->inflight) < 0) {
 		log_error(&srv->log, "out of memory");
@@ -173,13 +188,15 @@ void server_configure(struct server *srv, struct config *nc)
 	struct config old;
 
 	if ((strcmp(nc->servers, srv->cfg.servers) != 0 ||
-	     nc->connections != srv->cfg.connections) &&
+	     nc->connections != srv->cfg.connections ||
+	     nc->distribution != srv->cfg.distribution) &&
 	    switch_upstream(srv, nc) < 0) {
 		/* Keep the running upstream, and say so in the configuration. */
 		char *tmp = nc->servers;
 		nc->servers = srv->cfg.servers;
 		srv->cfg.servers = tmp;
 		nc->connections = srv->cfg.connections;
+		nc->distribution = srv->cfg.distribution;
 	}
 	old = srv->cfg;
 	srv->cfg = *nc;

@@ -112,6 +112,8 @@ void stats_reset(struct stats *st)
 {
 	uint64_t curr = st->curr_connections, inflight = st->inflight_keys, vb = st->value_bytes;
 	struct detail d = st->detail;
+	size_t (*sf)(const void *, char *, size_t) = st->servers_format;
+	const void *sfctx = st->servers_ctx;
 
 	/* Prefix indexes stay valid for entries in flight: zero the figures only. */
 	for (uint32_t i = 0; i < d.n; i++)
@@ -121,6 +123,8 @@ void stats_reset(struct stats *st)
 	hist_init_latency(&st->batch_seconds);
 	hist_init_size(&st->batch_keys);
 	st->detail = d;
+	st->servers_format = sf;
+	st->servers_ctx = sfctx;
 	st->curr_connections = curr;
 	st->inflight_keys = inflight;
 	st->value_bytes = vb;
@@ -224,6 +228,9 @@ size_t stats_format(const struct stats *st, pid_t pid, uint64_t uptime, const ch
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
 		ADD("STAT %s %" PRIu64 "\r\n", counters[i].name,
 		    *(const uint64_t *)((const char *)st + counters[i].off));
+	if (st->servers_format)
+		n += st->servers_format(st->servers_ctx, n < cap ? buf + n : NULL,
+		                        n < cap ? cap - n : 0);
 	ADD("END\r\n");
 #undef ADD
 	return n;

@@ -94,6 +94,10 @@ struct stats {
 	struct histogram batch_seconds;   /* upstream batch, send to END */
 	struct histogram batch_keys;      /* keys per upstream batch */
 	struct detail detail;
+	/* Lines for `stats` before its END (per-server health), formatted as
+	 * snprintf does; NULL: none. Set by the worker, kept by stats_reset. */
+	size_t (*servers_format)(const void *ctx, char *buf, size_t cap);
+	const void *servers_ctx;
 };
 
 /* Returns -1 if the per-prefix table cannot be allocated. */

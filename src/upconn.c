@@ -22,6 +22,7 @@
 
 static void conn_connect(struct upconn *c);
 static void conn_write(struct upconn *c);
+static void probe_schedule(struct upconn_group *g);
 
 /* --- request queues ------------------------------------------------------ */
 
@@ -104,6 +105,7 @@ static void conn_reset(struct upconn *c)
 		pool_conn_down(g->pool, g->server);
 	c->fd = -1;
 	c->state = UPCONN_DOWN;
+	c->probing = false;
 	c->write_errno = 0;
 	c->wlen = c->woff = 0;
 	c->wqueued = c->wdone = 0;
@@ -121,6 +123,7 @@ void upconn_fail(struct upconn *c, enum batch_error why, const char *text)
 	struct upconn_group *g = c->grp;
 	struct upconn_queue w = c->written, u = c->unwritten;
 	uint32_t n = w.n + u.n;
+	bool probing = c->probing;
 	const char *what = why == BATCH_TIMEOUT          ? "timeout"
 	                   : why == BATCH_PROTOCOL       ? "protocol error"
 	                   : why == BATCH_UPSTREAM_ERROR ? "error reply"
@@ -128,6 +131,10 @@ void upconn_fail(struct upconn *c, enum batch_error why, const char *text)
 
 	pool_error(g->pool, g->server, why == BATCH_UNAVAILABLE || why == BATCH_TIMEOUT,
 	           ev_now(g->loop), text ? text : what);
+	/* A server failure already failed the probe in the pool; any other
+	 * end of the connection fails it too. */
+	if (probing && why != BATCH_UNAVAILABLE && why != BATCH_TIMEOUT)
+		pool_probe_done(g->pool, g->server, false, ev_now(g->loop));
 	/* A server that keeps refusing is logged once, not at every retry. */
 	if (n > 0 || c->backoff == 0)
 		log_warn(g->log, "upstream %s: %s%s%s; %u batch%s failed", g->addr->name, what,
@@ -161,6 +168,7 @@ void upconn_fail(struct upconn *c, enum batch_error why, const char *text)
 	}
 	free(w.v);
 	free(u.v);
+	probe_schedule(g);
 }
 
 static int buf_reserve(char **buf, size_t *cap, size_t need)
@@ -193,7 +201,7 @@ static void fail_errno(struct upconn *c, const char *what, int err)
 /* Requests whose first byte has gone out move to the written queue. */
 static void mark_written(struct upconn *c)
 {
-	bool moved = false;
+	bool moved = false, was_idle = c->written.n == 0;
 
 	while (c->unwritten.n && c->unwritten.v[c->unwritten.head].start < c->wdone) {
 		struct upconn_item it = queue_pop(&c->unwritten);
@@ -201,8 +209,13 @@ static void mark_written(struct upconn *c)
 		queue_push(&c->written, &it);
 		moved = true;
 	}
-	if (moved)
+	if (moved) {
+		/* An idle connection's timer may be waiting for a probe, maybe
+		 * far off: the reply deadline comes first. */
+		if (was_idle && !c->probing)
+			ev_timer_stop(c->grp->loop, &c->timer);
 		timer_arm_reply(c);
+	}
 }
 
 /* Writes what it can; errors are left to the write watcher, which runs in a
@@ -288,6 +301,7 @@ static void on_connected(struct upconn *c)
 	ev_io_start(g->loop, &c->rio);
 	/* Requests queued while connecting go out only now. */
 	conn_write(c);
+	probe_schedule(g);
 }
 
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -350,8 +364,16 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		upconn_fail(c, BATCH_UNAVAILABLE, why);
 		return;
 	default:
-		if (!c->written.n)
+		if (c->probing) {
+			snprintf(why, sizeof(why), "probe: no reply after %u ms",
+			         g->set->timeout_ms);
+			upconn_fail(c, BATCH_TIMEOUT, why);
 			return;
+		}
+		if (!c->written.n) {
+			probe_schedule(g);
+			return;
+		}
 		left = c->written.v[c->written.head].sent_at + g->set->timeout_ms / 1000.0 -
 		       ev_now(g->loop);
 		if (left > 0) {
@@ -371,6 +393,77 @@ static void after_input(struct upconn *c)
 		conn_reset(c);
 }
 
+/* --- probes of an ejected server ----------------------------------------- */
+
+/* The probe's reply line, if it is complete, leaves the read buffer and
+ * brings the server back. 0, or -1 once the connection failed. */
+static int probe_reply(struct upconn *c)
+{
+	struct upconn_group *g = c->grp;
+	const char *nl = memchr(c->rbuf, '\n', c->rlen);
+	size_t used;
+
+	if (!nl) {
+		if (c->rlen > 4096) {
+			upconn_fail(c, BATCH_PROTOCOL, "probe: reply line too long");
+			return -1;
+		}
+		return 0; /* the rest comes with more */
+	}
+	used = (size_t)(nl - c->rbuf) + 1;
+	memmove(c->rbuf, c->rbuf + used, c->rlen - used);
+	c->rlen -= used;
+	c->probing = false;
+	ev_timer_stop(g->loop, &c->timer);
+	timer_arm_reply(c);
+	pool_probe_done(g->pool, g->server, true, ev_now(g->loop));
+	return 0;
+}
+
+/* Start the probe on c if the pool says so now, else arm c's idle timer
+ * for when it will. Only an idle connection probes, so that the probe's
+ * reply is the first to come. */
+static void probe_maybe(struct upconn *c)
+{
+	struct upconn_group *g = c->grp;
+	double at = pool_probe_at(g->pool, g->server), now = ev_now(g->loop);
+	char *p;
+	size_t len;
+
+	if (at == 0 || c->state != UPCONN_UP || c->probing || nreqs(c) || g->draining)
+		return;
+	if (now < at) {
+		timer_arm(c, at - now);
+		return;
+	}
+	if (!pool_probe_start(g->pool, g->server, now))
+		return;
+	if (!g->ops->probe) {
+		pool_probe_done(g->pool, g->server, true, now);
+		return;
+	}
+	len = strlen(g->ops->probe);
+	p = upconn_wspace(c, len);
+	if (!p) {
+		pool_probe_done(g->pool, g->server, false, now);
+		return;
+	}
+	memcpy(p, g->ops->probe, len);
+	upconn_wcommit(c, len);
+	c->probing = true;
+	timer_arm(c, g->set->timeout_ms / 1000.0);
+	conn_write(c);
+}
+
+/* After a connection came up or failed: the pool may want a probe. */
+static void probe_schedule(struct upconn_group *g)
+{
+	if (pool_probe_at(g->pool, g->server) == 0)
+		return;
+	for (uint32_t k = 0; k < g->nconns; k++)
+		probe_maybe(&g->conns[k]);
+}
+
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct upconn *c = w->data;
@@ -382,7 +475,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (c->rlen == 0 && ops->direct)
+	if (c->rlen == 0 && ops->direct && !c->probing)
 		dst = ops->direct(c, &room);
 	if (dst && room > READ_CHUNK) {
 		/* A large body skips the line buffer and lands in its place. */
@@ -401,6 +494,10 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (n > 0) {
 			long used;
 			c->rlen += (size_t)n;
+			if (c->probing && probe_reply(c) < 0)
+				return;
+			if (c->rlen == 0)
+				return;
 			used = ops->input(c, c->rbuf, c->rlen);
 			if (used < 0)
 				return;

@@ -18,7 +18,10 @@
  * One timer per connection serves as connect timeout, reply deadline of the
  * oldest written request, or reconnect backoff, according to its state.
  * Connections going up and down, failures and replies are reported to the
- * server's record in the pool.
+ * server's record in the pool. While the pool has the server ejected, the
+ * connections keep reconnecting with backoff, and once the pool says it is
+ * time, one established connection sends ops->probe (no client request
+ * rides on it): its reply line brings the server back.
  *
  * upconn owns its sockets and buffers; the pool belongs to the caller.
  */
@@ -61,6 +64,10 @@ struct upconn_ops {
 	             const char *text);
 	/* Shutdown: req is forgotten without an outcome. */
 	void (*discard)(void *req);
+	/* The probe of an ejected server (pool.h): request bytes whose reply
+	 * is one line, any line ("version\r\n"). NULL: an established
+	 * connection is the probe. */
+	const char *probe;
 };
 
 struct upconn_item {
@@ -85,7 +92,8 @@ struct upconn {
 	ev_io rio, wio;
 	ev_timer timer;
 	double backoff;
-	bool was_up; /* connected since the last failure */
+	bool was_up;  /* connected since the last failure */
+	bool probing; /* a probe is out; its reply line comes first */
 	struct upconn_queue unwritten, written;
 	char *wbuf;
 	size_t wlen, woff, wcap;

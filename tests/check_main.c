@@ -28,6 +28,7 @@
 	X(memory_suite)                                                                            \
 	X(stop_suite)                                                                              \
 	X(ketama_suite)                                                                            \
+	X(pool_suite)                                                                              \
 	X(pg_codec_suite)                                                                          \
 	X(demo_suite)                                                                              \
 	X(writes_suite)

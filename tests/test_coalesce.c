@@ -80,7 +80,11 @@ static struct pool *make_pool(uint32_t n)
 		snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s127.0.0.1:%u",
 		         i ? "," : "", 1 + i);
 	ck_assert_int_eq(addr_list_parse(text, false, &l, err, sizeof(err)), 0);
-	p = pool_new(&l);
+	{
+		static const struct log quiet = {.level = LVL_ERROR};
+		static const struct pool_options ketama = {.distribution = POOL_KETAMA};
+		p = pool_new(&l, &ketama, &quiet);
+	}
 	addr_list_free(&l);
 	ck_assert_ptr_nonnull(p);
 	return p;
@@ -465,6 +469,87 @@ START_TEST(test_keys_differing_in_last_byte_spread_over_servers)
 	}
 	batch_flush_all(&fx.b, false);
 	ck_assert_msg(fx.f.n == 2, "all 20 keys went to server %u", (unsigned)fx.f.sub[0]->server);
+}
+END_TEST
+
+/* --- ejection (pool.h) --------------------------------------------------- */
+
+/* Eject server s of the fixture's pool (eject_after 1, one failure). */
+static void eject_server(uint32_t s)
+{
+	static const struct pool_options o = {
+	    .distribution = POOL_KETAMA, .eject_after = 1, .retry_after = 60};
+
+	pool_configure(fx.f.up.pool, &o);
+	pool_error(fx.f.up.pool, s, true, ev_now(fx.loop), "test: down");
+	ck_assert(pool_ejected(fx.f.up.pool, s));
+}
+
+/* Keys already in the open batch of a server that is then ejected go to the
+ * server that owns them now, at flush: nothing is sent to the ejected one. */
+START_TEST(test_open_batch_of_ejected_server_moves)
+{
+	char keys[40][8];
+	uint32_t on0 = 0;
+
+	two_servers();
+	fx.b.set.leeway_ms = 50;
+	for (int i = 0; i < 40; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+		GET(keys[i]);
+	}
+	ck_assert_ptr_nonnull(fx.b.open[0]);
+	ck_assert_ptr_nonnull(fx.b.open[1]);
+	on0 = fx.b.open[0]->n;
+	ck_assert_uint_gt(on0, 0);
+	eject_server(0);
+	batch_flush_all(&fx.b, false);
+	ck_assert_uint_eq(fx.f.n, 1);
+	ck_assert_uint_eq(fx.f.sub[0]->server, 1);
+	ck_assert_uint_eq(fx.f.sub[0]->n, 40);
+	for (uint32_t i = 0; i < 40; i++)
+		ck_assert_uint_eq(fx.f.sub[0]->e[i]->server, 1);
+	/* New keys go to server 1 as well. */
+	GET("late");
+	ck_assert_ptr_null(fx.b.open[0]);
+	ck_assert_ptr_nonnull(fx.b.open[1]);
+}
+END_TEST
+
+/* A sent batch whose failure ejects its server is retried on the server
+ * that owns its keys now: a miss there, not an error. */
+START_TEST(test_failed_batch_of_ejected_server_retries_elsewhere)
+{
+	struct request *r;
+	struct batch *bt;
+	uint32_t idx = 0;
+
+	two_servers();
+	/* A key of server 0. */
+	for (;; idx++) {
+		char key[16];
+		snprintf(key, sizeof(key), "e%u", idx);
+		if (pool_locate(fx.f.up.pool, key, strlen(key)) == 0)
+			break;
+		ck_assert_uint_lt(idx, 1000);
+	}
+	{
+		char key[16];
+		snprintf(key, sizeof(key), "e%u", idx);
+		r = GET(key);
+	}
+	batch_flush_all(&fx.b, false);
+	bt = take(0);
+	ck_assert_uint_eq(bt->server, 0);
+	eject_server(0);
+	batch_fail(&fx.b, bt, BATCH_UNAVAILABLE, NULL, NULL);
+	ck_assert_ptr_null(r->err);
+	batch_flush_all(&fx.b, false);
+	ck_assert_uint_eq(fx.f.n, 2);
+	ck_assert_uint_eq(fx.f.sub[1]->server, 1);
+	batch_complete(&fx.b, take(1));
+	ck_assert_int_eq(r->slots[0].state, SLOT_MISS);
+	ck_assert_ptr_null(r->err);
 }
 END_TEST
 
@@ -1260,6 +1345,8 @@ Suite *coalesce_suite(void)
 	tcase_add_test(tb, test_left_key_does_not_count_toward_max_keys);
 	tcase_add_test(tb, test_keys_differing_in_last_byte_spread_over_servers);
 	tcase_add_test(tb, leave_after_reload_that_shrank_servers);
+	tcase_add_test(tb, test_open_batch_of_ejected_server_moves);
+	tcase_add_test(tb, test_failed_batch_of_ejected_server_retries_elsewhere);
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		suite_add_tcase(s, all[i]);

@@ -236,8 +236,8 @@ START_TEST(test_int_keys_out_of_range)
 	/* max_clients idle_timeout_s max_line_bytes request_timeout_ms
 	 * max_keys_per_request max_pending_requests max_output_bytes max_memory_mb
 	 * shutdown_timeout_ms max_value_bytes connections connect_timeout_ms
-	 * timeout_ms retries pipeline_depth max_keys */
-	ck_assert_uint_eq(tested, 16);
+	 * timeout_ms retries pipeline_depth max_keys eject_after retry_after_ms */
+	ck_assert_uint_eq(tested, 18);
 }
 END_TEST
 

@@ -9,7 +9,10 @@
  * Run from the repository root. COALESCED_BIN names the daemon (default
  * ./coalesced).
  */
+#include "addr.h"
 #include "config.h"
+#include "log.h"
+#include "pool.h"
 #include "stats.h"
 #include "testutil.h"
 
@@ -539,31 +542,71 @@ START_TEST(config_docs_match_parser)
 }
 END_TEST
 
+/* The per-server lines of a pool of two servers. */
+static size_t two_server_lines(const void *ctx, char *buf, size_t cap)
+{
+	return pool_stats_format(ctx, buf, cap);
+}
+
 /* Every counter of the `stats` reply is an `.It Va name` item under
- * STATISTICS in coalesced(8), and nothing else is. */
+ * STATISTICS in coalesced(8), and nothing else is. The per-server lines
+ * ("server:<name>:<figure>") are one item, "server", whose nested list has
+ * an `.It Va figure` for each figure. */
 START_TEST(stats_counters_documented)
 {
 	static struct stats st; /* zero: only the names matter */
+	static const struct log quiet = {.level = LVL_ERROR};
+	static const struct pool_options po = {.distribution = POOL_KETAMA};
 	struct report r = {0};
 	struct items man;
-	char buf[16384], names[128][64];
-	size_t len, nn = 0;
+	struct addr_list al;
+	struct pool *p;
+	const struct item *srv;
+	char buf[16384], names[128][64], figures[32][64], err[256];
+	size_t len, nn = 0, nf = 0;
 
+	ck_assert_int_eq(
+	    addr_list_parse("127.0.0.1:1:2, unix:/tmp/s", false, &al, err, sizeof(err)), 0);
+	p = pool_new(&al, &po, &quiet);
+	addr_list_free(&al);
+	ck_assert_ptr_nonnull(p);
+	st.servers_format = two_server_lines;
+	st.servers_ctx = p;
 	len = stats_format(&st, 1, 0, "0", buf, sizeof(buf));
 	ck_assert_uint_lt(len, sizeof(buf));
-	for (char *p = buf; (p = strstr(p, "STAT ")) && nn < 128; p++) {
-		size_t n = strcspn(p + 5, " \r\n");
+	for (char *q = buf; (q = strstr(q, "STAT ")) && nn < 128; q++) {
+		size_t n = strcspn(q + 5, " \r\n");
 		ck_assert_uint_lt(n, sizeof(names[0]));
-		memcpy(names[nn], p + 5, n);
+		if (strncmp(q + 5, "server:", 7) == 0) {
+			const char *fig = q + 5 + n;
+			while (fig[-1] != ':')
+				fig--;
+			if (nf < 32)
+				snprintf(figures[nf++], sizeof(figures[0]), "%.*s",
+				         (int)(q + 5 + n - fig), fig);
+			if (nn > 0 && strcmp(names[nn - 1], "server") == 0)
+				continue;
+			n = 6;
+		}
+		memcpy(names[nn], q + 5, n);
 		names[nn++][n] = '\0';
 	}
 	ck_assert_uint_gt(nn, 0);
+	ck_assert_uint_gt(nf, 0);
 	man_items(MAN8, "STATISTICS", "Va", false, &man, &r);
 	items_dups(&man, MAN8, &r);
 	for (size_t i = 0; i < nn; i++)
 		if (!items_find(&man, "", names[i]))
 			problem(&r, "stats counter %s: missing from STATISTICS in %s", names[i],
 			        MAN8);
+	srv = items_find(&man, "", "server");
+	for (size_t i = 0; srv && i < nf; i++) {
+		char it[80];
+		snprintf(it, sizeof(it), ".It Va %s", figures[i]);
+		if (!has_line_starting(srv->body, it))
+			problem(&r, "per-server figure %s: missing from the server item in %s",
+			        figures[i], MAN8);
+	}
 	for (size_t i = 0; i < man.n; i++) {
 		bool found = false;
 		for (size_t j = 0; j < nn && !found; j++)
@@ -573,6 +616,7 @@ START_TEST(stats_counters_documented)
 			        man.v[i].line, man.v[i].name);
 	}
 	items_free(&man);
+	pool_free(p);
 	report_check(&r);
 }
 END_TEST

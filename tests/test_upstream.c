@@ -9,6 +9,7 @@
 #include "config.h"
 #include "conn.h"
 #include "inflight.h"
+#include "ketama.h"
 #include "log.h"
 #include "pool.h"
 #include "request.h"
@@ -24,32 +25,31 @@
 
 static struct pool *pool_of(const char *servers)
 {
+	static const struct log quiet = {.level = LVL_ERROR};
+	static const struct pool_options ketama = {.distribution = POOL_KETAMA};
 	char err[256];
 	struct addr_list l;
 	struct pool *p;
 
 	ck_assert_int_eq(addr_list_parse(servers, false, &l, err, sizeof(err)), 0);
-	p = pool_new(&l);
+	p = pool_new(&l, &ketama, &quiet);
 	addr_list_free(&l);
 	ck_assert_ptr_nonnull(p);
 	return p;
 }
 
-/* The placement as pool.h documents it, written from that text. */
+/* The placement as pool.h documents it: the ketama ring of servers
+ * 127.0.0.1:1..n, weight 1 (test_pool.c checks it against libmemcached). */
 static uint32_t documented_server(const char *key, size_t len, uint32_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	struct ketama_server s[3] = {{"127.0.0.1", 1, 1}, {"127.0.0.1", 2, 1}, {"127.0.0.1", 3, 1}};
+	struct ketama_ring *r = ketama_new(s, n, NULL);
+	size_t i;
 
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)key[i];
-		h *= 0x100000001b3ULL;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return (uint32_t)(h % n);
+	ck_assert_ptr_nonnull(r);
+	i = ketama_server(r, key, len);
+	ketama_free(r);
+	return (uint32_t)i;
 }
 
 START_TEST(pool_places_keys_as_documented)
