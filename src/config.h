@@ -33,6 +33,7 @@ struct config {
 	long max_memory_mb;
 	long shutdown_timeout_ms;
 	char *user;
+	char *redis_listen; /* RESP2 clients; empty: off */
 	/* [upstream] */
 	long protocol;
 	char *servers;
@@ -47,6 +48,10 @@ struct config {
 	bool coalesce;
 	/* [metrics] */
 	char *metrics_listen;
+	/* [redis]: the Redis backend's AUTH and SELECT on every connect */
+	char *redis_username;
+	char *redis_password;
+	long redis_database;
 };
 
 /* CT_OPT_LISTEN: an address list, or empty for "off". */

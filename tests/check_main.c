@@ -29,6 +29,7 @@
 	X(stop_suite)                                                                              \
 	X(ketama_suite)                                                                            \
 	X(pg_codec_suite)                                                                          \
+	X(redis_suite)                                                                             \
 	X(demo_suite)
 
 #define DECLARE(name) Suite *name(void);
