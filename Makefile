@@ -88,7 +88,7 @@ asan: deps
 # The daemon runs under valgrind in every integration test; any error it
 # reports makes its exit status 99, which the tests check.
 valgrind: deps
-	$(MAKE) $(BIN) $(BUILD)/check_all $(FAKE)
+	$(MAKE) $(BIN) $(BUILD)/check_all $(FAKE) $(FAKE_REDIS)
 	COALESCED_BIN=$(abspath $(BIN)) FAKE_UPSTREAM=$(abspath $(FAKE)) \
 	COALESCED_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
 	CK_TIMEOUT_MULTIPLIER=6 VALGRIND=1 \

@@ -134,8 +134,12 @@ static int rd_encode(struct upconn *c, void *req)
 	size_t need, len;
 	char *p;
 
-	if (!st->hello_sent && encode_hello(c, u, st) < 0)
+	if (!st->hello_sent && encode_hello(c, u, st) < 0) {
+		/* upconn drops what was committed: start over next time. */
+		st->hello_sent = false;
+		st->hello_left = 0;
 		return -1;
+	}
 	need = RR_HDR_MAX + (bt->n == 1 ? 9 : 10);
 	for (uint32_t i = 0; i < bt->n; i++)
 		need += rr_put_bulk(NULL, 0, bt->e[i]->key, bt->e[i]->keylen);
