@@ -302,6 +302,14 @@ static void oracle_setup(void)
 	redis_set(redis.port, "nul", "a\0b", 3);
 	redis_set(redis.port, "big", big, 1 << 20);
 	redis_set(redis.port, "sp ace", "spaced", 6);
+	redis_set(redis.port, "k\r\n x", "binary key", 10);
+	redis_set(redis.port, "", "empty key", 9);
+	for (int i = 0; i < 250; i++) {
+		char k[16], v[32];
+		snprintf(k, sizeof(k), "h%d", i);
+		snprintf(v, sizeof(v), "value of h%d", i);
+		redis_set(redis.port, k, v, strlen(v));
+	}
 	free(big);
 	addr_of(&redis, srv, sizeof(srv));
 	co_start(&co, &rport, srv, "redis", NULL);
@@ -328,6 +336,15 @@ START_TEST(test_oracle_reads)
 	      "$4\r\ncrlf\r\n$3\r\nnul\r\n$3\r\nbig\r\n",
 	      1);
 	sames(redis.port, rport, "*3\r\n$4\r\nmget\r\n$2\r\nm1\r\n$2\r\nm1\r\n", 1);
+	/* Binary keys travel as they are to a Redis upstream. */
+	sames(redis.port, rport, "*3\r\n$4\r\nMGET\r\n$5\r\nk\r\n x\r\n$0\r\n\r\n", 1);
+	/* More keys than max_keys: several batches, one reply in order. */
+	char req[16384];
+	size_t n = (size_t)snprintf(req, sizeof(req), "MGET a");
+	for (int i = 0; i < 250; i++)
+		n += (size_t)snprintf(req + n, sizeof(req) - n, " %c%d", i % 3 ? 'h' : 'm', i);
+	n += (size_t)snprintf(req + n, sizeof(req) - n, " a\r\n");
+	same(redis.port, rport, req, n, 1);
 }
 END_TEST
 
@@ -613,7 +630,7 @@ START_TEST(test_batching)
 	fds[2] = tu_connect(c.port);
 	tu_sends(fds[0], "GET x1\r\n");
 	tu_sends(fds[1], "MGET x2 missx x1\r\n");
-	tu_sends(fds[2], "get x3\r\n");
+	tu_sends(fds[2], "gets x3\r\n");
 	char *r = resp_read(fds[0], 1, MS, &len);
 	ck_assert_str_eq(r, "$4\r\nv:x1\r\n");
 	free(r);
@@ -621,7 +638,8 @@ START_TEST(test_batching)
 	ck_assert_str_eq(r, "*3\r\n$4\r\nv:x2\r\n$-1\r\n$4\r\nv:x1\r\n");
 	free(r);
 	r = tu_recv_until(fds[2], "END\r\n", MS, &len);
-	ck_assert_str_eq(r, "VALUE x3 0 4\r\nv:x3\r\nEND\r\n");
+	/* Redis has no cas: a gets client sees 0. */
+	ck_assert_str_eq(r, "VALUE x3 0 4 0\r\nv:x3\r\nEND\r\n");
 	free(r);
 	for (int i = 0; i < 3; i++)
 		close(fds[i]);
