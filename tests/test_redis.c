@@ -564,6 +564,16 @@ START_TEST(test_redis_benchmark)
 	free(out);
 	snprintf(sh, sizeof(sh), "timeout 60 redis-benchmark -p %d -t get,mget -n 2000 -q", rport);
 	ck_assert_int_eq(run(sh, NULL), 0);
+	/* It has no MGET test of its own (-t mget runs nothing): one of ten
+	 * random keys, some of them hits. */
+	snprintf(sh, sizeof(sh),
+	         "timeout 60 redis-benchmark -p %d -n 2000 -r 300 -q MGET key:__rand_int__ "
+	         "key:__rand_int__ a key:__rand_int__ big key:__rand_int__ 2>&1 | tr '\\r' '\\n' "
+	         "| grep -c 'requests per second'",
+	         rport);
+	run(sh, &out);
+	ck_assert_str_eq(out, "1\n");
+	free(out);
 }
 END_TEST
 
