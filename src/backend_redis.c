@@ -8,6 +8,11 @@
  *                  the reply's last token → upconn_pop() → batch_complete()
  *                  -error → upconn_pop() → batch_fail() (connection kept)
  *                  garbage → upconn_fail()
+ *   write (write.h) ─encode→ its argv as an array ─upconn→ Redis
+ *   Redis ─upconn→ the reply's bytes, kept verbatim → write_complete()
+ *
+ * Batches and writes share the connections' queues; a write's queue entry is
+ * its upwrite pointer with the low bit set.
  */
 #include "backend_redis.h"
 
@@ -16,10 +21,13 @@
 #include "log.h"
 #include "pool.h"
 #include "proto_respreply.h"
+#include "request.h"
 #include "stats.h"
 #include "upconn.h"
 #include "value.h"
+#include "write.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +46,20 @@ struct rd_state {
 	struct value *cur; /* streamed value being filled */
 	uint32_t cur_pos;
 	size_t cur_got;
+	char *wreply; /* bytes of the head write's reply so far */
+	size_t wlen, wcap;
 };
+
+static void *write_tag(struct upwrite *w)
+{
+	return (void *)((uintptr_t)w | 1u);
+}
+
+/* The write a queue entry is, or NULL for a batch. */
+static struct upwrite *as_write(void *req)
+{
+	return ((uintptr_t)req & 1u) ? (struct upwrite *)((uintptr_t)req & ~(uintptr_t)1u) : NULL;
+}
 
 struct rd_backend {
 	struct upstream base;
@@ -126,6 +147,24 @@ static int encode_hello(struct upconn *c, struct rd_backend *u, struct rd_state 
 	return 0;
 }
 
+/* A write's command, re-encoded from its tokens. */
+static int encode_write(struct upconn *c, const struct upwrite *w)
+{
+	size_t need = rr_put_hdr(NULL, 0, '*', w->argc), len;
+	char *p;
+
+	for (uint32_t i = 0; i < w->argc; i++)
+		need += rr_put_bulk(NULL, 0, w->argv[i].p, w->argv[i].len);
+	p = upconn_wspace(c, need);
+	if (!p)
+		return -1;
+	len = rr_put_hdr(p, need, '*', w->argc);
+	for (uint32_t i = 0; i < w->argc; i++)
+		len += rr_put_bulk(p + len, need - len, w->argv[i].p, w->argv[i].len);
+	upconn_wcommit(c, len);
+	return 0;
+}
+
 static int rd_encode(struct upconn *c, void *req)
 {
 	struct rd_backend *u = upconn_ctx(c);
@@ -140,6 +179,8 @@ static int rd_encode(struct upconn *c, void *req)
 		st->hello_left = 0;
 		return -1;
 	}
+	if (as_write(req))
+		return encode_write(c, as_write(req));
 	need = RR_HDR_MAX + (bt->n == 1 ? 9 : 10);
 	for (uint32_t i = 0; i < bt->n; i++)
 		need += rr_put_bulk(NULL, 0, bt->e[i]->key, bt->e[i]->keylen);
@@ -217,6 +258,34 @@ static int element(struct upconn *c, struct rd_backend *u, struct rd_state *st, 
 	return 0;
 }
 
+/* A write whose client left: nobody takes its outcome, but fetches of its
+ * key that were in flight during it must still not take new readers
+ * (read-your-writes), and its request (which holds the upwrite) is freed.
+ * Returns false if the client is still there. */
+static bool write_orphan(struct upwrite *w)
+{
+	struct request *r = w->req;
+
+	if (!r || r->conn)
+		return false;
+	if (w->has_key && w->table)
+		inflight_write_done(w->table, w->argv[w->key_index].p, w->argv[w->key_index].len);
+	request_free(r);
+	return true;
+}
+
+static void write_done(struct upwrite *w, const char *reply, size_t len)
+{
+	if (!write_orphan(w))
+		write_complete(w, reply, len);
+}
+
+static void write_failed(struct upwrite *w, const char *reason)
+{
+	if (!write_orphan(w))
+		write_fail(w, reason);
+}
+
 /* One token; 0, or -1 once the connection failed. */
 static int token(struct upconn *c, struct rd_backend *u, struct rd_state *st,
                  const struct rr_token *t)
@@ -243,6 +312,16 @@ static int token(struct upconn *c, struct rd_backend *u, struct rd_state *st,
 	if (!bt) {
 		upconn_fail(c, BATCH_PROTOCOL, "reply without a request");
 		return -1;
+	}
+	if (as_write(upconn_head(c))) {
+		/* Its bytes were kept as they came (rd_input); pass them on. */
+		if (t->done) {
+			struct upwrite *w = as_write(upconn_pop(c, NULL));
+			size_t n = st->wlen;
+			st->wlen = 0;
+			write_done(w, st->wreply, n);
+		}
+		return 0;
 	}
 	if (t->type == RR_CHUNK) {
 		if (!st->cur || st->cur_got + t->len > st->cur->len) {
@@ -304,6 +383,21 @@ static long rd_input(struct upconn *c, const char *buf, size_t len)
 			upconn_fail(c, BATCH_PROTOCOL, st->rp.why ? st->rp.why : "not RESP2");
 			return -1;
 		}
+		/* A write's reply goes back verbatim: keep every byte of it. */
+		if (used && st->hello_left == 0 && as_write(upconn_head(c))) {
+			if (st->wlen + used > st->wcap) {
+				size_t cap = (st->wlen + used) * 2;
+				char *nb = realloc(st->wreply, cap);
+				if (!nb) {
+					upconn_fail(c, BATCH_UNAVAILABLE, "out of memory");
+					return -1;
+				}
+				st->wreply = nb;
+				st->wcap = cap;
+			}
+			memcpy(st->wreply + st->wlen, buf + off, used);
+			st->wlen += used;
+		}
 		if (s == RR_NEED_MORE) {
 			off += used;
 			break;
@@ -322,16 +416,49 @@ static void rd_reset(struct upconn *c)
 
 	value_unref(st->cur);
 	st->cur = NULL;
+	free(st->wreply);
+	st->wreply = NULL;
+	st->wlen = st->wcap = 0;
 }
+
+static const char *const fail_reasons[] = {
+    [BATCH_UNAVAILABLE] = "upstream unavailable",
+    [BATCH_TIMEOUT] = "upstream timeout",
+    [BATCH_UPSTREAM_ERROR] = "upstream error",
+    [BATCH_PROTOCOL] = "upstream protocol error",
+};
 
 static void rd_fail(struct upconn *c, void *req, bool written, enum batch_error why,
                     const char *text)
 {
 	struct rd_backend *u = upconn_ctx(c);
 
-	/* A GET or MGET changes nothing: written or not, it may be retried. */
+	struct upwrite *w = as_write(req);
+
+	/* A GET or MGET changes nothing: written or not, it may be retried. A
+	 * write is never sent twice: it may have taken effect. */
 	(void)written;
+	if (w) {
+		char reason[300];
+		if (why == BATCH_UPSTREAM_ERROR && text)
+			snprintf(reason, sizeof(reason), "%s: %s", fail_reasons[why], text);
+		else
+			snprintf(reason, sizeof(reason), "%s", fail_reasons[why]);
+		write_failed(w, reason);
+		return;
+	}
 	batch_fail(u->batcher, req, why, text, c);
+}
+
+static void rd_discard(void *req)
+{
+	struct upwrite *w = as_write(req);
+
+	/* Shutdown: the write's request still waits (its client is gone). */
+	if (w)
+		write_failed(w, "upstream unavailable");
+	else
+		free(req);
 }
 
 static const struct upconn_ops rd_conn_ops = {
@@ -340,7 +467,7 @@ static const struct upconn_ops rd_conn_ops = {
     .input = rd_input,
     .reset = rd_reset,
     .fail = rd_fail,
-    .discard = free,
+    .discard = rd_discard,
 };
 
 static bool rd_submit(struct upstream *base, struct batch *bt, bool force)
@@ -355,6 +482,35 @@ static bool rd_submit(struct upstream *base, struct batch *bt, bool force)
 	bt->cursor = 0;
 	if (!c || upconn_send(c, bt) < 0)
 		batch_fail(u->batcher, bt, BATCH_UNAVAILABLE, NULL, NULL);
+	return true;
+}
+
+/* RESP writes only, one key's server; see write.h. */
+static bool rd_write(struct upstream *base, struct upwrite *w)
+{
+	struct rd_backend *u = (struct rd_backend *)base;
+	const struct write_arg *key;
+	struct upconn_group *g;
+	struct upconn *c;
+	uint32_t h = 2166136261u;
+	bool busy;
+
+	if (w->proto != WRITE_RESP || !w->has_key || w->all_servers || w->argc < 2 ||
+	    w->key_index == 0 || w->key_index >= w->argc)
+		return false;
+	key = &w->argv[w->key_index];
+	g = &u->servers[pool_locate(u->base.pool, key->p, key->len)];
+	/* Writes of one key keep one connection, so that Redis applies them in
+	 * the order they were sent (a connection that is down holds none). */
+	for (size_t i = 0; i < key->len; i++)
+		h = (h ^ (unsigned char)key->p[i]) * 16777619u;
+	c = &g->conns[h % g->nconns];
+	if (c->state == UPCONN_DOWN)
+		c = upconn_pick(g, NULL, true, &busy);
+	if (w->stats)
+		w->stats->writes_forwarded++;
+	if (!c || upconn_send(c, write_tag(w)) < 0)
+		write_failed(w, "upstream unavailable");
 	return true;
 }
 
@@ -397,6 +553,7 @@ static void rd_destroy(struct upstream *base)
 static const struct upstream_ops rd_ops = {
     .submit = rd_submit,
     .configure = rd_configure,
+    .write = rd_write,
     .drain = rd_drain,
     .outstanding = rd_outstanding,
     .destroy = rd_destroy,

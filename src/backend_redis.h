@@ -6,6 +6,11 @@
  * with flags 0 and cas 0. An error reply fails that batch only, with Redis'
  * words; the connection stays, its stream being still in step.
  *
+ * A RESP write (write.h) goes to its key's server as its own array, always
+ * on the same connection for one key so that Redis applies a key's writes
+ * in order; its reply's bytes come back verbatim. A write is never re-sent:
+ * a connection lost under it fails it.
+ *
  * On every (re)connect the first bytes are `AUTH` ([redis] username and
  * password) and `SELECT` ([redis] database) when configured; a refusal
  * fails the connection with Redis' text.

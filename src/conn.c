@@ -637,6 +637,11 @@ void conn_close(struct conn *c, const char *why)
 	wpending_del(c);
 	for (r = c->rq_head; r; r = next) {
 		next = r->next;
+		if (r->kind == REQ_WRITE && r->started && r->npending) {
+			/* The backend holds it: its outcome frees it. */
+			r->conn = NULL;
+			continue;
+		}
 		for (uint32_t i = 0; r->started && i < r->nslots; i++)
 			if (r->slots[i].state == SLOT_PENDING)
 				inflight_leave(&srv->inflight, &r->slots[i]);

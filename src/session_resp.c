@@ -22,6 +22,7 @@
 #include "stats.h"
 #include "value.h"
 #include "version.h"
+#include "write.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -34,7 +35,7 @@
 #include <unistd.h>
 
 /* Request ops (request->op). */
-enum { RS_GET = 0, RS_MGET, RS_INFO };
+enum { RS_GET = 0, RS_MGET, RS_INFO, RS_WRITE };
 
 struct resp_session {
 	struct rp_parser p;
@@ -43,12 +44,29 @@ struct resp_session {
 	char *name; /* CLIENT SETNAME; NULL: none */
 };
 
-/* The commands of DESIGN 9 that write: refused until writes pass through. */
-static const char *const writes[] = {
-    "set",    "setnx",  "setex",    "psetex",      "getset",  "getdel",   "del",
-    "unlink", "expire", "pexpire",  "persist",     "ttl",     "pttl",     "exists",
-    "incr",   "incrby", "decr",     "decrby",      "append",  "strlen",   "mset",
-    "msetnx", "getex",  "setrange", "incrbyfloat", "flushdb", "flushall", NULL};
+/* The single-key string commands of DESIGN 9 that pass through to a Redis
+ * backend, with Redis' arity (negative: at least that many arguments). The
+ * key is argv[1]; one_key: the multi-key form is refused. */
+struct passthru {
+	const char *name;
+	int arity;
+	bool one_key;
+};
+static const struct passthru passthru[] = {
+    {"set", -3, false},    {"setnx", 3, false},    {"setex", 4, false},   {"psetex", 4, false},
+    {"getset", 3, false},  {"getdel", 2, false},   {"del", -2, true},     {"unlink", -2, true},
+    {"expire", -3, false}, {"pexpire", -3, false}, {"persist", 2, false}, {"ttl", 2, false},
+    {"pttl", 2, false},    {"exists", -2, true},   {"incr", 2, false},    {"incrby", 3, false},
+    {"decr", 2, false},    {"decrby", 3, false},   {"append", 3, false},  {"strlen", 2, false},
+};
+
+/* Other commands that write or need the whole keyspace: refused. */
+static const char *const refused[] = {
+    "mset",      "msetnx",    "getex",      "setrange", "incrbyfloat", "flushdb", "flushall",
+    "rename",    "renamenx",  "copy",       "move",     "keys",        "scan",    "expireat",
+    "pexpireat", "setbit",    "getrange",   "substr",   "lcs",         "type",    "dbsize",
+    "randomkey", "multi",     "exec",       "discard",  "watch",       "unwatch", "eval",
+    "evalsha",   "subscribe", "psubscribe", "publish",  NULL};
 
 /* What COMMAND COUNT counts: the commands answered here or passed on. */
 static const char *const known[] = {"get",   "mget",   "ping",    "echo", "quit", "select",
@@ -262,8 +280,13 @@ static void start(struct conn *c, struct request *r)
 {
 	struct server *srv = c->srv;
 
-	if (r->kind != REQ_READ) {
-		/* No writes are queued by this session yet. */
+	if (r->kind == REQ_WRITE) {
+		struct upwrite *w = (struct upwrite *)r->text;
+		struct upstream *up = srv->up;
+		/* The backend reports the outcome (write_complete/write_fail),
+		 * which completes the request, perhaps before this returns. */
+		if (!up->ops->write || !up->ops->write(up, w))
+			write_fail(w, "not supported");
 		return;
 	}
 	r->npending++;
@@ -410,9 +433,43 @@ static int compose_info(struct conn *c)
 	return rc;
 }
 
+/* The upstream's reply as it came, or -ERR with why there is none. */
+static int compose_write(struct conn *c, struct request *r)
+{
+	struct upwrite *w = (struct upwrite *)r->text;
+	int rc = 0;
+
+	if (w->reply && !w->error) {
+		rc = conn_out_bytes(c, w->reply, w->replylen);
+	} else {
+		const char *why = w->error ? w->error : "out of memory";
+		char line[400];
+		int n = snprintf(line, sizeof(line), "ERR %s", why);
+		size_t len;
+		char *p;
+		if (n < 0)
+			n = 0;
+		if ((size_t)n >= sizeof(line))
+			n = sizeof(line) - 1;
+		len = rr_put_line(NULL, 0, '-', line, (size_t)n);
+		p = conn_out_reserve(c, len);
+		if (!p)
+			rc = -1;
+		else
+			conn_out_commit(c, rr_put_line(p, len, '-', line, (size_t)n));
+	}
+	/* The request frees its text (the upwrite), not what hangs off it. */
+	free(w->reply);
+	free(w->error);
+	w->reply = w->error = NULL;
+	return rc;
+}
+
 static int compose(struct conn *c, struct request *r)
 {
 	switch (r->op) {
+	case RS_WRITE:
+		return compose_write(c, r);
 	case RS_GET:
 	case RS_MGET:
 		return compose_read(c, r);
@@ -550,6 +607,81 @@ static void command(struct conn *c, const struct rp_cmd *cmd)
 	}
 }
 
+/* A pass-through write: one request holding its upwrite and the command's
+ * bytes (in r->text, which the request owns), started in its turn. */
+static void start_write(struct conn *c, const struct rp_cmd *cmd)
+{
+	struct server *srv = c->srv;
+	size_t bytes = 0, off = 0;
+	struct request *r;
+	struct upwrite *w;
+	char *p;
+
+	for (uint32_t i = 0; i < cmd->argc; i++)
+		bytes += cmd->argv[i].len;
+	r = request_new_local(c, RS_WRITE);
+	p = r ? calloc(1, sizeof(*w) + cmd->argc * sizeof(struct write_arg) + bytes + 1) : NULL;
+	if (!p) {
+		free(r);
+		REPLY_LIT(c, "-ERR out of memory\r\n");
+		return;
+	}
+	r->kind = REQ_WRITE;
+	r->npending = 1;
+	r->text = p;
+	r->since = ev_now(srv->loop);
+	r->pinned = sizeof(*r) + sizeof(*w) + cmd->argc * sizeof(struct write_arg) + bytes;
+	w = (struct upwrite *)p;
+	w->proto = WRITE_RESP;
+	w->reply_shape = WREPLY_ANY;
+	w->has_key = true;
+	w->argv = (struct write_arg *)(w + 1);
+	w->argc = cmd->argc;
+	w->key_index = 1;
+	w->req = r;
+	w->table = &srv->inflight;
+	w->stats = &srv->stats;
+	p = (char *)(w->argv + cmd->argc);
+	for (uint32_t i = 0; i < cmd->argc; i++) {
+		memcpy(p + off, cmd->argv[i].p, cmd->argv[i].len);
+		w->argv[i].p = p + off;
+		w->argv[i].len = cmd->argv[i].len;
+		off += cmd->argv[i].len;
+	}
+	conn_enqueue(c, r);
+}
+
+/* A write command: passed through to a Redis backend, else refused.
+ * Returns false if the command is not one. */
+static bool write_cmd(struct conn *c, const struct rp_cmd *cmd)
+{
+	struct server *srv = c->srv;
+
+	for (size_t i = 0; i < sizeof(passthru) / sizeof(passthru[0]); i++) {
+		const struct passthru *pt = &passthru[i];
+		if (!is(&cmd->argv[0], pt->name))
+			continue;
+		if ((pt->arity > 0 && cmd->argc != (uint32_t)pt->arity) ||
+		    (pt->arity < 0 && cmd->argc < (uint32_t)-pt->arity)) {
+			arity(c, pt->name);
+		} else if ((pt->one_key && cmd->argc > 2) || srv->cfg.protocol != PROTO_REDIS) {
+			srv->stats.cmd_unsupported++;
+			REPLY_LIT(c, "-ERR not supported\r\n");
+		} else {
+			start_write(c, cmd);
+		}
+		return true;
+	}
+	for (size_t i = 0; refused[i]; i++) {
+		if (is(&cmd->argv[0], refused[i])) {
+			srv->stats.cmd_unsupported++;
+			REPLY_LIT(c, "-ERR not supported\r\n");
+			return true;
+		}
+	}
+	return false;
+}
+
 static void local(struct conn *c, uint8_t op)
 {
 	struct request *r = request_new_local(c, op);
@@ -617,14 +749,7 @@ static void dispatch(struct conn *c, const struct rp_cmd *cmd)
 			reply_err(c,
 			          "ERR AUTH <password> called without any password configured for "
 			          "the default user. Are you sure your configuration is correct?");
-	} else {
-		for (size_t i = 0; writes[i]; i++) {
-			if (is(a, writes[i])) {
-				c->srv->stats.cmd_unsupported++;
-				REPLY_LIT(c, "-ERR not supported\r\n");
-				return;
-			}
-		}
+	} else if (!write_cmd(c, cmd)) {
 		c->srv->stats.client_errors++;
 		unknown_command(c, cmd);
 	}

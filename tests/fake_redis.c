@@ -18,9 +18,11 @@
  *   loading    "-LOADING Redis is loading the dataset in memory"
  *   garbage    "HELLO GARBAGE"
  *   hang       nothing, ever
- *   close_mid  the start of the reply, then the connection is closed
- * DELAY_MS: each GET and MGET is answered that long after it was read; the
- * whole server sleeps meanwhile (tests use it to hold a fetch in flight).
+ *   close_mid  the start of the reply, then the connection is closed; any
+ *              other command but AUTH, SELECT and PING: closed, no reply
+ * DELAY_MS: each command but AUTH and SELECT is answered that long after it
+ * was read; the whole server sleeps meanwhile (tests use it to hold a fetch
+ * or a write in flight).
  *
  * SIGTERM and SIGINT end it with status 0.
  */
@@ -107,20 +109,23 @@ static int command(struct fake *f, int fd, char **argv, size_t *lens, size_t arg
 	}
 	fputc('\n', f->rec);
 	fflush(f->rec);
+	if (f->delay_ms > 0 && !(lens[0] == 4 && strncasecmp(argv[0], "AUTH", 4) == 0) &&
+	    !(lens[0] == 6 && strncasecmp(argv[0], "SELECT", 6) == 0)) {
+		struct timespec ts = {f->delay_ms / 1000, (long)(f->delay_ms % 1000) * 1000000L};
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
 	if (!get && !mget) {
 		if ((lens[0] == 4 && strncasecmp(argv[0], "AUTH", 4) == 0) ||
 		    (lens[0] == 6 && strncasecmp(argv[0], "SELECT", 6) == 0))
 			out(fd, "+OK\r\n", 5);
 		else if (lens[0] == 4 && strncasecmp(argv[0], "PING", 4) == 0)
 			out(fd, "+PONG\r\n", 7);
+		else if (strcmp(f->mode, "close_mid") == 0)
+			return -1;
 		else
 			out(fd, "-ERR unknown command\r\n", 22);
 		return 0;
-	}
-	if (f->delay_ms > 0) {
-		struct timespec ts = {f->delay_ms / 1000, (long)(f->delay_ms % 1000) * 1000000L};
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
 	}
 	if (strcmp(f->mode, "hang") == 0)
 		return 0;

@@ -402,7 +402,7 @@ START_TEST(test_oracle_local_and_errors)
 	char *r = asks(rport, "SELECT 1\r\n", 1);
 	ck_assert_str_eq(r, "-ERR DB index is out of range\r\n");
 	free(r);
-	r = asks(rport, "SET a b\r\n", 1);
+	r = asks(rport, "MSET a b\r\n", 1);
 	ck_assert_str_eq(r, "-ERR not supported\r\n");
 	free(r);
 	/* Redis speaks RESP3 here; coalesced does not, and says so as Redis 6
@@ -490,6 +490,98 @@ START_TEST(test_stats_info)
 	free(r);
 	ck_assert_int_ge(tu_stat(co.port, "cmd_get"), 2);
 	ck_assert_int_ge(tu_stat(co.port, "get_keys"), 3);
+}
+END_TEST
+
+/* Writes pass through to Redis: the same bytes as Redis sends, starting
+ * from the same (empty) keys each time. */
+static void same_writes(const char *req, int n)
+{
+	char del[256];
+
+	snprintf(del, sizeof(del), "DEL w1\r\nDEL w2\r\n");
+	free(asks(redis.port, del, 2));
+	size_t l1, l2;
+	char *want = ask(redis.port, req, strlen(req), n, &l1);
+	free(asks(redis.port, del, 2));
+	char *got = ask(rport, req, strlen(req), n, &l2);
+	ck_assert_msg(count_replies(want, l1) == n, "redis: %d replies", count_replies(want, l1));
+	ck_assert_msg(l1 == l2 && memcmp(want, got, l1) == 0,
+	              "for '%s'\nredis:     '%s'\ncoalesced: '%s'", req, want, got);
+	free(want);
+	free(got);
+}
+
+START_TEST(test_writes_oracle)
+{
+	same_writes("GET w1\r\nSET w1 1\r\nGET w1\r\nINCR w1\r\nGET w1\r\nINCRBY w1 5\r\n"
+	            "DECR w1\r\nDECRBY w1 2\r\nGET w1\r\nMGET w1 w2\r\n",
+	            10);
+	same_writes("SET w1 abc\r\nINCR w1\r\nAPPEND w1 xyz\r\nSTRLEN w1\r\nGETSET w1 q\r\n"
+	            "GETDEL w1\r\nEXISTS w1\r\nSETNX w1 n\r\nSETNX w1 m\r\nGET w1\r\n",
+	            10);
+	same_writes("SET w1 v EX 100\r\nTTL w1\r\nPERSIST w1\r\nTTL w1\r\nEXPIRE w1 50\r\n"
+	            "TTL w1\r\nPEXPIRE w1 100000\r\nSETEX w2 100 s\r\nPSETEX w2 100000 p\r\n"
+	            "GET w2\r\nSET w1 z XX GET\r\nSET w1 y NX\r\nDEL w1\r\nUNLINK w2\r\n",
+	            14);
+	/* Errors come back as Redis sends them: arity, syntax, wrong type. */
+	same_writes("SET w1\r\nSET w1 v BOGUS\r\nSETEX w1 x v\r\nINCR\r\nTTL\r\n"
+	            "*3\r\n$3\r\nSET\r\n$2\r\nw1\r\n$4\r\na\r\nb\r\nGET w1\r\n",
+	            7);
+	/* The multi-key forms and other writes are refused. */
+	char *r =
+	    asks(rport, "DEL w1 w2\r\nEXISTS w1 w2\r\nUNLINK a b\r\nMSET a 1\r\nFLUSHALL\r\n", 5);
+	ck_assert_str_eq(r, "-ERR not supported\r\n-ERR not supported\r\n-ERR not supported\r\n"
+	                    "-ERR not supported\r\n-ERR not supported\r\n");
+	free(r);
+}
+END_TEST
+
+/* Read-your-writes: once a client has the reply to its SET, every read that
+ * starts afterwards sees that value, while other clients keep fetches of the
+ * key in flight all along. */
+START_TEST(test_read_your_writes)
+{
+	int hammer[4], w = tu_connect(rport), rd = tu_connect(rport);
+	unsigned seed = 12345;
+	size_t len;
+
+	for (int i = 0; i < 4; i++)
+		hammer[i] = tu_connect(rport);
+	for (int i = 1; i <= 300; i++) {
+		char req[128], want[64];
+		for (int h = 0; h < 4; h++) {
+			tu_sends(hammer[h], "GET ryw\r\nGET ryw\r\n");
+		}
+		snprintf(req, sizeof(req), "SET ryw %d\r\n", i);
+		snprintf(want, sizeof(want), "$%d\r\n%d\r\n", (int)strlen(req) - 10, i);
+		seed = seed * 1103515245u + 12345u;
+		if ((seed >> 16) % 2) {
+			/* The read pipelined behind the write, on its connection. */
+			strcat(req, "GET ryw\r\n");
+			tu_sends(w, req);
+			char *r = resp_read(w, 2, MS, &len);
+			ck_assert_msg(strncmp(r, "+OK\r\n", 5) == 0 && strcmp(r + 5, want) == 0,
+			              "round %d: '%s'", i, r);
+			free(r);
+		} else {
+			/* Another client asks once the write's reply is in. */
+			tu_sends(w, req);
+			char *r = resp_read(w, 1, MS, &len);
+			ck_assert_str_eq(r, "+OK\r\n");
+			free(r);
+			tu_sends(rd, "GET ryw\r\n");
+			r = resp_read(rd, 1, MS, &len);
+			ck_assert_msg(strcmp(r, want) == 0, "round %d: '%s'", i, r);
+			free(r);
+		}
+		for (int h = 0; h < 4; h++)
+			free(resp_read(hammer[h], 2, MS, &len));
+	}
+	for (int h = 0; h < 4; h++)
+		close(hammer[h]);
+	close(w);
+	close(rd);
 }
 END_TEST
 
@@ -801,6 +893,72 @@ START_TEST(test_redis_killed)
 }
 END_TEST
 
+/* A write is never sent twice: a connection lost under it fails it. */
+START_TEST(test_write_not_retried)
+{
+	struct proc fake, c;
+	int p;
+	char srv[64], rec[256];
+
+	snprintf(rec, sizeof(rec), "%s/wr.rec", tu_tmpdir());
+	unlink(rec);
+	fake_start(&fake, "close_mid", 0, rec);
+	addr_of(&fake, srv, sizeof(srv));
+	co_start(&c, &p, srv, "redis", NULL);
+	char *r = asks(p, "SET k v\r\nPING\r\n", 2);
+	ck_assert_str_eq(r, "-ERR upstream unavailable\r\n+PONG\r\n");
+	free(r);
+	tu_stop_clean(&c);
+	tu_stop(&fake);
+	ck_assert_int_eq(count_lines(rec, "SET k v"), 1);
+}
+END_TEST
+
+/* A client that leaves while its write is under way: the write completes
+ * upstream, read-your-writes holds for the others, nothing leaks (valgrind). */
+START_TEST(test_write_client_leaves)
+{
+	struct proc fake, c;
+	int p, fd;
+	char srv[64], rec[256];
+
+	snprintf(rec, sizeof(rec), "%s/leave.rec", tu_tmpdir());
+	unlink(rec);
+	fake_start(&fake, "normal", 300, rec);
+	addr_of(&fake, srv, sizeof(srv));
+	co_start(&c, &p, srv, "redis", NULL);
+	fd = tu_connect(p);
+	tu_sends(fd, "SET gone v\r\n");
+	tu_sleep_ms(100);
+	close(fd);
+	tu_sleep_ms(400);
+	char *r = asks(p, "GET k\r\n", 1);
+	ck_assert_str_eq(r, "$3\r\nv:k\r\n");
+	free(r);
+	tu_stop_clean(&c);
+	tu_stop(&fake);
+	ck_assert_int_eq(count_lines(rec, "SET gone v"), 1);
+}
+END_TEST
+
+/* Writes toward a backend that takes none of RESP's: refused. */
+START_TEST(test_write_memcached_refused)
+{
+	struct proc fake, c;
+	int p;
+	char srv[64];
+
+	tu_fake_start(&fake, NULL);
+	addr_of(&fake, srv, sizeof(srv));
+	co_start(&c, &p, srv, "memcache", NULL);
+	char *r = asks(p, "SET k v\r\nDEL k\r\nGET k\r\n", 3);
+	ck_assert_str_eq(r, "-ERR not supported\r\n-ERR not supported\r\n$3\r\nv:k\r\n");
+	free(r);
+	tu_stop_clean(&c);
+	tu_stop(&fake);
+}
+END_TEST
+
 /* A memcached backend cannot carry every RESP key: refused, never sent. */
 START_TEST(test_invalid_key_memcached)
 {
@@ -855,6 +1013,8 @@ Suite *redis_suite(void)
 	tcase_add_test(tc, test_http_closed);
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_stats_info);
+	tcase_add_test(tc, test_writes_oracle);
+	tcase_add_test(tc, test_read_your_writes);
 	tcase_add_test(tc, test_redis_cli);
 	tcase_add_test(tc, test_python_redis);
 	tcase_add_test(tc, test_redis_benchmark);
@@ -870,6 +1030,9 @@ Suite *redis_suite(void)
 	tcase_add_test(tc, test_upstream_down);
 	tcase_add_test(tc, test_redis_killed);
 	tcase_add_test(tc, test_invalid_key_memcached);
+	tcase_add_test(tc, test_write_not_retried);
+	tcase_add_test(tc, test_write_client_leaves);
+	tcase_add_test(tc, test_write_memcached_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
