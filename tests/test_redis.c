@@ -930,6 +930,9 @@ START_TEST(test_write_client_leaves)
 	fd = tu_connect(p);
 	tu_sends(fd, "SET gone v\r\n");
 	tu_sleep_ms(100);
+	/* A reset, not a FIN: a half-closed client is still answered. */
+	struct linger lg = {1, 0};
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	close(fd);
 	tu_sleep_ms(400);
 	char *r = asks(p, "GET k\r\n", 1);
