@@ -27,6 +27,8 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <inttypes.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,18 +48,27 @@ struct resp_session {
 
 /* The single-key string commands of DESIGN 9 that pass through to a Redis
  * backend, with Redis' arity (negative: at least that many arguments). The
- * key is argv[1]; one_key: the multi-key form is refused. */
+ * key is argv[1]; one_key: the multi-key form is refused. stat: the
+ * memcached-named counter it adds to (cmd_set, cmd_delete, ...), if any. */
 struct passthru {
 	const char *name;
 	int arity;
 	bool one_key;
+	size_t stat;
 };
+#define NOSTAT SIZE_MAX
+#define ST(f) offsetof(struct stats, f)
 static const struct passthru passthru[] = {
-    {"set", -3, false},    {"setnx", 3, false},    {"setex", 4, false},   {"psetex", 4, false},
-    {"getset", 3, false},  {"getdel", 2, false},   {"del", -2, true},     {"unlink", -2, true},
-    {"expire", -3, false}, {"pexpire", -3, false}, {"persist", 2, false}, {"ttl", 2, false},
-    {"pttl", 2, false},    {"exists", -2, true},   {"incr", 2, false},    {"incrby", 3, false},
-    {"decr", 2, false},    {"decrby", 3, false},   {"append", 3, false},  {"strlen", 2, false},
+    {"set", -3, false, ST(cmd_set)},      {"setnx", 3, false, ST(cmd_set)},
+    {"setex", 4, false, ST(cmd_set)},     {"psetex", 4, false, ST(cmd_set)},
+    {"getset", 3, false, ST(cmd_set)},    {"getdel", 2, false, ST(cmd_delete)},
+    {"del", -2, true, ST(cmd_delete)},    {"unlink", -2, true, ST(cmd_delete)},
+    {"expire", -3, false, ST(cmd_touch)}, {"pexpire", -3, false, ST(cmd_touch)},
+    {"persist", 2, false, ST(cmd_touch)}, {"ttl", 2, false, NOSTAT},
+    {"pttl", 2, false, NOSTAT},           {"exists", -2, true, NOSTAT},
+    {"incr", 2, false, ST(cmd_incr)},     {"incrby", 3, false, ST(cmd_incr)},
+    {"decr", 2, false, ST(cmd_decr)},     {"decrby", 3, false, ST(cmd_decr)},
+    {"append", 3, false, ST(cmd_set)},    {"strlen", 2, false, NOSTAT},
 };
 
 /* Other commands that write or need the whole keyspace: refused. */
@@ -668,6 +679,8 @@ static bool write_cmd(struct conn *c, const struct rp_cmd *cmd)
 			srv->stats.cmd_unsupported++;
 			REPLY_LIT(c, "-ERR not supported\r\n");
 		} else {
+			if (pt->stat != NOSTAT)
+				(*(uint64_t *)((char *)&srv->stats + pt->stat))++;
 			start_write(c, cmd);
 		}
 		return true;

@@ -528,6 +528,12 @@ START_TEST(test_writes_oracle)
 	same_writes("SET w1\r\nSET w1 v BOGUS\r\nSETEX w1 x v\r\nINCR\r\nTTL\r\n"
 	            "*3\r\n$3\r\nSET\r\n$2\r\nw1\r\n$4\r\na\r\nb\r\nGET w1\r\n",
 	            7);
+	/* Counted under memcached's names (the sequences above, at least). */
+	ck_assert_int_ge(tu_stat(co.port, "cmd_set"), 5);
+	ck_assert_int_ge(tu_stat(co.port, "cmd_incr"), 2);
+	ck_assert_int_ge(tu_stat(co.port, "cmd_decr"), 2);
+	ck_assert_int_ge(tu_stat(co.port, "cmd_delete"), 3);
+	ck_assert_int_ge(tu_stat(co.port, "writes_forwarded"), 30);
 	/* The multi-key forms and other writes are refused. */
 	char *r =
 	    asks(rport, "DEL w1 w2\r\nEXISTS w1 w2\r\nUNLINK a b\r\nMSET a 1\r\nFLUSHALL\r\n", 5);
