@@ -30,6 +30,7 @@ LIB_OBJS := $(filter-out $(BUILD)/main.o,$(OBJS))
 TEST_SRCS := $(wildcard tests/test_*.c) tests/check_main.c tests/testutil.c tests/testpg.c
 TEST_OBJS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%.o)
 FAKE := $(BUILD)/fake_upstream
+FAKE_REDIS := $(BUILD)/fake_redis
 
 .PHONY: all check check-pre test deps run asan valgrind format clean
 
@@ -56,6 +57,9 @@ $(BUILD)/check_all: $(TEST_OBJS) $(LIB_OBJS)
 $(FAKE): tests/fake_upstream.c | $(BUILD)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $<
 
+$(FAKE_REDIS): tests/fake_redis.c | $(BUILD)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $<
+
 $(BUILD) $(BUILD)/tests:
 	mkdir -p $@
 
@@ -69,9 +73,10 @@ deps-run:
 # The whole suite: unit tests in-process, integration tests against real
 # memcached, the fake upstream and the daemon. Check prints the summary.
 check: deps
-	$(MAKE) $(BIN) $(BUILD)/check_all $(FAKE)
+	$(MAKE) $(BIN) $(BUILD)/check_all $(FAKE) $(FAKE_REDIS)
 	$(if $(CHECK_PRE),$(MAKE) $(CHECK_PRE))
 	COALESCED_BIN=$(abspath $(BIN)) FAKE_UPSTREAM=$(abspath $(FAKE)) \
+		FAKE_REDIS=$(abspath $(FAKE_REDIS)) \
 		$(BUILD)/check_all
 test: check
 
@@ -83,7 +88,7 @@ asan: deps
 # The daemon runs under valgrind in every integration test; any error it
 # reports makes its exit status 99, which the tests check.
 valgrind: deps
-	$(MAKE) $(BIN) $(BUILD)/check_all $(FAKE)
+	$(MAKE) $(BIN) $(BUILD)/check_all $(FAKE) $(FAKE_REDIS)
 	COALESCED_BIN=$(abspath $(BIN)) FAKE_UPSTREAM=$(abspath $(FAKE)) \
 	COALESCED_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
 	CK_TIMEOUT_MULTIPLIER=6 VALGRIND=1 \

@@ -27,3 +27,12 @@ bench: bench-deps
 	$(MAKE) $(BIN) $(FAKE) $(LOADGEN)
 	COALESCED_BIN=$(abspath $(BIN)) FAKE_UPSTREAM=$(abspath $(FAKE)) \
 	LOADGEN=$(abspath $(LOADGEN)) bash tests/bench/run.sh
+
+# make bench-redis: Redis directly, twemproxy (redis: true) and coalesced with
+# RESP on both sides, driven by redis-benchmark (tests/bench/redis.sh);
+# results in bench/results/redis.md.
+.PHONY: bench-redis
+bench-redis: bench-deps
+	$(MAKE) $(BIN) $(FAKE_REDIS)
+	COALESCED_BIN=$(abspath $(BIN)) FAKE_REDIS=$(abspath $(FAKE_REDIS)) \
+	bash tests/bench/redis.sh

@@ -3,6 +3,7 @@
 
 #include "addr.h"
 #include "backend_memcache.h"
+#include "backend_redis.h"
 #include "config.h"
 #include "pool.h"
 
@@ -72,6 +73,18 @@ struct upstream *backend_new(const struct config *cfg, const struct backend_env 
 		if (!u)
 			snprintf(err, errlen, "out of memory");
 		return u;
+	case PROTO_REDIS: {
+		struct redis_auth auth = {cfg->redis_username, cfg->redis_password,
+		                          cfg->redis_database};
+		p = servers_pool(cfg, env->log, err, errlen);
+		if (!p)
+			return NULL;
+		u = backend_redis_new(env->loop, p, (uint32_t)cfg->connections, &us, &auth,
+		                      env->batcher, env->stats, env->log);
+		if (!u)
+			snprintf(err, errlen, "out of memory");
+		return u;
+	}
 	default:
 		snprintf(err, errlen, "[upstream] protocol %s: not built in",
 		         backend_protocol_name(cfg->protocol));

@@ -65,8 +65,8 @@ static const struct config_key keys[] = {
     {"server", "max_value_bytes", CT_INT, OFF(max_value_bytes), "1048576", 1, 1073741824, NULL,
      true, NULL},
     /* For an enum, max is the last value supported so far. */
-    {"upstream", "protocol", CT_ENUM, OFF(protocol), "memcache", 0, PROTO_MEMCACHE, protocols,
-     false, NULL},
+    {"upstream", "protocol", CT_ENUM, OFF(protocol), "memcache", 0, PROTO_REDIS, protocols, false,
+     NULL},
     {"upstream", "servers", CT_SERVERS, OFF(servers), "127.0.0.1:11211", 0, 0, NULL, true, NULL},
     {"upstream", "connections", CT_INT, OFF(connections), "2", 1, 1024, NULL, true, NULL},
     {"upstream", "connect_timeout_ms", CT_INT, OFF(connect_timeout_ms), "1000", 1, 600000, NULL,
@@ -83,6 +83,10 @@ static const struct config_key keys[] = {
     {"batch", "max_keys", CT_INT, OFF(max_keys), "100", 1, 10000, NULL, true, NULL},
     {"batch", "coalesce", CT_BOOL, OFF(coalesce), "yes", 0, 0, NULL, true, NULL},
     {"metrics", "listen", CT_OPT_LISTEN, OFF(metrics_listen), "", 0, 0, NULL, false, NULL},
+    {"server", "redis_listen", CT_OPT_LISTEN, OFF(redis_listen), "", 0, 0, NULL, false, NULL},
+    {"redis", "username", CT_STRING, OFF(redis_username), "", 0, 0, NULL, false, NULL},
+    {"redis", "password", CT_STRING, OFF(redis_password), "", 0, 0, NULL, false, NULL},
+    {"redis", "database", CT_INT, OFF(redis_database), "0", 0, 1000000, NULL, false, NULL},
 };
 
 const struct config_key *config_keys(size_t *n)

@@ -35,6 +35,7 @@ struct config {
 	char *user;
 	bool allow_flush;
 	long max_value_bytes;
+	char *redis_listen; /* RESP2 clients; empty: off */
 	/* [upstream] */
 	long protocol;
 	char *servers;
@@ -52,6 +53,10 @@ struct config {
 	bool coalesce;
 	/* [metrics] */
 	char *metrics_listen;
+	/* [redis]: the Redis backend's AUTH and SELECT on every connect */
+	char *redis_username;
+	char *redis_password;
+	long redis_database;
 };
 
 /* CT_OPT_LISTEN: an address list, or empty for "off". */

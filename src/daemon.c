@@ -3,7 +3,9 @@
 
 #include "addr.h"
 #include "conn.h"
+#include "backend.h"
 #include "listener.h"
+#include "session_resp.h"
 #include "metrics.h"
 #include "notify.h"
 
@@ -95,7 +97,7 @@ static int drop_privileges(struct daemon *d)
  * [server] listen. */
 static int open_listeners(struct daemon *d)
 {
-	struct addr_list listen;
+	struct addr_list listen, rlisten = {0};
 	char err[512];
 	size_t n;
 	int nfds = sd_listen_fds(1);
@@ -109,10 +111,18 @@ static int open_listeners(struct daemon *d)
 		return -1;
 	}
 	n = nfds > 0 ? (size_t)nfds : listen.n;
-	d->listeners = calloc(n, sizeof(*d->listeners));
+	/* RESP2 clients: [server] redis_listen, also with socket activation. */
+	if (d->cfg.redis_listen[0] &&
+	    addr_list_parse(d->cfg.redis_listen, true, &rlisten, err, sizeof(err)) < 0) {
+		log_error(&d->log, "[server] redis_listen: %s", err);
+		addr_list_free(&listen);
+		return -1;
+	}
+	d->listeners = calloc(n + rlisten.n, sizeof(*d->listeners));
 	if (!d->listeners) {
 		log_error(&d->log, "out of memory");
 		addr_list_free(&listen);
+		addr_list_free(&rlisten);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -123,10 +133,23 @@ static int open_listeners(struct daemon *d)
 		if (r < 0) {
 			log_error(&d->log, "%s", err);
 			addr_list_free(&listen);
+			addr_list_free(&rlisten);
 			return -1;
 		}
 		d->nlisteners++;
 	}
+	for (size_t i = 0; i < rlisten.n; i++) {
+		struct listener *l = &d->listeners[n + i];
+		if (listener_open(l, &d->worker, &rlisten.v[i], err, sizeof(err)) < 0) {
+			log_error(&d->log, "%s", err);
+			addr_list_free(&listen);
+			addr_list_free(&rlisten);
+			return -1;
+		}
+		l->ops = &session_resp_ops;
+		d->nlisteners++;
+	}
+	addr_list_free(&rlisten);
 	if (nfds > 0)
 		log_info(&d->log,
 		         "socket activation: %d sockets from the service manager; "
@@ -191,10 +214,10 @@ int daemon_init(struct daemon *d, struct ev_loop *loop, struct config *cfg, cons
 	ev_timer_again(loop, &d->status_timer);
 	notify(&d->log, "READY=1\nSTATUS=listening");
 	log_info(&d->log,
-	         "coalesced %s: upstream %s (memcache, %ld connections each), leeway %g ms, "
+	         "coalesced %s: upstream %s (%s, %ld connections each), leeway %g ms, "
 	         "max_keys %ld",
-	         COALESCED_VERSION, d->cfg.servers, d->cfg.connections, d->cfg.leeway_ms,
-	         d->cfg.max_keys);
+	         COALESCED_VERSION, d->cfg.servers, backend_protocol_name(d->cfg.protocol),
+	         d->cfg.connections, d->cfg.leeway_ms, d->cfg.max_keys);
 	return EXIT_OK;
 }
 

@@ -87,7 +87,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (ss.ss_family != AF_UNIX)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		peer_name(&ss, peer, sizeof(peer));
-		conn_new(srv, fd, peer, &session_mc_ops);
+		conn_new(srv, fd, peer, l->ops ? l->ops : &session_mc_ops);
 	}
 }
 

@@ -11,6 +11,7 @@
 #include <ev.h>
 
 struct server;
+struct session_ops;
 
 struct listener {
 	struct server *srv;
@@ -20,6 +21,8 @@ struct listener {
 	ev_io io;
 	ev_timer pause; /* out of file descriptors: retry accept later */
 	bool adopted;   /* handed over by the service manager: not ours to unlink */
+	/* The protocol its clients speak; NULL: memcached text. Set after open. */
+	const struct session_ops *ops;
 };
 
 /* Returns 0, or -1 with a message in err. */

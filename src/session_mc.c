@@ -212,6 +212,9 @@ static int compose_settings(struct conn *c)
 			/* Strings (addresses, a user name) hold no CR or LF: the loader
 			 * takes one line per value. Empty shows as "-". */
 			const char *s = *(char *const *)v;
+			/* A secret is never shown, only whether there is one. */
+			if (s && s[0] && strcmp(k->name, "password") == 0)
+				s = "(set)";
 			rc |= stat_line(c, "STAT %s.%s %s\r\n", k->section, k->name,
 			                s && s[0] ? s : "-");
 			break;

@@ -21,7 +21,7 @@ RUN_PKGS="build-essential pkg-config libev-dev libinih-dev libsystemd-dev libpq-
 netcat-openbsd"
 TEST_PKGS="$RUN_PKGS check valgrind clang libclang-rt-14-dev curl mandoc man-db systemd procps \
 libmemcached-dev python3-pylibmc libmemcached-tools python3-pymemcache redis-server redis-tools \
-prometheus postgresql-15"
+prometheus postgresql-15 python3-redis"
 
 mode=test
 case "${1:-}" in

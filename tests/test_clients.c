@@ -145,6 +145,24 @@ START_TEST(stats_subcommands_end_with_end)
 }
 END_TEST
 
+/* stats settings never shows a password. */
+START_TEST(stats_settings_hides_secrets)
+{
+	char servers[64];
+	const char *opts[] = {"redis.password=hunter2secret", NULL};
+	char *r;
+
+	tu_memcached_start(&mc, 0);
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d", mc.port);
+	tu_coalesced_start(&co, servers, opts);
+	r = tu_roundtrip(co.port, "stats settings\r\n", 3000);
+	ck_assert_msg(strstr(r, "hunter2") == NULL, "%s", r);
+	ck_assert_msg(strstr(r, "STAT redis.password (set)\r\n") != NULL, "%s", r);
+	free(r);
+	stop();
+}
+END_TEST
+
 /* A stats reply of any length: many connections make `stats conns` long. */
 START_TEST(long_stats_replies_are_whole)
 {
@@ -181,6 +199,7 @@ Suite *clients_suite(void)
 	tcase_add_test(tc, pymemcache_reads_version_and_stats);
 	tcase_add_test(tc, stats_subcommands_end_with_end);
 	tcase_add_test(tc, long_stats_replies_are_whole);
+	tcase_add_test(tc, stats_settings_hides_secrets);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -236,8 +236,9 @@ START_TEST(test_int_keys_out_of_range)
 	/* max_clients idle_timeout_s max_line_bytes request_timeout_ms
 	 * max_keys_per_request max_pending_requests max_output_bytes max_memory_mb
 	 * shutdown_timeout_ms max_value_bytes connections connect_timeout_ms
-	 * timeout_ms retries pipeline_depth max_keys eject_after retry_after_ms */
-	ck_assert_uint_eq(tested, 18);
+	 * timeout_ms retries pipeline_depth max_keys eject_after retry_after_ms
+	 * [redis] database */
+	ck_assert_uint_eq(tested, 19);
 }
 END_TEST
 
@@ -372,11 +373,10 @@ START_TEST(test_protocol_redis_not_supported_yet)
 {
 	char err[ERRLEN];
 
-	ck_assert_int_eq(load("[upstream]\nprotocol = redis\n", err), -1);
-	ck_assert_msg(strncmp(err, ORIGIN ":", strlen(ORIGIN ":")) == 0, "%s", err);
-	ck_assert_msg(strstr(err, "[upstream] protocol: 'redis' is not supported yet") != NULL,
-	              "%s", err);
+	/* Redis is built in now; postgres is still refused. */
+	ck_assert_int_eq(load("[upstream]\nprotocol = redis\n", err), 0);
 	ck_assert_int_eq(load("[upstream]\nprotocol = postgres\n", err), -1);
+	ck_assert_msg(strncmp(err, ORIGIN ":", strlen(ORIGIN ":")) == 0, "%s", err);
 	ck_assert_msg(strstr(err, "not supported yet") != NULL, "%s", err);
 }
 END_TEST
@@ -389,7 +389,7 @@ START_TEST(test_protocol_redis_error_names_line)
 {
 	char err[ERRLEN];
 
-	ck_assert_int_eq(load("[upstream]\n\nprotocol = redis\n", err), -1);
+	ck_assert_int_eq(load("[upstream]\n\nprotocol = postgres\n", err), -1);
 	ck_assert_msg(strncmp(err, ORIGIN ":3: ", strlen(ORIGIN ":3: ")) == 0,
 	              "'%s' does not name line 3", err);
 }
@@ -875,7 +875,7 @@ START_TEST(test_override_unknown_key)
 	ck_assert_int_eq(config_override(&c, "batch.max_keys=0", err, sizeof(err)), -1);
 	ck_assert_str_eq(err,
 	                 "-o batch.max_keys=0: [batch] max_keys: 0 is out of range (1 to 10000)");
-	ck_assert_int_eq(config_override(&c, "upstream.protocol=redis", err, sizeof(err)), -1);
+	ck_assert_int_eq(config_override(&c, "upstream.protocol=postgres", err, sizeof(err)), -1);
 	ck_assert_msg(strstr(err, "not supported yet") != NULL, "%s", err);
 	config_free(&c);
 }

@@ -160,8 +160,13 @@ START_TEST(factory_builds_the_configured_backend)
 	/* The configuration layer refuses protocols not built in; the factory
 	 * does not rely on it. */
 	c.protocol = PROTO_REDIS;
+	u = backend_new(&c, &env, err, sizeof(err));
+	ck_assert_msg(u != NULL, "%s", err);
+	ck_assert_uint_eq(pool_server_count(u->pool), 2);
+	u->ops->destroy(u);
+	c.protocol = PROTO_POSTGRES;
 	ck_assert_ptr_null(backend_new(&c, &env, err, sizeof(err)));
-	ck_assert_str_eq(err, "[upstream] protocol redis: not built in");
+	ck_assert_str_eq(err, "[upstream] protocol postgres: not built in");
 	config_free(&c);
 	ev_loop_destroy(loop);
 }
