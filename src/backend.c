@@ -14,6 +14,7 @@ void backend_settings(const struct config *cfg, struct upstream_settings *out)
 	out->connect_timeout_ms = (uint32_t)cfg->connect_timeout_ms;
 	out->timeout_ms = (uint32_t)cfg->timeout_ms;
 	out->pipeline_depth = (uint32_t)cfg->pipeline_depth;
+	out->value_budget = (uint64_t)cfg->max_memory_mb << 20;
 }
 
 const char *backend_protocol_name(long protocol)

@@ -37,6 +37,7 @@ struct mc_state {
 	uint32_t cur_pos;  /* its entry in the head batch */
 	size_t cur_got;    /* bytes of body and CRLF read so far */
 	size_t rscan;      /* bytes already known to hold no '\n' */
+	size_t skip;       /* body bytes (and CRLF) of a value being dropped */
 	/* A write's reply, gathered whole. */
 	char *wbuf;
 	size_t wlen, wcap;
@@ -168,6 +169,13 @@ static int handle_line(struct upconn *c, const char *line, size_t len)
 		if (r.bytes > MC_MAX_VALUE_BYTES) {
 			upconn_fail(c, BATCH_PROTOCOL, "value too large");
 			return -1;
+		}
+		/* Over the budget for values in flight: read it past, keep
+		 * nothing, fail only this key. */
+		if (u->set.value_budget && u->stats->value_bytes + r.bytes > u->set.value_budget) {
+			batch_value_refused(bt, (uint32_t)pos);
+			st->skip = (size_t)r.bytes + 2;
+			return 0;
 		}
 		st->cur = value_new((size_t)r.bytes, &u->stats->value_bytes);
 		if (!st->cur) {
@@ -391,6 +399,14 @@ static long mc_input(struct upconn *c, const char *buf, size_t len)
 	size_t off = 0;
 
 	for (;;) {
+		if (st->skip) {
+			size_t take = len - off < st->skip ? len - off : st->skip;
+			off += take;
+			st->skip -= take;
+			if (st->skip)
+				break;
+			continue;
+		}
 		if (!st->cur && tag_of(upconn_head(c))) {
 			bool done;
 			long n = write_input(c, buf + off, len - off, &done);
@@ -466,6 +482,7 @@ static void mc_reset(struct upconn *c)
 
 	value_unref(st->cur);
 	st->cur = NULL;
+	st->skip = 0;
 	free(st->wbuf);
 	st->wbuf = NULL;
 	st->wlen = st->wcap = st->body_left = 0;

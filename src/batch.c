@@ -294,6 +294,16 @@ void batch_value(struct batch *bt, uint32_t pos, struct value *v)
 	e->value = v;
 }
 
+void batch_value_refused(struct batch *bt, uint32_t pos)
+{
+	struct entry *e = bt->e[pos];
+
+	e->replied = true;
+	e->oom = true;
+	value_unref(e->value);
+	e->value = NULL;
+}
+
 void batch_refuse(struct batcher *b, struct batch *bt, uint32_t pos, const char *reason)
 {
 	struct entry *e = bt->e[pos];
@@ -317,6 +327,11 @@ void batch_complete(struct batcher *b, struct batch *bt)
 	for (uint32_t i = 0; i < bt->n; i++) {
 		struct entry *e = bt->e[i];
 		e->batch = NULL;
+		if (e->oom) {
+			b->stats->out_of_memory++;
+			inflight_fail(b->inflight, e, "out of memory");
+			continue;
+		}
 		inflight_resolve(b->inflight, e, e->value);
 	}
 	free(bt);
@@ -348,6 +363,7 @@ void batch_fail(struct batcher *b, struct batch *bt, enum batch_error why, const
 		value_unref(e->value);
 		e->value = NULL;
 		e->replied = false;
+		e->oom = false;
 		e->batch = NULL;
 		if (e->nwaiters == 0) {
 			inflight_drop(b->inflight, e);

@@ -85,6 +85,9 @@ void batch_flush_all(struct batcher *b, bool force);
 /* Backend side. Find the entry for a VALUE line: the next key expected, or
  * any entry not yet answered (a reply out of order). -1 if none. */
 int batch_match(struct batch *bt, const char *key, size_t len);
+/* A hit for entry pos whose value could not be kept (over the memory
+ * budget): the key fails with "out of memory" when the batch completes. */
+void batch_value_refused(struct batch *bt, uint32_t pos);
 /* A hit for entry pos; takes the reference. */
 void batch_value(struct batch *bt, uint32_t pos, struct value *v);
 void batch_complete(struct batcher *b, struct batch *bt);

@@ -35,6 +35,7 @@ struct entry {
 	uint32_t batch_pos;  /* index in batch->e */
 	struct value *value; /* hit seen in the reply being read; owned */
 	bool replied;        /* the reply being read named this key */
+	bool oom;            /* ... but its value was over the memory budget */
 	bool in_table;
 	bool stale;      /* a write completed while it was fetched: joins no reader */
 	uint32_t server; /* the batcher's choice, from the pool */

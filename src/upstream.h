@@ -28,6 +28,10 @@ struct upstream_settings {
 	uint32_t connect_timeout_ms;
 	uint32_t timeout_ms;
 	uint32_t pipeline_depth; /* batches outstanding per connection */
+	/* Bytes of values that may be alive at once ([server] max_memory_mb):
+	 * a value that would go past it is read and dropped, its key failed
+	 * with "out of memory". 0: no limit. */
+	uint64_t value_budget;
 };
 
 struct upstream_ops {

@@ -100,6 +100,56 @@ START_TEST(pipelined_huge_gets_to_a_hung_upstream_stay_bounded)
 }
 END_TEST
 
+/* Values in flight stay within max_memory_mb, however many arrive for
+ * requests admitted while there was room: three 20-key gets of 1 MB values
+ * used to reach 51 MiB under an 8 MiB budget. */
+START_TEST(values_in_flight_stay_within_max_memory_mb)
+{
+	enum { KEYS = 20, VLEN = 1000000 };
+	const char *opts[] = {"server.max_memory_mb=8", NULL};
+	struct proc mc;
+	char servers[64], line[512];
+	char *val = malloc(VLEN);
+	long long peak = 0;
+	size_t n = 0;
+	int fd;
+	double end;
+
+	ck_assert_ptr_nonnull(val);
+	memset(val, 'v', VLEN);
+	tu_memcached_start(&mc, 0);
+	for (int k = 0; k < KEYS; k++) {
+		char key[16];
+		snprintf(key, sizeof(key), "big%d", k);
+		tu_mc_set(mc.port, key, 0, val, VLEN);
+	}
+	free(val);
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d", mc.port);
+	tu_coalesced_start(&co, servers, opts);
+	n += (size_t)snprintf(line, sizeof(line), "get");
+	for (int k = 0; k < KEYS; k++)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, " big%d", k);
+	n += (size_t)snprintf(line + n, sizeof(line) - n, "\r\n");
+	fd = tu_connect(co.port);
+	for (int i = 0; i < 3; i++)
+		tu_send(fd, line, n);
+	/* The client reads nothing for a while; values pile up at most to
+	 * the budget. */
+	end = tu_now() + 2;
+	while (tu_now() < end) {
+		long long v = tu_stat(co.port, "value_bytes");
+		if (v > peak)
+			peak = v;
+		tu_sleep_ms(20);
+	}
+	ck_assert_msg(peak <= 8ll << 20, "values in flight reached %lld bytes", peak);
+	ck_assert_int_gt(tu_stat(co.port, "out_of_memory"), 0);
+	close(fd);
+	tu_stop_clean(&co);
+	tu_stop(&mc);
+}
+END_TEST
+
 Suite *memory_suite(void)
 {
 	Suite *s = suite_create("memory");
@@ -107,6 +157,7 @@ Suite *memory_suite(void)
 
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, pipelined_huge_gets_to_a_hung_upstream_stay_bounded);
+	tcase_add_test(tc, values_in_flight_stay_within_max_memory_mb);
 	suite_add_tcase(s, tc);
 	return s;
 }
