@@ -486,8 +486,6 @@ static bool rd_write(struct upstream *base, struct upwrite *w)
 	c = &g->conns[w->lane % g->nconns];
 	if (c->state == UPCONN_DOWN)
 		c = upconn_pick(g, NULL, true, &busy);
-	if (w->stats)
-		w->stats->writes_forwarded++;
 	if (!c || upconn_send(c, write_tag(w)) < 0)
 		write_failed(w, "upstream unavailable");
 	return true;

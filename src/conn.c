@@ -16,7 +16,9 @@
 #include "request.h"
 #include "server.h"
 #include "stats.h"
+#include "upstream.h"
 #include "value.h"
+#include "write.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -173,6 +175,39 @@ static bool is_io(const struct request *r)
 	return r->kind == REQ_READ || r->kind == REQ_WRITE;
 }
 
+/* A read joins the in-flight table key by key; a write goes to the backend,
+ * whose outcome completes it (perhaps before this returns). */
+static void start(struct conn *c, struct request *r)
+{
+	struct server *srv = c->srv;
+	struct upstream *up = srv->up;
+
+	if (r->kind == REQ_WRITE) {
+		struct upwrite *w = r->w;
+		w->table = &srv->inflight;
+		w->stats = &srv->stats;
+		if (up->ops->write && up->ops->write(up, w)) {
+			srv->stats.writes_forwarded++;
+			return;
+		}
+		/* A backend that takes no writes (of this protocol). */
+		srv->stats.cmd_unsupported++;
+		w->error = strdup("not supported");
+		r->npending = 0;
+		conn_request_ready(c, r);
+		return;
+	}
+	/* One extra pending count while joining, so that slots failing at once
+	 * cannot complete (and free) the request under our feet. */
+	r->npending++;
+	for (uint32_t i = 0; i < r->nslots; i++) {
+		if (inflight_join(&srv->inflight, &r->slots[i]) < 0)
+			request_slot_error(&r->slots[i], "out of memory");
+	}
+	if (--r->npending == 0)
+		conn_request_ready(c, r);
+}
+
 /* Start queued reads and writes whose turn has come (see conn_enqueue). */
 static void start_ready(struct conn *c)
 {
@@ -194,7 +229,7 @@ static void start_ready(struct conn *c)
 			c->reads_active++;
 		else
 			c->writes_active++;
-		c->ops->start(c, r);
+		start(c, r);
 	}
 	c->starting = false;
 }

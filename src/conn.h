@@ -25,6 +25,8 @@ struct value;
 /*
  * What a protocol (memcached text, RESP) provides. The connection calls it;
  * it calls back only into the conn_out_* and conn_* request functions below.
+ * Reads and writes are protocol-neutral once queued: the connection starts
+ * them itself (reads join the in-flight table, writes go to the backend).
  */
 struct session_ops {
 	/* Set up c->session. -1: out of memory. */
@@ -33,9 +35,6 @@ struct session_ops {
 	 * to the bytes consumed (also when more are needed, e.g. while a data
 	 * block is discarded); returns false when a command needs more bytes. */
 	bool (*feed)(struct conn *c, const char *buf, size_t len, size_t *used);
-	/* Begin a read or write the connection has queued: its turn came (see
-	 * conn_enqueue). Its completion comes back through conn_request_ready. */
-	void (*start)(struct conn *c, struct request *r);
 	/* Compose a completed request into the output. -1: out of memory. */
 	int (*compose)(struct conn *c, struct request *r);
 	/* A command is partly received and the request timeout runs. */

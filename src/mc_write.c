@@ -136,7 +136,7 @@ static bool over_budget(struct conn *c, bool noreply)
 {
 	struct server *srv = c->srv;
 
-	if (srv->stats.value_bytes <= (uint64_t)srv->cfg.max_memory_mb << 20)
+	if (srv->stats.value_bytes < (uint64_t)srv->cfg.max_memory_mb << 20)
 		return false;
 	srv->stats.out_of_memory++;
 	log_limited(&srv->log, LVL_WARN, &srv->ll_memory,
@@ -394,25 +394,6 @@ void mc_write_drop(struct conn *c, const struct pc_cmd *cmd)
 	tok_str(&b, "delete");
 	tok(&b, cmd->keys[0].p, cmd->keys[0].len);
 	queue_write(c, &b, 1, false, NULL, 0, WREPLY_LINE, SF_NOREPLY);
-}
-
-void mc_write_start(struct conn *c, struct request *r)
-{
-	struct server *srv = c->srv;
-	struct upwrite *w = r->w;
-	struct upstream *up = srv->up;
-
-	w->table = &srv->inflight;
-	w->stats = &srv->stats;
-	if (up->ops->write && up->ops->write(up, w)) {
-		srv->stats.writes_forwarded++;
-		return;
-	}
-	/* A backend that takes no writes (PostgreSQL). */
-	srv->stats.cmd_unsupported++;
-	w->error = strdup("not supported");
-	r->npending = 0;
-	conn_request_ready(c, r);
 }
 
 static bool starts_word(const char *p, size_t len, const char *w)

@@ -32,8 +32,6 @@ bool mc_write_handle(struct conn *c, const struct pc_cmd *cmd);
 /* A set or ms too large to store: memcached drops the key's old value, and
  * so does this, silently, so that a later read does not see it. */
 void mc_write_drop(struct conn *c, const struct pc_cmd *cmd);
-/* Hand a queued MC_WRITE to the backend. */
-void mc_write_start(struct conn *c, struct request *r);
 /* Compose an MC_WRITE or MC_MG reply. -1: out of memory. */
 int mc_write_compose(struct conn *c, struct request *r);
 

@@ -286,7 +286,7 @@ static void start_get(struct conn *c, const struct pc_cmd *cmd)
 	srv->stats.get_keys += cmd->nkeys;
 	/* Over the value memory budget: refuse new reads until it drains,
 	 * rather than let one storm take the machine's memory. */
-	if (srv->stats.value_bytes > (uint64_t)srv->cfg.max_memory_mb << 20) {
+	if (srv->stats.value_bytes >= (uint64_t)srv->cfg.max_memory_mb << 20) {
 		srv->stats.out_of_memory++;
 		log_limited(&srv->log, LVL_WARN, &srv->ll_memory,
 		            "max_memory_mb (%ld) reached by values in flight: refusing reads",
@@ -305,26 +305,6 @@ static void start_get(struct conn *c, const struct pc_cmd *cmd)
 		request_set_key(r, i, cmd->keys[i].p, cmd->keys[i].len);
 	r->since = ev_now(srv->loop);
 	conn_enqueue(c, r);
-}
-
-static void start(struct conn *c, struct request *r)
-{
-	struct server *srv = c->srv;
-
-	if (r->kind == REQ_WRITE) {
-		mc_write_start(c, r);
-		return;
-	}
-
-	/* One extra pending count while joining, so that slots failing at once
-	 * cannot complete (and free) the request under our feet. */
-	r->npending++;
-	for (uint32_t i = 0; i < r->nslots; i++) {
-		if (inflight_join(&srv->inflight, &r->slots[i]) < 0)
-			request_slot_error(&r->slots[i], "out of memory");
-	}
-	if (--r->npending == 0)
-		conn_request_ready(c, r);
 }
 
 static bool word_is(const char *args, size_t len, const char *w, size_t *rest)
@@ -468,7 +448,6 @@ static bool feed(struct conn *c, const char *buf, size_t len, size_t *used)
 const struct session_ops session_mc_ops = {
     .init = init,
     .feed = feed,
-    .start = start,
     .compose = compose,
     .partial = partial,
     .configure = configure,

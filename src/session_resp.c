@@ -266,7 +266,7 @@ static void start_read(struct conn *c, const struct rp_cmd *cmd, uint8_t op)
 		REPLY_LIT(c, "-ERR too many keys\r\n");
 		return;
 	}
-	if (srv->stats.value_bytes > (uint64_t)srv->cfg.max_memory_mb << 20) {
+	if (srv->stats.value_bytes >= (uint64_t)srv->cfg.max_memory_mb << 20) {
 		srv->stats.out_of_memory++;
 		log_limited(&srv->log, LVL_WARN, &srv->ll_memory,
 		            "max_memory_mb (%ld) reached by values in flight: refusing reads",
@@ -285,28 +285,6 @@ static void start_read(struct conn *c, const struct rp_cmd *cmd, uint8_t op)
 		request_set_key(r, i, cmd->argv[i + 1].p, cmd->argv[i + 1].len);
 	r->since = ev_now(srv->loop);
 	conn_enqueue(c, r);
-}
-
-static void start(struct conn *c, struct request *r)
-{
-	struct server *srv = c->srv;
-
-	if (r->kind == REQ_WRITE) {
-		struct upwrite *w = r->w;
-		struct upstream *up = srv->up;
-		/* The backend reports the outcome (write_complete/write_fail),
-		 * which completes the request, perhaps before this returns. */
-		if (!up->ops->write || !up->ops->write(up, w))
-			write_fail(w, "not supported");
-		return;
-	}
-	r->npending++;
-	for (uint32_t i = 0; i < r->nslots; i++) {
-		if (inflight_join(&srv->inflight, &r->slots[i]) < 0)
-			request_slot_error(&r->slots[i], "out of memory");
-	}
-	if (--r->npending == 0)
-		conn_request_ready(c, r);
 }
 
 /* One bulk header (or nil) in place, then the value by reference. */
@@ -807,7 +785,6 @@ static bool feed(struct conn *c, const char *buf, size_t len, size_t *used)
 const struct session_ops session_resp_ops = {
     .init = init,
     .feed = feed,
-    .start = start,
     .compose = compose,
     .partial = partial,
     .configure = configure,

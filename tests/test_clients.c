@@ -38,46 +38,18 @@ static void stop(void)
 	tu_stop(&mc);
 }
 
-/* Run a shell command (bounded by timeout(1)); its exit status, and its
- * output (stdout and stderr) in out. */
-static int run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t cap, const char *fmt, ...)
-{
-	char cmd[2048], full[2200];
-	va_list ap;
-	FILE *f;
-	size_t n = 0;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	snprintf(full, sizeof(full), "timeout 30 %s 2>&1", cmd);
-	f = popen(full, "r");
-	ck_assert_ptr_nonnull(f);
-	while (n + 1 < cap) {
-		size_t r = fread(out + n, 1, cap - 1 - n, f);
-		if (r == 0)
-			break;
-		n += r;
-	}
-	out[n] = '\0';
-	st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 START_TEST(libmemcached_tools_accept_version_and_stats)
 {
 	static char out[65536];
 	int rc;
 
 	start();
-	rc = run(out, sizeof(out), "memcping --servers=127.0.0.1:%d", co.port);
+	rc = tu_run(out, sizeof(out), 30, "memcping --servers=127.0.0.1:%d", co.port);
 	ck_assert_msg(rc == 0, "memcping failed (%d): %s", rc, out);
-	rc = run(out, sizeof(out), "memcstat --servers=127.0.0.1:%d", co.port);
+	rc = tu_run(out, sizeof(out), 30, "memcstat --servers=127.0.0.1:%d", co.port);
 	ck_assert_msg(rc == 0, "memcstat failed (%d): %s", rc, out);
 	ck_assert_msg(strstr(out, "get_keys") != NULL, "memcstat printed no stats: %s", out);
-	rc = run(out, sizeof(out), "memccat --servers=127.0.0.1:%d greeting", co.port);
+	rc = tu_run(out, sizeof(out), 30, "memccat --servers=127.0.0.1:%d greeting", co.port);
 	ck_assert_msg(rc == 0, "memccat failed (%d): %s", rc, out);
 	ck_assert_msg(strstr(out, "hello") != NULL, "memccat: %s", out);
 	stop();
@@ -90,16 +62,16 @@ START_TEST(pymemcache_reads_version_and_stats)
 	int rc;
 
 	start();
-	rc = run(out, sizeof(out),
-	         PYTHON " -c \"from pymemcache.client.base import Client; "
-	                "c = Client(('127.0.0.1', %d)); "
-	                "print(c.version().decode()); "
-	                "print(c.get('greeting').decode()); "
-	                "print(c.get_many(['greeting', 'nosuch'])); "
-	                "s = c.stats(); print('keys', s[b'get_keys']); "
-	                "print('settings', len(c.stats('settings'))); "
-	                "print('items', c.stats('items')); print('slabs', c.stats('slabs'))\"",
-	         co.port);
+	rc = tu_run(out, sizeof(out), 30,
+	            PYTHON " -c \"from pymemcache.client.base import Client; "
+	                   "c = Client(('127.0.0.1', %d)); "
+	                   "print(c.version().decode()); "
+	                   "print(c.get('greeting').decode()); "
+	                   "print(c.get_many(['greeting', 'nosuch'])); "
+	                   "s = c.stats(); print('keys', s[b'get_keys']); "
+	                   "print('settings', len(c.stats('settings'))); "
+	                   "print('items', c.stats('items')); print('slabs', c.stats('slabs'))\"",
+	            co.port);
 	ck_assert_msg(rc == 0, "pymemcache failed (%d): %s", rc, out);
 	ck_assert_msg(strstr(out, COALESCED_MC_VERSION "\n") != NULL, "%s", out);
 	ck_assert_msg(strstr(out, "hello\n") != NULL, "%s", out);

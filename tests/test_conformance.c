@@ -423,6 +423,17 @@ static struct outcome via_parser(const char *in, size_t len, bool *clean)
 	return o;
 }
 
+/* Digits after " la=" become 0. */
+static void seconds_blur(struct outcome *o)
+{
+	for (size_t i = 0; i + 4 <= o->len; i++) {
+		if (memcmp(o->bytes + i, " la=", 4) != 0)
+			continue;
+		for (i += 4; i < o->len && o->bytes[i] >= '0' && o->bytes[i] <= '9'; i++)
+			o->bytes[i] = '0';
+	}
+}
+
 /* The same input three ways, each on a memcached of its own loaded with the
  * same data, so that their states stay in step: raw to memcached (the
  * oracle), through the parser and its re-encoding, and through coalesced,
@@ -439,6 +450,10 @@ static void parsed_same(const char *in, size_t len)
 	ck_assert_ptr_nonnull(want2.bytes);
 	memcpy(want2.bytes, want.bytes, want.len);
 	compare(in, len, &want, &got, "the parser");
+	/* me reports seconds since last access: a second may tick between the
+	 * two servers' runs. */
+	seconds_blur(&want2);
+	seconds_blur(&thru);
 	compare(in, len, &want2, &thru, "coalesced");
 }
 

@@ -59,33 +59,6 @@ static void freeze(pid_t pid)
 	ck_abort_msg("process %d did not stop", (int)pid);
 }
 
-/* A shell command's exit status and output (bounded by timeout(1)). */
-static int run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t cap, const char *fmt, ...)
-{
-	char cmd[4096], full[4200];
-	va_list ap;
-	FILE *f;
-	size_t n = 0;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	snprintf(full, sizeof(full), "timeout 60 %s 2>&1", cmd);
-	f = popen(full, "r");
-	ck_assert_ptr_nonnull(f);
-	while (n + 1 < cap) {
-		size_t r = fread(out + n, 1, cap - 1 - n, f);
-		if (r == 0)
-			break;
-		n += r;
-	}
-	out[n] = '\0';
-	st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* Send in pieces of 1 to 7 bytes, pausing now and then, so that lines and
  * data blocks are split everywhere across reads. */
 static void send_in_pieces(int fd, const char *p, size_t len, unsigned seed)
@@ -366,7 +339,7 @@ START_TEST(memccapable_passes_every_ascii_test)
 	int rc;
 
 	start(opts);
-	rc = run(out, sizeof(out), "memccapable -h 127.0.0.1 -p %d -a", co.port);
+	rc = tu_run(out, sizeof(out), 60, "memccapable -h 127.0.0.1 -p %d -a", co.port);
 	ck_assert_msg(rc == 0 && strstr(out, "All tests passed"), "memccapable (%d):\n%s", rc, out);
 	ck_assert_msg(strstr(out, "[fail]") == NULL, "%s", out);
 	stop();
@@ -380,24 +353,24 @@ START_TEST(pymemcache_cache_aside)
 	int rc;
 
 	start(NULL);
-	rc = run(out, sizeof(out),
-	         PYTHON " -c \"from pymemcache.client.base import Client\n"
-	                "c = Client(('127.0.0.1', %d))\n"
-	                "db = 0\n"
-	                "for i in range(5):\n"
-	                "    v = c.get('user:1')\n"
-	                "    if v is None:\n"
-	                "        db += 1\n"
-	                "        c.set('user:1', b'ada')\n"
-	                "print('db', db)\n"
-	                "print(c.get_many(['user:1', 'nope']))\n"
-	                "c.set('n', 1, noreply=False)\n"
-	                "print('incr', c.incr('n', 4))\n"
-	                "print('add', c.add('n', 9, noreply=False))\n"
-	                "print('delete', c.delete('n', noreply=False))\n"
-	                "print('gets', c.gets('user:1')[0])\n"
-	                "print('touch', c.touch('user:1', 100, noreply=False))\"",
-	         co.port);
+	rc = tu_run(out, sizeof(out), 60,
+	            PYTHON " -c \"from pymemcache.client.base import Client\n"
+	                   "c = Client(('127.0.0.1', %d))\n"
+	                   "db = 0\n"
+	                   "for i in range(5):\n"
+	                   "    v = c.get('user:1')\n"
+	                   "    if v is None:\n"
+	                   "        db += 1\n"
+	                   "        c.set('user:1', b'ada')\n"
+	                   "print('db', db)\n"
+	                   "print(c.get_many(['user:1', 'nope']))\n"
+	                   "c.set('n', 1, noreply=False)\n"
+	                   "print('incr', c.incr('n', 4))\n"
+	                   "print('add', c.add('n', 9, noreply=False))\n"
+	                   "print('delete', c.delete('n', noreply=False))\n"
+	                   "print('gets', c.gets('user:1')[0])\n"
+	                   "print('touch', c.touch('user:1', 100, noreply=False))\"",
+	            co.port);
 	ck_assert_msg(rc == 0, "pymemcache (%d): %s", rc, out);
 	ck_assert_msg(strstr(out, "db 1\n"), "five reads made more than one database query: %s",
 	              out);
@@ -415,27 +388,27 @@ START_TEST(pylibmc_and_libmemcached_tools)
 	int rc;
 
 	start(NULL);
-	rc = run(out, sizeof(out),
-	         PYTHON " -c \"import pylibmc\n"
-	                "c = pylibmc.Client(['127.0.0.1:%d'])\n"
-	                "c.set('a', 'one'); c.set('b', 2)\n"
-	                "print(c.get('a'), c.get('b'), c.get_multi(['a', 'b', 'x']))\n"
-	                "print(c.incr('b', 3), c.delete('a'), c.get('a'))\"",
-	         co.port);
+	rc = tu_run(out, sizeof(out), 60,
+	            PYTHON " -c \"import pylibmc\n"
+	                   "c = pylibmc.Client(['127.0.0.1:%d'])\n"
+	                   "c.set('a', 'one'); c.set('b', 2)\n"
+	                   "print(c.get('a'), c.get('b'), c.get_multi(['a', 'b', 'x']))\n"
+	                   "print(c.incr('b', 3), c.delete('a'), c.get('a'))\"",
+	            co.port);
 	ck_assert_msg(rc == 0 && strstr(out, "one 2 {'a': 'one', 'b': 2}\n5 True None\n"),
 	              "pylibmc (%d): %s", rc, out);
 
 	snprintf(dir, sizeof(dir), "%s/memccp", tu_tmpdir());
-	rc = run(out, sizeof(out),
-	         "sh -c 'mkdir -p %s && cd %s && printf hello > file1 && "
-	         "memccp --servers=127.0.0.1:%d file1 && "
-	         "memccat --servers=127.0.0.1:%d file1 && "
-	         "memcexist --servers=127.0.0.1:%d file1 && echo exists && "
-	         "memctouch --servers=127.0.0.1:%d --expire=100 file1 && echo touched && "
-	         "memcrm --servers=127.0.0.1:%d file1 && echo removed && "
-	         "! memcexist --servers=127.0.0.1:%d file1 && echo gone && "
-	         "memcstat --servers=127.0.0.1:%d | grep -c cmd_set'",
-	         dir, dir, co.port, co.port, co.port, co.port, co.port, co.port, co.port);
+	rc = tu_run(out, sizeof(out), 60,
+	            "sh -c 'mkdir -p %s && cd %s && printf hello > file1 && "
+	            "memccp --servers=127.0.0.1:%d file1 && "
+	            "memccat --servers=127.0.0.1:%d file1 && "
+	            "memcexist --servers=127.0.0.1:%d file1 && echo exists && "
+	            "memctouch --servers=127.0.0.1:%d --expire=100 file1 && echo touched && "
+	            "memcrm --servers=127.0.0.1:%d file1 && echo removed && "
+	            "! memcexist --servers=127.0.0.1:%d file1 && echo gone && "
+	            "memcstat --servers=127.0.0.1:%d | grep -c cmd_set'",
+	            dir, dir, co.port, co.port, co.port, co.port, co.port, co.port, co.port);
 	ck_assert_msg(rc == 0 && strstr(out, "hello\nexists\ntouched\nremoved\ngone\n1\n"),
 	              "libmemcached tools (%d): %s", rc, out);
 	stop();

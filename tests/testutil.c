@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -487,6 +488,31 @@ void tu_fake_ctl(int port, const char *line)
 	ck_assert_msg(strcmp(r, "OK\r\n") == 0, "fake control '%s': %s", line, r);
 	free(r);
 	close(fd);
+}
+
+int tu_run(char *out, size_t cap, int secs, const char *fmt, ...)
+{
+	char cmd[4096], full[4200];
+	va_list ap;
+	FILE *f;
+	size_t n = 0;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	snprintf(full, sizeof(full), "timeout %d %s 2>&1", secs, cmd);
+	f = popen(full, "r");
+	ck_assert_ptr_nonnull(f);
+	while (n + 1 < cap) {
+		size_t r = fread(out + n, 1, cap - 1 - n, f);
+		if (r == 0)
+			break;
+		n += r;
+	}
+	out[n] = '\0';
+	st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 char *tu_read_file(const char *path, size_t *len)

@@ -81,6 +81,11 @@ void tu_mc_set(int port, const char *key, unsigned flags, const void *data, size
 /* Send a control line to the fake upstream and expect OK. */
 void tu_fake_ctl(int port, const char *line);
 
+/* Run a shell command under timeout(1) (secs): its exit status (-1 if it
+ * did not exit), its stdout and stderr in out (NUL-terminated, cut at cap). */
+int tu_run(char *out, size_t cap, int secs, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Read a whole file (NULL if missing). */
 char *tu_read_file(const char *path, size_t *len);
 /* A fresh temporary directory for this test. */
