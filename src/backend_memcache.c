@@ -654,28 +654,22 @@ static void mc_configure(struct upstream *base, const struct upstream_settings *
 static uint32_t mc_outstanding(const struct upstream *base)
 {
 	const struct mc_backend *u = (const struct mc_backend *)base;
-	uint32_t n = 0;
 
-	for (uint32_t i = 0; i < u->nservers; i++)
-		n += upconn_group_outstanding(&u->servers[i]);
-	return n;
+	return upconn_groups_outstanding(u->servers, u->nservers);
 }
 
 static void mc_drain(struct upstream *base)
 {
 	struct mc_backend *u = (struct mc_backend *)base;
 
-	for (uint32_t i = 0; i < u->nservers; i++)
-		upconn_group_drain(&u->servers[i]);
+	upconn_groups_drain(u->servers, u->nservers);
 }
 
 static void mc_destroy(struct upstream *base)
 {
 	struct mc_backend *u = (struct mc_backend *)base;
 
-	for (uint32_t i = 0; i < u->nservers; i++)
-		upconn_group_destroy(&u->servers[i]);
-	free(u->servers);
+	upconn_groups_destroy(u->servers, u->nservers);
 	pool_free(u->base.pool);
 	free(u);
 }

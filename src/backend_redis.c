@@ -499,28 +499,22 @@ static void rd_configure(struct upstream *base, const struct upstream_settings *
 static uint32_t rd_outstanding(const struct upstream *base)
 {
 	const struct rd_backend *u = (const struct rd_backend *)base;
-	uint32_t n = 0;
 
-	for (uint32_t i = 0; i < u->nservers; i++)
-		n += upconn_group_outstanding(&u->servers[i]);
-	return n;
+	return upconn_groups_outstanding(u->servers, u->nservers);
 }
 
 static void rd_drain(struct upstream *base)
 {
 	struct rd_backend *u = (struct rd_backend *)base;
 
-	for (uint32_t i = 0; i < u->nservers; i++)
-		upconn_group_drain(&u->servers[i]);
+	upconn_groups_drain(u->servers, u->nservers);
 }
 
 static void rd_destroy(struct upstream *base)
 {
 	struct rd_backend *u = (struct rd_backend *)base;
 
-	for (uint32_t i = 0; i < u->nservers; i++)
-		upconn_group_destroy(&u->servers[i]);
-	free(u->servers);
+	upconn_groups_destroy(u->servers, u->nservers);
 	free(u->username);
 	free(u->password);
 	pool_free(u->base.pool);

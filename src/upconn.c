@@ -658,3 +658,25 @@ struct upconn *upconn_pick(struct upconn_group *g, const void *avoid, bool force
 		*busy = false;
 	return best;
 }
+
+uint32_t upconn_groups_outstanding(const struct upconn_group *g, uint32_t n)
+{
+	uint32_t total = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		total += upconn_group_outstanding(&g[i]);
+	return total;
+}
+
+void upconn_groups_drain(struct upconn_group *g, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		upconn_group_drain(&g[i]);
+}
+
+void upconn_groups_destroy(struct upconn_group *g, uint32_t n)
+{
+	for (uint32_t i = 0; i < n && g; i++)
+		upconn_group_destroy(&g[i]);
+	free(g);
+}

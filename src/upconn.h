@@ -132,6 +132,12 @@ void upconn_group_drain(struct upconn_group *g);
 /* Requests queued on the group's connections. */
 uint32_t upconn_group_outstanding(const struct upconn_group *g);
 
+/* The same for a backend's array of n groups, one per server; destroy also
+ * frees the array. */
+uint32_t upconn_groups_outstanding(const struct upconn_group *g, uint32_t n);
+void upconn_groups_drain(struct upconn_group *g, uint32_t n);
+void upconn_groups_destroy(struct upconn_group *g, uint32_t n);
+
 /*
  * The least loaded connection that is up, round-robin among equals; else one
  * still connecting. avoid (a retry's failed connection) is the last choice.
