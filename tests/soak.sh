@@ -8,6 +8,14 @@
 #   SOAK_SECONDS   total load time (default 180), in segments of SOAK_SEGMENT
 #   SOAK_SEGMENT   seconds per segment (default 10)
 #   SOAK_CHAOS     percent of upstream requests that meet a fault (default 5)
+#   SOAK_LEEWAY    batch.leeway_ms (default 0.5)
+#   SOAK_UP_CONNS, SOAK_UP_DEPTH  upstream connections and pipeline depth
+#                  (default 1 and 1: a small pool, where batches must wait
+#                  for room)
+#
+# Segments alternate between heavy load (100 connections, pipelined) and
+# light load (3 connections, one request at a time): with a leeway, light
+# traffic leaves batches to their timers instead of filling them to max_keys.
 set -u
 COALESCED_BIN=${COALESCED_BIN:-./coalesced}
 FAKE_UPSTREAM=${FAKE_UPSTREAM:-build/fake_upstream}
@@ -15,6 +23,9 @@ LOADGEN=${LOADGEN:-build/bench/loadgen}
 SOAK_SECONDS=${SOAK_SECONDS:-180}
 SOAK_SEGMENT=${SOAK_SEGMENT:-10}
 SOAK_CHAOS=${SOAK_CHAOS:-5}
+SOAK_LEEWAY=${SOAK_LEEWAY:-0.5}
+SOAK_UP_CONNS=${SOAK_UP_CONNS:-1}
+SOAK_UP_DEPTH=${SOAK_UP_DEPTH:-1}
 
 dir=$(mktemp -d /tmp/coalesced-soak.XXXXXX)
 fake_pid= co_pid=
@@ -52,7 +63,8 @@ fake_port=$(free_port)
 co_port=$(free_port)
 start_fake
 "$COALESCED_BIN" -o "server.listen=127.0.0.1:$co_port" -o "upstream.servers=127.0.0.1:$fake_port" \
-	-o upstream.timeout_ms=200 -o upstream.retries=1 -o batch.leeway_ms=0.5 \
+	-o upstream.timeout_ms=200 -o upstream.retries=1 -o "batch.leeway_ms=$SOAK_LEEWAY" \
+	-o "upstream.connections=$SOAK_UP_CONNS" -o "upstream.pipeline_depth=$SOAK_UP_DEPTH" \
 	-o server.log_level=error 2>"$dir/coalesced.log" &
 co_pid=$!
 for _ in $(seq 100); do
@@ -61,8 +73,10 @@ for _ in $(seq 100); do
 done
 
 segments=$(( (SOAK_SECONDS + SOAK_SEGMENT - 1) / SOAK_SEGMENT ))
-printf 'soak: %d segments of %d s, %d%% upstream faults, upstream killed every 3rd segment\n' \
+printf 'soak: %d segments of %d s, %d%% upstream faults, upstream killed every 3rd segment,\n' \
 	"$segments" "$SOAK_SEGMENT" "$SOAK_CHAOS"
+printf '      leeway %s ms, %s upstream connections of depth %s, heavy and light load alternating\n' \
+	"$SOAK_LEEWAY" "$SOAK_UP_CONNS" "$SOAK_UP_DEPTH"
 printf '%4s %10s %10s %8s %8s %8s %8s %8s %9s\n' seg answered ops/s srv_err wrong unansw up_err up_tmo rss_KiB
 tot_answered=0 tot_wrong=0 tot_unanswered=0 tot_srv_err=0
 rss=()
@@ -72,7 +86,10 @@ for seg in $(seq 1 "$segments"); do
 		( sleep $((SOAK_SEGMENT / 2)); kill -9 "$fake_pid" 2>/dev/null ) &
 		killer=$!
 	fi
-	out=$("$LOADGEN" --server "127.0.0.1:$co_port" --values fake --conns 100 --pipeline 4 \
+	load="--conns 100 --pipeline 4"
+	(( seg % 2 == 0 )) && load="--conns 3 --pipeline 1"
+	# shellcheck disable=SC2086
+	out=$("$LOADGEN" --server "127.0.0.1:$co_port" --values fake $load \
 		--multi 3 --keys 5000 --dist zipf:0.99 --duration "$SOAK_SEGMENT" --seed "$seg" \
 		--label "soak-$seg" 2>>"$dir/loadgen.log")
 	if (( seg % 3 == 0 )); then
