@@ -32,8 +32,8 @@ FUZZ_TARGETS := fuzz_proto_client fuzz_injection fuzz_mcreply fuzz_config fuzz_r
 	fuzz_resp_reply
 
 # The src modules each target links, and anything else it needs.
-fuzz_srcs_fuzz_proto_client := src/proto_client.c
-fuzz_srcs_fuzz_injection := src/proto_client.c
+fuzz_srcs_fuzz_proto_client := src/proto_client.c src/proto_meta.c src/proto_tok.c
+fuzz_srcs_fuzz_injection := src/proto_client.c src/proto_meta.c src/proto_tok.c
 fuzz_srcs_fuzz_mcreply := src/proto_mcreply.c
 fuzz_srcs_fuzz_config := src/config.c src/addr.c src/log.c
 fuzz_srcs_fuzz_resp_request := src/proto_resp.c src/proto_respreply.c
