@@ -51,6 +51,12 @@ static const struct stat_counter counters[] = {
     U(writes_forwarded),
     U(write_errors),
     U(reads_after_write),
+    U(pg_statements),
+    U(pg_rows),
+    U(pg_rows_ignored),
+    U(pg_query_errors),
+    U(pg_prepare_errors),
+    U(batch_splits),
 };
 
 static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,

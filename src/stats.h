@@ -90,6 +90,13 @@ struct stats {
 	uint64_t write_errors;            /* of those, failed without an upstream reply */
 	uint64_t reads_after_write;       /* reads that could not join a fetch: a write
 	                                     of the key completed during it */
+	/* PostgreSQL backend (DESIGN 7.2). */
+	uint64_t pg_statements;     /* prepared statements executed (one per batch) */
+	uint64_t pg_rows;           /* rows received */
+	uint64_t pg_rows_ignored;   /* rows for a key already answered (first wins) or not asked */
+	uint64_t pg_query_errors;   /* statements that failed with a query error */
+	uint64_t pg_prepare_errors; /* routes that failed to prepare on a connection */
+	uint64_t batch_splits;      /* failed batches split in two to isolate a key's error */
 	struct histogram request_seconds; /* client get/gets, parse to reply */
 	struct histogram batch_seconds;   /* upstream batch, send to END */
 	struct histogram batch_keys;      /* keys per upstream batch */
