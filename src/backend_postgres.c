@@ -192,6 +192,8 @@ static void connect_failed(struct pgconn *c, const char *why)
 	char line[400];
 
 	pgc_error_line(why, line, sizeof(line));
+	for (size_t n = strlen(line); n > 0 && line[n - 1] == ' ';)
+		line[--n] = '\0'; /* libpq's message ends with a newline */
 	/* conninfo may hold a password: name only where and as whom. */
 	if (strcmp(line, u->last_connect_error) != 0) {
 		log_warn(u->log, "postgres: cannot connect (host=%s dbname=%s user=%s): %s",
