@@ -373,11 +373,16 @@ START_TEST(test_protocol_redis_not_supported_yet)
 {
 	char err[ERRLEN];
 
-	/* Redis is built in now; postgres is still refused. */
-	ck_assert_int_eq(load("[upstream]\nprotocol = redis\n", err), 0);
-	ck_assert_int_eq(load("[upstream]\nprotocol = postgres\n", err), -1);
+	/* Redis and postgres are built in; postgres needs its [queries]. */
+	ck_assert_int_eq(load("[upstream]
+protocol = redis
+", err), 0);
+	ck_assert_int_eq(load("[upstream]
+protocol = postgres
+", err), -1);
 	ck_assert_msg(strncmp(err, ORIGIN ":", strlen(ORIGIN ":")) == 0, "%s", err);
-	ck_assert_msg(strstr(err, "not supported yet") != NULL, "%s", err);
+	ck_assert_msg(strstr(err, ":2: [upstream] protocol: postgres needs a [queries] section"),
+	              "%s", err);
 }
 END_TEST
 
