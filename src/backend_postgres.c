@@ -71,9 +71,10 @@ struct pg_backend {
 	struct pgconn *c;
 	uint32_t nc;
 	bool draining;
-	struct pgc_buf buf;    /* the array being encoded */
-	struct pgc_buf keybuf; /* a row's key with its route's prefix */
-	char **prep_error;     /* per route: the last prepare failure's message */
+	struct pgc_buf buf;      /* the array being encoded */
+	struct pgc_buf keybuf;   /* a row's key with its route's prefix */
+	char **prep_error;       /* per route: the last prepare failure's message */
+	struct route_stats **rs; /* per route: its row in stats, or NULL (no room) */
 	/* Batches that had to be taken (force) while no connection was ready
 	 * but one was connecting: sent when one is up, failed if none comes. */
 	struct batch **held;
@@ -85,6 +86,13 @@ static void pc_connect(struct pgconn *c);
 static void pc_results(struct pgconn *c);
 static bool pc_send(struct pgconn *c, struct batch *bt);
 static int pc_flush(struct pgconn *c);
+
+/* Per-route figures; a route that found no room in stats is not counted. */
+#define ROUTE_ADD(u, route, field, n)                                                              \
+	do {                                                                                       \
+		if ((u)->rs[route])                                                                \
+			(u)->rs[route]->field += (uint64_t)(n);                                    \
+	} while (0)
 
 static bool any_connecting(const struct pg_backend *u)
 {
@@ -405,6 +413,8 @@ static void refuse_error(struct pg_backend *u, struct batch *bt, const char *tex
 
 	snprintf(reason, sizeof(reason), "upstream error: %s", text);
 	u->stats->upstream_errors++;
+	if (bt->server < u->routes.n)
+		ROUTE_ADD(u, bt->server, errors, bt->n);
 	pool_error(u->base.pool, bt->server, false, ev_now(u->loop), text);
 	refuse_all(u, bt, reason);
 }
@@ -431,6 +441,7 @@ static void exec_rows(struct pgconn *c, struct batch *bt, uint32_t route, const 
 		return;
 	}
 	u->stats->pg_rows += (uint64_t)nrows;
+	ROUTE_ADD(u, route, rows, nrows);
 	for (int i = 0; i < nrows; i++) {
 		struct pgc_text kt, vt;
 		uint32_t flags = 0;
@@ -485,6 +496,9 @@ static void exec_rows(struct pgconn *c, struct batch *bt, uint32_t route, const 
 		v->flags = flags;
 		batch_value(bt, (uint32_t)pos, v);
 	}
+	for (uint32_t i = 0; i < bt->n; i++)
+		if (!bt->e[i]->value)
+			ROUTE_ADD(u, route, misses, 1);
 	pool_success(u->base.pool, bt->server);
 	batch_complete(u->batcher, bt);
 }
@@ -525,6 +539,12 @@ static void handle(struct pgconn *c, struct job j, const PGresult *r)
 		return;
 	}
 	hist_add(&u->stats->batch_seconds, ev_now(u->loop) - j.sent_at);
+	if (st == PGRES_TUPLES_OK || (st == PGRES_FATAL_ERROR && !conn_error(sqlstate) &&
+	                              PQstatus(c->pg) != CONNECTION_BAD)) {
+		ROUTE_ADD(u, j.route, statements, 1);
+		if (u->rs[j.route])
+			hist_add(&u->rs[j.route]->seconds, ev_now(u->loop) - j.sent_at);
+	}
 	switch (st) {
 	case PGRES_TUPLES_OK:
 		u->stats->pg_statements++;
@@ -554,6 +574,10 @@ static void handle(struct pgconn *c, struct job j, const PGresult *r)
 		u->stats->pg_query_errors++;
 		pool_error(u->base.pool, j.bt->server, false, ev_now(u->loop), line);
 		log_debug(u->log, "postgres: route %s: %u keys: %s", route, j.bt->n, line);
+		if (j.bt->n > 1)
+			ROUTE_ADD(u, j.route, splits, 1);
+		else
+			ROUTE_ADD(u, j.route, errors, j.bt->n);
 		batch_split_retry(u->batcher, j.bt, line);
 		return;
 	default:
@@ -670,6 +694,7 @@ static bool pc_send(struct pgconn *c, struct batch *bt)
 		return false;
 	}
 	push(c, JOB_SYNC);
+	ROUTE_ADD(u, route, keys, bt->n);
 	if (c->batches == 1)
 		arm_stmt_timer(c);
 	return true;
@@ -805,6 +830,7 @@ static void pg_destroy(struct upstream *base)
 	for (uint32_t i = 0; u->prep_error && i < u->routes.n; i++)
 		free(u->prep_error[i]);
 	free(u->prep_error);
+	free(u->rs);
 	pool_free(u->base.pool);
 	routes_free(&u->routes);
 	pgc_buf_free(&u->buf);
@@ -854,12 +880,15 @@ struct upstream *backend_postgres_new(struct ev_loop *loop, const char *conninfo
 	}
 	u->conninfo = strdup(conninfo ? conninfo : "");
 	u->prep_error = calloc(u->routes.n, sizeof(*u->prep_error));
+	u->rs = calloc(u->routes.n, sizeof(*u->rs));
 	names = calloc(u->routes.n + 1, sizeof(*names));
 	u->c = calloc(connections, sizeof(*u->c));
-	if (!u->conninfo || !u->prep_error || !names || !u->c)
+	if (!u->conninfo || !u->prep_error || !u->rs || !names || !u->c)
 		goto nomem;
-	for (uint32_t i = 0; i < u->routes.n; i++)
+	for (uint32_t i = 0; i < u->routes.n; i++) {
 		names[i] = u->routes.v[i].prefix;
+		u->rs[i] = stats_route(st, u->routes.v[i].prefix);
+	}
 	names[u->routes.n] = "(no route)";
 	u->base.pool = pool_new_lanes(names, u->routes.n + 1, pg_locate, &u->routes);
 	if (!u->base.pool)

@@ -53,6 +53,18 @@ static inline struct detail_prefix *detail_row(struct detail *d, uint32_t i)
 	return d->v && !d->off && i < d->n ? &d->v[i] : NULL;
 }
 
+/*
+ * Per route of the PostgreSQL backend ([queries]), by route name; rows outlive
+ * a reload that keeps the name. At most ROUTE_STATS_MAX routes are counted.
+ */
+#define ROUTE_STATS_MAX 64
+#define ROUTE_NAME_MAX 64
+struct route_stats {
+	char name[ROUTE_NAME_MAX + 1];
+	uint64_t keys, statements, rows, misses, errors, splits; /* in this order */
+	struct histogram seconds;                                 /* statement latency */
+};
+
 struct stats {
 	uint64_t curr_connections;
 	uint64_t total_connections;
@@ -105,7 +117,12 @@ struct stats {
 	 * snprintf does; NULL: none. Set by the worker, kept by stats_reset. */
 	size_t (*servers_format)(const void *ctx, char *buf, size_t cap);
 	const void *servers_ctx;
+	struct route_stats *routes; /* ROUTE_STATS_MAX rows, nroutes used */
+	uint32_t nroutes;
 };
+
+/* The row of route name, created if there is room; NULL otherwise. */
+struct route_stats *stats_route(struct stats *st, const char *name);
 
 /* Returns -1 if the per-prefix table cannot be allocated. */
 int stats_init(struct stats *st);

@@ -314,6 +314,38 @@ START_TEST(prepare_failure_is_per_route)
 }
 END_TEST
 
+START_TEST(route_metrics)
+{
+	struct proc co;
+	char extra[128], *r;
+	int mport = tu_free_port(), fd;
+
+	snprintf(extra, sizeof(extra), "[metrics]\nlisten = 127.0.0.1:%d\n", mport);
+	co_start(&co, extra);
+	expect(co.port, "get user:1 user:9\r\n", "VALUE user:1 0 3\r\nann\r\nEND\r\n");
+	expect(co.port, "get user:x\r\n",
+	       "SERVER_ERROR upstream error: invalid input syntax for type bigint: \"x\"\r\n");
+	fd = tu_connect(mport);
+	ck_assert_int_ge(fd, 0);
+	tu_sends(fd, "GET /metrics HTTP/1.0\r\n\r\n");
+	r = tu_recv_all(fd, 500, 5000, NULL);
+	close(fd);
+	ck_assert_msg(strstr(r, "coalesced_pg_route_keys_total{route=\"user\"} 3\n"), "%s", r);
+	ck_assert_msg(strstr(r, "coalesced_pg_route_statements_total{route=\"user\"} 2\n"), "%s",
+	              r);
+	ck_assert_msg(strstr(r, "coalesced_pg_route_rows_total{route=\"user\"} 1\n"), "%s", r);
+	ck_assert_msg(strstr(r, "coalesced_pg_route_misses_total{route=\"user\"} 1\n"), "%s", r);
+	ck_assert_msg(strstr(r, "coalesced_pg_route_errors_total{route=\"user\"} 1\n"), "%s", r);
+	ck_assert_msg(strstr(r, "coalesced_pg_route_splits_total{route=\"user\"} 0\n"), "%s", r);
+	ck_assert_msg(
+	    strstr(r, "coalesced_pg_route_statement_duration_seconds_count{route=\"user\"} 2\n"),
+	    "%s", r);
+	ck_assert_msg(strstr(r, "coalesced_pg_route_keys_total{route=\"*\"} 0\n"), "%s", r);
+	free(r);
+	tu_stop_clean(&co);
+}
+END_TEST
+
 START_TEST(check_mode)
 {
 	char path[256], log[256];
@@ -568,6 +600,7 @@ Suite *postgres_suite(void)
 	tcase_add_test(server, batching_distinct_keys);
 	tcase_add_test(server, prepare_failure_is_per_route);
 	tcase_add_test(server, check_mode);
+	tcase_add_test(server, route_metrics);
 	suite_add_tcase(s, server);
 
 	tcase_set_timeout(faults, 120);
