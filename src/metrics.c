@@ -327,6 +327,8 @@ static void servers(struct text *t, const struct pool *p)
 			add(t, "} %.17g\n", v);
 		}
 	}
+}
+
 /* Per route of the PostgreSQL backend, labelled route="<prefix>". */
 static void routes(struct text *t, const struct stats *st)
 {
