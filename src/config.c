@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <libpq-fe.h>
 #include <math.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -39,6 +40,22 @@ static int check_user(const char *v, char *why, size_t whylen)
 		snprintf(why, whylen, "no user '%s'", v);
 	else
 		snprintf(why, whylen, "no user '%s': %s", v, strerror(errno));
+	return -1;
+}
+
+/* A conninfo that libpq cannot parse is found by -t, not at the first connect. */
+static int check_conninfo(const char *v, char *why, size_t whylen)
+{
+	char *msg = NULL;
+	PQconninfoOption *o = PQconninfoParse(v, &msg);
+
+	if (o) {
+		PQconninfoFree(o);
+		return 0;
+	}
+	snprintf(why, whylen, "%.*s", (int)strcspn(msg ? msg : "not a connection string", "\n"),
+	         msg ? msg : "not a connection string");
+	PQfreemem(msg);
 	return -1;
 }
 
@@ -89,7 +106,7 @@ static const struct config_key keys[] = {
     {"redis", "username", CT_STRING, OFF(redis_username), "", 0, 0, NULL, false, NULL},
     {"redis", "password", CT_STRING, OFF(redis_password), "", 0, 0, NULL, false, NULL},
     {"redis", "database", CT_INT, OFF(redis_database), "0", 0, 1000000, NULL, false, NULL},
-    {"postgres", "conninfo", CT_STRING, OFF(conninfo), "", 0, 0, NULL, true, NULL},
+    {"postgres", "conninfo", CT_STRING, OFF(conninfo), "", 0, 0, NULL, true, check_conninfo},
 };
 
 const struct config_key *config_keys(size_t *n)

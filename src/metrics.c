@@ -332,11 +332,14 @@ static void servers(struct text *t, const struct pool *p)
 /* Per route of the PostgreSQL backend, labelled route="<prefix>". */
 static void routes(struct text *t, const struct stats *st)
 {
-	static const char *const fig[] = {"keys", "statements", "rows", "misses", "errors", "splits"};
-	static const char *const help[] = {
-	    "keys sent to the database", "statements executed", "rows received",
-	    "keys without a row or with a NULL value", "keys failed with an upstream error",
-	    "failed batches split to isolate a query error"};
+	static const char *const fig[] = {"keys",   "statements", "rows",
+	                                  "misses", "errors",     "splits"};
+	static const char *const help[] = {"keys sent to the database",
+	                                   "statements executed",
+	                                   "rows received",
+	                                   "keys without a row or with a NULL value",
+	                                   "keys failed with an upstream error",
+	                                   "failed batches split to isolate a query error"};
 
 	if (st->nroutes == 0)
 		return;

@@ -62,7 +62,7 @@ static inline struct detail_prefix *detail_row(struct detail *d, uint32_t i)
 struct route_stats {
 	char name[ROUTE_NAME_MAX + 1];
 	uint64_t keys, statements, rows, misses, errors, splits; /* in this order */
-	struct histogram seconds;                                 /* statement latency */
+	struct histogram seconds;                                /* statement latency */
 };
 
 struct stats {

@@ -387,6 +387,18 @@ START_TEST(check_mode)
 	free(out);
 
 	f = fopen(path, "w");
+	fprintf(f, "[upstream]\nprotocol = postgres\n[postgres]\nconninfo = host=x nonsense\n"
+	           "[queries]\n* = " Q_STAR "\n");
+	fclose(f);
+	pid = tu_coalesced_spawn(args, log);
+	st = tu_wait(pid, 5000);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) != 0, "-t with a bad conninfo");
+	out = tu_read_file(log, NULL);
+	ck_assert_msg(strstr(out, ":4: [postgres] conninfo: missing \"=\" after \"nonsense\""),
+	              "%s", out);
+	free(out);
+
+	f = fopen(path, "w");
 	fprintf(f, "[upstream]\nprotocol = postgres\n");
 	fclose(f);
 	pid = tu_coalesced_spawn(args, log);
