@@ -61,6 +61,8 @@ trap cleanup EXIT INT TERM
 
 AS=""
 if [ "$(id -u)" = 0 ]; then AS="runuser -u nobody --"; fi
+# 1000 clients and their server connections: more descriptors than the usual 1024.
+ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 free_port() { "$LG" --free-port; }
 
 # ------------------------------------------------------------------ cluster
@@ -171,13 +173,13 @@ RES="$OUT/pg.jsonl"
 : >"$RES"
 
 run_pgbench() { # label target(port) script clients
-	local label=$1 port=$2 script=$3 n=$4 dir="$TMP/pgb-$1" c0 c1 tps p50 p99 st req
+	local label=$1 port=$2 script=$3 n=$4 dir="$TMP/pgb-$1-$4" c0 c1 tps p50 p99 st req
 	mkdir -p "$dir"
 	reset
 	c0=$(pg_cpu)
 	# pgbouncer 1.18 (Debian 12) keeps no prepared statements across transactions in
 	# transaction pooling: through it pgbench uses the extended protocol, unnamed.
-	(cd "$dir" && $PIN_LG "$PGBIN/pgbench" -n -M "$([ "$port" = "$BOUNCE_PORT" ] && echo extended || echo prepared)" \
+	(cd "$dir" && timeout $((${SECS%.*} + 60)) $PIN_LG "$PGBIN/pgbench" -n -M "$([ "$port" = "$BOUNCE_PORT" ] && echo extended || echo prepared)" \
 		-h 127.0.0.1 -p "$port" -U postgres \
 		-c "$n" -j 1 -T "$SECS" -f "$script" -l "$( [ "$port" = "$BOUNCE_PORT" ] && echo bench || echo postgres)" \
 		>"$dir/out.txt" 2>&1) || true
