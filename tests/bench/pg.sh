@@ -161,7 +161,8 @@ item = SELECT id::text, body, flags FROM items WHERE id = ANY(\$1::bigint[])
 slow = SELECT id::text, slow_body(body), flags FROM items WHERE id = ANY(\$1::bigint[])
 EOF
 $PIN_SRV "$BIN" -c "$TMP/coalesced.ini" 2>"$TMP/coalesced.log" &
-PIDS="$PIDS $!"
+COPID=$!
+PIDS="$PIDS $COPID"
 sleep 1
 
 PGZIPF=$(awk -v s="$ZIPF" 'BEGIN { print (s > 1 ? s : 1.01) }')
@@ -197,13 +198,21 @@ run_pgbench() { # label target(port) script clients
 }
 
 run_coalesced() { # label prefix clients
-	local label=$1 prefix=$2 n=$3 c0 c1 st j
+	local label=$1 prefix=$2 n=$3 c0 c1 st j perfpid=""
 	reset
 	c0=$(pg_cpu)
+	# Where coalesced's time goes, at 200 clients (perf, when there is one).
+	if [ "$n" = 200 ] && [ "$prefix" = item: ] && command -v perf >/dev/null 2>&1; then
+		(sleep 2 && perf record -q -g -p "$COPID" -o "$TMP/perf.data" -- sleep 5 >/dev/null 2>&1 &&
+			perf report -q --stdio --no-children -i "$TMP/perf.data" 2>/dev/null |
+			grep -E '^ +[0-9]' | head -40 >"$OUT/perf-pg-coalesced.txt") &
+		perfpid=$!
+	fi
 	j=$($PIN_LG "$LG" --server "127.0.0.1:$CO_PORT" -c "$n" -n "$ROWS" -d "zipf:$ZIPF" -t "$SECS" \
 		--prefix "$prefix" --label "$label" --drain-timeout 10)
 	c1=$(pg_cpu)
 	st=$(calls)
+	[ -z "$perfpid" ] || wait "$perfpid" || true
 	echo "$j" | jq -c --arg l "$label" --argjson n "$n" --argjson st "$st" \
 		--arg cpu "$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", b-a}')" \
 		'{label:$l, clients:$n, ops_per_s, p50_us, p99_us, statements:$st, pg_cpu_s:($cpu|tonumber), requests:.completed, errors, wrong_values}' >>"$RES"
