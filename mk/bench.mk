@@ -1,5 +1,6 @@
 # make bench: build the load generator and compare memcached direct, twemproxy
-# (nutcracker) and coalesced under load (tests/bench/run.sh). Not part of make
+# (nutcracker) and coalesced under load (tests/bench/run.sh), then pgbench
+# direct, pgbouncer and coalesced in front of PostgreSQL (tests/bench/pg.sh). Not part of make
 # check. BENCH_SECONDS=2 make bench is a quick smoke run; results go to
 # bench/results/ (results.md, results.jsonl, scaling.png).
 
@@ -27,6 +28,7 @@ bench: bench-deps
 	$(MAKE) $(BIN) $(FAKE) $(LOADGEN)
 	COALESCED_BIN=$(abspath $(BIN)) FAKE_UPSTREAM=$(abspath $(FAKE)) \
 	LOADGEN=$(abspath $(LOADGEN)) bash tests/bench/run.sh
+	COALESCED_BIN=$(abspath $(BIN)) LOADGEN=$(abspath $(LOADGEN)) bash tests/bench/pg.sh
 
 # make bench-redis: Redis directly, twemproxy (redis: true) and coalesced with
 # RESP on both sides, driven by redis-benchmark (tests/bench/redis.sh);

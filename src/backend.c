@@ -4,6 +4,7 @@
 #include "addr.h"
 #include "backend_memcache.h"
 #include "backend_redis.h"
+#include "backend_postgres.h"
 #include "config.h"
 #include "pool.h"
 
@@ -86,6 +87,11 @@ struct upstream *backend_new(const struct config *cfg, const struct backend_env 
 			snprintf(err, errlen, "out of memory");
 		return u;
 	}
+	case PROTO_POSTGRES:
+		/* Its pool's lanes are the routes: one open batch per route. */
+		return backend_postgres_new(env->loop, cfg->conninfo, cfg->queries,
+		                            (uint32_t)cfg->connections, &us, env->batcher,
+		                            env->stats, env->log, err, errlen);
 	default:
 		snprintf(err, errlen, "[upstream] protocol %s: not built in",
 		         backend_protocol_name(cfg->protocol));

@@ -396,3 +396,59 @@ void batch_fail(struct batcher *b, struct batch *bt, enum batch_error why, const
 		submit(b, retry, true);
 	}
 }
+
+void batch_split_retry(struct batcher *b, struct batch *bt, const char *text)
+{
+	struct batch *half[2] = {NULL, NULL};
+	char reason[300];
+	uint32_t n = bt->n, k = 0;
+
+	snprintf(reason, sizeof(reason), "%s: %s", reasons[BATCH_UPSTREAM_ERROR], text);
+	if (n > 1 && bt->generation == b->generation) {
+		half[0] = batch_new(b, n / 2, bt->server);
+		half[1] = batch_new(b, n - n / 2, bt->server);
+	}
+	if (n > 1 && bt->generation == b->generation && half[0] && half[1])
+		b->stats->batch_splits++;
+	else if (n > 1 && bt->generation == b->generation) {
+		free(half[0]);
+		free(half[1]);
+		half[0] = half[1] = NULL;
+	}
+	if (n <= 1)
+		b->stats->upstream_errors++;
+	for (uint32_t i = 0; i < n; i++) {
+		struct entry *e = bt->e[i];
+		value_unref(e->value);
+		e->value = NULL;
+		e->replied = false;
+		e->batch = NULL;
+		if (e->nwaiters == 0) {
+			inflight_drop(b->inflight, e);
+			continue;
+		}
+		if (n > 1) {
+			/* Sent again as a smaller batch: the same attempt. */
+			e->attempts--;
+			if (bt->generation != b->generation) {
+				/* The routes changed since: back through an open batch. */
+				if (batch_add(b, e) == 0)
+					continue;
+			} else if (half[0]) {
+				struct batch *h = half[k < n / 2 ? 0 : 1];
+				k++;
+				h->e[h->n++] = e;
+				continue;
+			}
+			e->attempts++;
+		}
+		inflight_fail(b->inflight, e, reason);
+	}
+	free(bt);
+	for (int i = 0; i < 2; i++) {
+		if (half[i] && half[i]->n > 0)
+			submit(b, half[i], true);
+		else
+			free(half[i]);
+	}
+}

@@ -98,5 +98,11 @@ void batch_refuse(struct batcher *b, struct batch *bt, uint32_t pos, const char 
 /* text: the upstream's own words for BATCH_UPSTREAM_ERROR, else NULL. */
 void batch_fail(struct batcher *b, struct batch *bt, enum batch_error why, const char *text,
                 const void *conn);
+/* The upstream rejected the batch with an error that some of its keys cause
+ * (a PostgreSQL query error): the batch is split in two and both halves are
+ * sent again, down to single keys, which then fail with "upstream error:
+ * text". So only the keys that cause the error fail. A split is not counted
+ * as an attempt toward [upstream] retries. */
+void batch_split_retry(struct batcher *b, struct batch *bt, const char *text);
 
 #endif

@@ -3,10 +3,13 @@
 
 #include "addr.h"
 #include "log.h"
+#include "pg_codec.h"
+#include "routes.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <libpq-fe.h>
 #include <math.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -40,6 +43,22 @@ static int check_user(const char *v, char *why, size_t whylen)
 	return -1;
 }
 
+/* A conninfo that libpq cannot parse is found by -t, not at the first connect. */
+static int check_conninfo(const char *v, char *why, size_t whylen)
+{
+	char *msg = NULL;
+	PQconninfoOption *o = PQconninfoParse(v, &msg);
+
+	if (o) {
+		PQconninfoFree(o);
+		return 0;
+	}
+	snprintf(why, whylen, "%.*s", (int)strcspn(msg ? msg : "not a connection string", "\n"),
+	         msg ? msg : "not a connection string");
+	PQfreemem(msg);
+	return -1;
+}
+
 /* The one place a key is declared. conf/coalesced.ini and coalesced.ini(5)
  * must list the same keys; a test checks that they do. */
 static const struct config_key keys[] = {
@@ -65,8 +84,8 @@ static const struct config_key keys[] = {
     {"server", "max_value_bytes", CT_INT, OFF(max_value_bytes), "1048576", 1, 1073741824, NULL,
      true, NULL},
     /* For an enum, max is the last value supported so far. */
-    {"upstream", "protocol", CT_ENUM, OFF(protocol), "memcache", 0, PROTO_REDIS, protocols, false,
-     NULL},
+    {"upstream", "protocol", CT_ENUM, OFF(protocol), "memcache", 0, PROTO_POSTGRES, protocols,
+     false, NULL},
     {"upstream", "servers", CT_SERVERS, OFF(servers), "127.0.0.1:11211", 0, 0, NULL, true, NULL},
     {"upstream", "connections", CT_INT, OFF(connections), "2", 1, 1024, NULL, true, NULL},
     {"upstream", "connect_timeout_ms", CT_INT, OFF(connect_timeout_ms), "1000", 1, 600000, NULL,
@@ -87,6 +106,7 @@ static const struct config_key keys[] = {
     {"redis", "username", CT_STRING, OFF(redis_username), "", 0, 0, NULL, false, NULL},
     {"redis", "password", CT_STRING, OFF(redis_password), "", 0, 0, NULL, false, NULL},
     {"redis", "database", CT_INT, OFF(redis_database), "0", 0, 1000000, NULL, false, NULL},
+    {"postgres", "conninfo", CT_STRING, OFF(conninfo), "", 0, 0, NULL, true, check_conninfo},
 };
 
 const struct config_key *config_keys(size_t *n)
@@ -235,6 +255,32 @@ static int set_value(struct config *c, const struct config_key *k, const char *v
 	return -1;
 }
 
+/* [queries]: every key is a route; its SQL is checked here, without a
+ * database, so that -t finds a bad query with its line. */
+static int set_query(struct config *c, const char *name, const char *value, char *err,
+                     size_t errlen)
+{
+	char why[256];
+
+	if (routes_prefix_ok(name, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "[queries] %s: %s", name, why);
+		return -1;
+	}
+	if (routes_text_has(c->queries, name)) {
+		snprintf(err, errlen, "[queries] %s: given twice", name);
+		return -1;
+	}
+	if (pgc_sql_check(value, strlen(value), why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "[queries] %s: %s", name, why);
+		return -1;
+	}
+	if (routes_text_add(&c->queries, name, value) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 int config_set(struct config *c, const char *section, const char *name, const char *value,
                char *err, size_t errlen)
 {
@@ -242,6 +288,8 @@ int config_set(struct config *c, const char *section, const char *name, const ch
 	const struct config_key *k = find_key(section, name, &sec_ok);
 	char why[512];
 
+	if (strcmp(section, "queries") == 0)
+		return set_query(c, name, value, err, errlen);
 	if (section[0] == '\0') {
 		snprintf(err, errlen, "%s: key outside any [section]", name);
 		return -1;
@@ -282,11 +330,20 @@ void config_free(struct config *c)
 			*p = NULL;
 		}
 	}
+	free(c->queries);
+	c->queries = NULL;
 }
 
 int config_copy(struct config *dst, const struct config *src)
 {
 	*dst = *src;
+	dst->queries = NULL;
+	if (src->queries && !(dst->queries = strdup(src->queries))) {
+		for (size_t j = 0; j < sizeof(keys) / sizeof(keys[0]); j++)
+			if (is_string(&keys[j]))
+				*(char **)((char *)dst + keys[j].offset) = NULL;
+		return -1;
+	}
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (is_string(&keys[i])) {
 			char **p = (char **)((char *)dst + keys[i].offset);
@@ -344,6 +401,7 @@ struct load_ctx {
 	int pending_line;
 	const struct config_key *pending_key;
 	char pending[480];
+	int servers_line, protocol_line; /* where given; 0: not */
 	struct load_error errs[MAX_ERRORS];
 	size_t nerrs;
 	unsigned seq;
@@ -508,6 +566,10 @@ static int handler(void *user, const char *section, const char *name, const char
 		return 1;
 	}
 	flush_pending(lc);
+	if (strcmp(section, "upstream") == 0 && strcmp(name, "servers") == 0)
+		lc->servers_line = lc->line;
+	if (strcmp(section, "upstream") == 0 && strcmp(name, "protocol") == 0)
+		lc->protocol_line = lc->line;
 	if (config_set(lc->c, section, name, value, why, sizeof(why)) == 0)
 		return 1;
 	k = find_key(section, name, &sec_ok);
@@ -633,6 +695,15 @@ static int load_text(struct config *c, const char *text, size_t len, const char 
 	if (r >= 0)
 		r = ini_parse_stream(read_line, lc, handler, lc);
 	flush_pending(lc);
+	if (r >= 0 && c->protocol == PROTO_POSTGRES) {
+		if (lc->servers_line)
+			add_error(lc, lc->servers_line,
+			          "[upstream] servers: not used with protocol = postgres (the "
+			          "database is [postgres] conninfo)");
+		if (!c->queries)
+			add_error(lc, lc->protocol_line,
+			          "[upstream] protocol: postgres needs a [queries] section");
+	}
 	if (r < 0)
 		add_error(lc, 0, "out of memory");
 	r = lc->nerrs || lc->too_many ? -1 : 0;

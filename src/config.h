@@ -57,6 +57,11 @@ struct config {
 	char *redis_username;
 	char *redis_password;
 	long redis_database;
+	/* [postgres] */
+	char *conninfo;
+	/* [queries]: not in the key table (its keys are prefixes); the route
+	 * table's text form (routes.h), NULL when the section is empty. */
+	char *queries;
 };
 
 /* CT_OPT_LISTEN: an address list, or empty for "off". */

@@ -213,11 +213,17 @@ int daemon_init(struct daemon *d, struct ev_loop *loop, struct config *cfg, cons
 	d->status_timer.repeat = 5.;
 	ev_timer_again(loop, &d->status_timer);
 	notify(&d->log, "READY=1\nSTATUS=listening");
-	log_info(&d->log,
-	         "coalesced %s: upstream %s (%s, %ld connections each), leeway %g ms, "
-	         "max_keys %ld",
-	         COALESCED_VERSION, d->cfg.servers, backend_protocol_name(d->cfg.protocol),
-	         d->cfg.connections, d->cfg.leeway_ms, d->cfg.max_keys);
+	if (d->cfg.protocol == PROTO_POSTGRES)
+		log_info(&d->log,
+		         "coalesced %s: upstream postgres (%ld connections), leeway %g ms, "
+		         "max_keys %ld",
+		         COALESCED_VERSION, d->cfg.connections, d->cfg.leeway_ms, d->cfg.max_keys);
+	else
+		log_info(&d->log,
+		         "coalesced %s: upstream %s (%s, %ld connections each), leeway %g ms, "
+		         "max_keys %ld",
+		         COALESCED_VERSION, d->cfg.servers, backend_protocol_name(d->cfg.protocol),
+		         d->cfg.connections, d->cfg.leeway_ms, d->cfg.max_keys);
 	return EXIT_OK;
 }
 

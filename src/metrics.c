@@ -329,6 +329,55 @@ static void servers(struct text *t, const struct pool *p)
 	}
 }
 
+/* Per route of the PostgreSQL backend, labelled route="<prefix>". */
+static void routes(struct text *t, const struct stats *st)
+{
+	static const char *const fig[] = {"keys",   "statements", "rows",
+	                                  "misses", "errors",     "splits"};
+	static const char *const help[] = {"keys sent to the database",
+	                                   "statements executed",
+	                                   "rows received",
+	                                   "keys without a row or with a NULL value",
+	                                   "keys failed with an upstream error",
+	                                   "failed batches split to isolate a query error"};
+
+	if (st->nroutes == 0)
+		return;
+	for (size_t f = 0; f < 6; f++) {
+		add(t,
+		    "# HELP coalesced_pg_route_%s_total Per [queries] route: %s.\n"
+		    "# TYPE coalesced_pg_route_%s_total counter\n",
+		    fig[f], help[f], fig[f]);
+		for (uint32_t i = 0; i < st->nroutes; i++) {
+			const uint64_t *c = &st->routes[i].keys;
+			add(t, "coalesced_pg_route_%s_total{", fig[f]);
+			label(t, "route", st->routes[i].name, strlen(st->routes[i].name));
+			add(t, "} %" PRIu64 "\n", c[f]);
+		}
+	}
+	add(t, "# HELP coalesced_pg_route_statement_duration_seconds Per [queries] route: "
+	       "statements, from sending to the result.\n"
+	       "# TYPE coalesced_pg_route_statement_duration_seconds histogram\n");
+	for (uint32_t i = 0; i < st->nroutes; i++) {
+		const struct histogram *h = &st->routes[i].seconds;
+		uint64_t cum = 0;
+		for (uint32_t b = 0; b <= h->nbounds; b++) {
+			cum += h->counts[b];
+			add(t, "coalesced_pg_route_statement_duration_seconds_bucket{");
+			label(t, "route", st->routes[i].name, strlen(st->routes[i].name));
+			if (b < h->nbounds)
+				add(t, ",le=\"%g\"} %" PRIu64 "\n", h->bounds[b], cum);
+			else
+				add(t, ",le=\"+Inf\"} %" PRIu64 "\n", cum);
+		}
+		add(t, "coalesced_pg_route_statement_duration_seconds_sum{");
+		label(t, "route", st->routes[i].name, strlen(st->routes[i].name));
+		add(t, "} %.9g\ncoalesced_pg_route_statement_duration_seconds_count{", h->sum);
+		label(t, "route", st->routes[i].name, strlen(st->routes[i].name));
+		add(t, "} %" PRIu64 "\n", h->count);
+	}
+}
+
 char *metrics_render(const struct server *srv, size_t *len)
 {
 	struct text t = {0};
@@ -345,6 +394,7 @@ char *metrics_render(const struct server *srv, size_t *len)
 	if (srv->up)
 		servers(&t, srv->up->pool);
 	prefixes(&t, &srv->stats.detail);
+	routes(&t, &srv->stats);
 	if (t.failed) {
 		free(t.p);
 		return NULL;

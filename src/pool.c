@@ -36,6 +36,8 @@ struct pool {
 	bool *live;               /* per server: not ejected */
 	uint32_t *live_idx;       /* modula: the servers not ejected, in order */
 	uint32_t nlive;
+	uint32_t (*locate)(const void *ctx, const char *key, size_t len);
+	const void *ctx;
 };
 
 struct pool *pool_new(const struct addr_list *servers, const struct pool_options *o,
@@ -79,6 +81,30 @@ struct pool *pool_new(const struct addr_list *servers, const struct pool_options
 	return p;
 }
 
+struct pool *pool_new_lanes(const char *const *names, uint32_t n,
+                            uint32_t (*locate)(const void *ctx, const char *key, size_t len),
+                            const void *ctx)
+{
+	struct pool *p;
+
+	if (n == 0)
+		return NULL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->v = calloc(n, sizeof(*p->v));
+	if (!p->v) {
+		free(p);
+		return NULL;
+	}
+	p->n = n;
+	p->locate = locate;
+	p->ctx = ctx;
+	for (uint32_t i = 0; i < n; i++)
+		snprintf(p->v[i].addr.name, sizeof(p->v[i].addr.name), "%s", names[i]);
+	return p;
+}
+
 void pool_free(struct pool *p)
 {
 	if (!p)
@@ -94,6 +120,8 @@ void pool_free(struct pool *p)
 
 void pool_configure(struct pool *p, const struct pool_options *o)
 {
+	if (p->locate)
+		return; /* lanes are routes, not servers: none is ever ejected */
 	p->opt.eject_after = o->eject_after;
 	p->opt.retry_after = o->retry_after;
 }
@@ -115,6 +143,8 @@ bool pool_ejected(const struct pool *p, uint32_t i)
 
 uint32_t pool_locate(const struct pool *p, const char *key, size_t len)
 {
+	if (p->locate)
+		return p->locate(p->ctx, key, len);
 	if (p->n == 1)
 		return 0;
 	if (p->opt.distribution == POOL_MODULA) {

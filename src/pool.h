@@ -52,6 +52,14 @@ struct pool_options {
  * ring cannot name. */
 struct pool *pool_new(const struct addr_list *servers, const struct pool_options *o,
                       const struct log *lg);
+/* A pool whose "servers" are named lanes of a backend that places keys
+ * itself (PostgreSQL: one per route), so that the batcher keeps one open
+ * batch per lane. locate(ctx, key, len) < n gives a key's lane; ctx must
+ * outlive the pool. Lanes have no address (pool_server_addr: a zeroed one).
+ * NULL: out of memory or no lane. */
+struct pool *pool_new_lanes(const char *const *names, uint32_t n,
+                            uint32_t (*locate)(const void *ctx, const char *key, size_t len),
+                            const void *ctx);
 void pool_free(struct pool *p);
 /* New eject_after and retry_after (reload); the distribution stays. A server
  * ejected stays so until its probe, even if ejection is now off. */

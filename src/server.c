@@ -183,13 +183,22 @@ void server_destroy(struct server *srv)
 	config_free(&srv->cfg);
 }
 
+/* [postgres] conninfo or [queries] changed (PostgreSQL backend only). */
+static bool upstream_pg_changed(const struct config *a, const struct config *b)
+{
+	if (a->protocol != PROTO_POSTGRES)
+		return false;
+	return strcmp(a->conninfo, b->conninfo) != 0 ||
+	       strcmp(a->queries ? a->queries : "", b->queries ? b->queries : "") != 0;
+}
+
 void server_configure(struct server *srv, struct config *nc)
 {
 	struct config old;
 
 	if ((strcmp(nc->servers, srv->cfg.servers) != 0 ||
 	     nc->connections != srv->cfg.connections ||
-	     nc->distribution != srv->cfg.distribution) &&
+	     nc->distribution != srv->cfg.distribution || upstream_pg_changed(nc, &srv->cfg)) &&
 	    switch_upstream(srv, nc) < 0) {
 		/* Keep the running upstream, and say so in the configuration. */
 		char *tmp = nc->servers;
@@ -197,6 +206,12 @@ void server_configure(struct server *srv, struct config *nc)
 		srv->cfg.servers = tmp;
 		nc->connections = srv->cfg.connections;
 		nc->distribution = srv->cfg.distribution;
+		tmp = nc->conninfo;
+		nc->conninfo = srv->cfg.conninfo;
+		srv->cfg.conninfo = tmp;
+		tmp = nc->queries;
+		nc->queries = srv->cfg.queries;
+		srv->cfg.queries = tmp;
 	}
 	old = srv->cfg;
 	srv->cfg = *nc;

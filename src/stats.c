@@ -51,6 +51,12 @@ static const struct stat_counter counters[] = {
     U(writes_forwarded),
     U(write_errors),
     U(reads_after_write),
+    U(pg_statements),
+    U(pg_rows),
+    U(pg_rows_ignored),
+    U(pg_query_errors),
+    U(pg_prepare_errors),
+    U(batch_splits),
 };
 
 static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -93,7 +99,8 @@ int stats_init(struct stats *st)
 	hist_init_size(&st->batch_keys);
 	st->detail.v = calloc(DETAIL_MAX + 2, sizeof(*st->detail.v));
 	st->detail.slots = calloc(DETAIL_SLOTS, sizeof(*st->detail.slots));
-	if (!st->detail.v || !st->detail.slots) {
+	st->routes = calloc(ROUTE_STATS_MAX, sizeof(*st->routes));
+	if (!st->detail.v || !st->detail.slots || !st->routes) {
 		stats_free(st);
 		return -1;
 	}
@@ -106,6 +113,24 @@ void stats_free(struct stats *st)
 	free(st->detail.slots);
 	st->detail.v = NULL;
 	st->detail.slots = NULL;
+	free(st->routes);
+	st->routes = NULL;
+}
+
+struct route_stats *stats_route(struct stats *st, const char *name)
+{
+	struct route_stats *r;
+
+	for (uint32_t i = 0; i < st->nroutes; i++)
+		if (strncmp(st->routes[i].name, name, ROUTE_NAME_MAX) == 0)
+			return &st->routes[i];
+	if (!st->routes || st->nroutes == ROUTE_STATS_MAX)
+		return NULL;
+	r = &st->routes[st->nroutes++];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	hist_init_latency(&r->seconds);
+	return r;
 }
 
 void stats_reset(struct stats *st)
@@ -118,10 +143,21 @@ void stats_reset(struct stats *st)
 	/* Prefix indexes stay valid for entries in flight: zero the figures only. */
 	for (uint32_t i = 0; i < d.n; i++)
 		d.v[i].keys = d.v[i].coalesced = d.v[i].upstream = d.v[i].hits = d.v[i].misses = 0;
+	struct route_stats *routes = st->routes;
+	uint32_t nroutes = st->nroutes;
+
+	/* Route rows stay where the backends point: zero the figures only. */
+	for (uint32_t i = 0; i < nroutes; i++) {
+		routes[i].keys = routes[i].statements = routes[i].rows = 0;
+		routes[i].misses = routes[i].errors = routes[i].splits = 0;
+		hist_init_latency(&routes[i].seconds);
+	}
 	memset(st, 0, sizeof(*st));
 	hist_init_latency(&st->request_seconds);
 	hist_init_latency(&st->batch_seconds);
 	hist_init_size(&st->batch_keys);
+	st->routes = routes;
+	st->nroutes = nroutes;
 	st->detail = d;
 	st->servers_format = sf;
 	st->servers_ctx = sfctx;

@@ -53,6 +53,18 @@ static inline struct detail_prefix *detail_row(struct detail *d, uint32_t i)
 	return d->v && !d->off && i < d->n ? &d->v[i] : NULL;
 }
 
+/*
+ * Per route of the PostgreSQL backend ([queries]), by route name; rows outlive
+ * a reload that keeps the name. At most ROUTE_STATS_MAX routes are counted.
+ */
+#define ROUTE_STATS_MAX 64
+#define ROUTE_NAME_MAX 64
+struct route_stats {
+	char name[ROUTE_NAME_MAX + 1];
+	uint64_t keys, statements, rows, misses, errors, splits; /* in this order */
+	struct histogram seconds;                                /* statement latency */
+};
+
 struct stats {
 	uint64_t curr_connections;
 	uint64_t total_connections;
@@ -90,6 +102,13 @@ struct stats {
 	uint64_t write_errors;            /* of those, failed without an upstream reply */
 	uint64_t reads_after_write;       /* reads that could not join a fetch: a write
 	                                     of the key completed during it */
+	/* PostgreSQL backend (DESIGN 7.2). */
+	uint64_t pg_statements;     /* prepared statements executed (one per batch) */
+	uint64_t pg_rows;           /* rows received */
+	uint64_t pg_rows_ignored;   /* rows for a key already answered (first wins) or not asked */
+	uint64_t pg_query_errors;   /* statements that failed with a query error */
+	uint64_t pg_prepare_errors; /* routes that failed to prepare on a connection */
+	uint64_t batch_splits;      /* failed batches split in two to isolate a key's error */
 	struct histogram request_seconds; /* client get/gets, parse to reply */
 	struct histogram batch_seconds;   /* upstream batch, send to END */
 	struct histogram batch_keys;      /* keys per upstream batch */
@@ -98,7 +117,12 @@ struct stats {
 	 * snprintf does; NULL: none. Set by the worker, kept by stats_reset. */
 	size_t (*servers_format)(const void *ctx, char *buf, size_t cap);
 	const void *servers_ctx;
+	struct route_stats *routes; /* ROUTE_STATS_MAX rows, nroutes used */
+	uint32_t nroutes;
 };
+
+/* The row of route name, created if there is room; NULL otherwise. */
+struct route_stats *stats_route(struct stats *st, const char *name);
 
 /* Returns -1 if the per-prefix table cannot be allocated. */
 int stats_init(struct stats *st);

@@ -1,0 +1,918 @@
+/*
+ * backend_postgres: batches as prepared statements on libpq connections in
+ * pipeline mode.
+ *
+ *   batch ─pg_codec→ one binary text[] ─PQsendQueryPrepared + PQpipelineSync→
+ *   results ─pgc_value_decode→ batch_value() → batch_complete()
+ *
+ * Every connection keeps a queue of what it sent, in order: a PREPARE (the
+ * first time a route is used on the connection), an EXEC per batch, a SYNC
+ * after each batch. Results come back in that order. A query error aborts
+ * only its own pipeline segment (up to its sync), so one batch's error never
+ * touches another's; the batch is split to find the keys that cause it.
+ *
+ * Timeouts drop the connection: PQcancel blocks, and a dropped connection
+ * makes the server abandon the statement at its next check anyway.
+ */
+#include "backend_postgres.h"
+
+#include "batch.h"
+#include "inflight.h"
+#include "log.h"
+#include "pg_codec.h"
+#include "pool.h"
+#include "routes.h"
+#include "stats.h"
+#include "value.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum job_kind { JOB_PREPARE, JOB_EXEC, JOB_SYNC };
+
+struct job {
+	enum job_kind kind;
+	bool seen; /* its result arrived; the NULL that ends it is next */
+	uint32_t route;
+	struct batch *bt;
+	ev_tstamp sent_at;
+};
+
+enum pc_state { PC_DOWN, PC_CONNECTING, PC_READY };
+enum prep_state { PREP_NONE = 0, PREP_SENT, PREP_OK };
+
+struct pg_backend;
+
+struct pgconn {
+	struct pg_backend *u;
+	PGconn *pg;
+	enum pc_state state;
+	uint32_t gen; /* bumped when the connection is dropped */
+	ev_io io;
+	ev_timer timer; /* connect timeout, backoff, or the oldest statement's timeout */
+	double backoff;
+	uint8_t *prep; /* per route */
+	struct job *q;
+	uint32_t qhead, qlen, qcap;
+	uint32_t batches; /* EXEC jobs queued */
+};
+
+struct pg_backend {
+	struct upstream base;
+	struct ev_loop *loop;
+	struct upstream_settings set;
+	struct batcher *batcher;
+	struct stats *stats;
+	const struct log *log;
+	struct routes routes;
+	char *conninfo;
+	struct pgconn *c;
+	uint32_t nc;
+	bool draining;
+	struct pgc_buf buf;      /* the array being encoded */
+	struct pgc_buf keybuf;   /* a row's key with its route's prefix */
+	char **prep_error;       /* per route: the last prepare failure's message */
+	struct route_stats **rs; /* per route: its row in stats, or NULL (no room) */
+	/* Batches that had to be taken (force) while no connection was ready
+	 * but one was connecting: sent when one is up, failed if none comes. */
+	struct batch **held;
+	uint32_t nheld, heldcap;
+	char last_connect_error[512];
+};
+
+static void pc_connect(struct pgconn *c);
+static void pc_results(struct pgconn *c);
+static bool pc_send(struct pgconn *c, struct batch *bt);
+static int pc_flush(struct pgconn *c);
+
+/* Per-route figures; a route that found no room in stats is not counted. */
+#define ROUTE_ADD(u, route, field, n)                                                              \
+	do {                                                                                       \
+		if ((u)->rs[route])                                                                \
+			(u)->rs[route]->field += (uint64_t)(n);                                    \
+	} while (0)
+
+static bool any_connecting(const struct pg_backend *u)
+{
+	for (uint32_t i = 0; i < u->nc; i++)
+		if (u->c[i].state == PC_CONNECTING)
+			return true;
+	return false;
+}
+
+/* No connection came up: the held batches fail (and may be retried). */
+static void fail_held(struct pg_backend *u)
+{
+	while (u->nheld > 0 && !any_connecting(u)) {
+		struct batch *bt = u->held[--u->nheld];
+		batch_fail(u->batcher, bt, BATCH_UNAVAILABLE, NULL, NULL);
+	}
+}
+
+static void stmt_name(char *out, size_t cap, uint32_t route)
+{
+	snprintf(out, cap, "coalesced_r%u", route);
+}
+
+static void lanes_conn(struct pg_backend *u, bool up)
+{
+	for (uint32_t i = 0; i <= u->routes.n; i++) {
+		if (up)
+			pool_conn_up(u->base.pool, i);
+		else
+			pool_conn_down(u->base.pool, i);
+	}
+}
+
+static void watch(struct pgconn *c, int events)
+{
+	int fd = PQsocket(c->pg);
+
+	/* The socket can change at every step of a connection attempt. */
+	if (fd == c->io.fd && events == (c->io.events & (EV_READ | EV_WRITE)) &&
+	    ev_is_active(&c->io))
+		return;
+	ev_io_stop(c->u->loop, &c->io);
+	if (fd < 0)
+		return;
+	ev_io_set(&c->io, fd, events);
+	ev_io_start(c->u->loop, &c->io);
+}
+
+static void notice_cb(void *arg, const PGresult *r)
+{
+	struct pgconn *c = arg;
+	char line[512];
+
+	pgc_error_line(PQresultErrorMessage(r), line, sizeof(line));
+	log_info(c->u->log, "postgres: %s", line);
+}
+
+/* Take the connection down: what it had in flight fails with why (and is
+ * retried elsewhere by the batcher); a new attempt follows a backoff. */
+static void pc_drop(struct pgconn *c, enum batch_error why, const char *text)
+{
+	struct pg_backend *u = c->u;
+	uint32_t n = 0;
+	struct batch **failed = NULL;
+
+	if (c->qlen > c->qhead)
+		failed = malloc((c->qlen - c->qhead) * sizeof(*failed));
+	for (uint32_t i = c->qhead; i < c->qlen; i++) {
+		if (c->q[i].kind == JOB_EXEC && c->q[i].bt) {
+			if (failed)
+				failed[n++] = c->q[i].bt;
+			else
+				free(c->q[i].bt); /* no memory: lost, as at shutdown */
+		}
+	}
+	c->qhead = c->qlen = 0;
+	c->batches = 0;
+	ev_io_stop(u->loop, &c->io);
+	ev_timer_stop(u->loop, &c->timer);
+	if (c->state == PC_READY)
+		lanes_conn(u, false);
+	if (c->pg)
+		PQfinish(c->pg);
+	c->pg = NULL;
+	c->state = PC_DOWN;
+	c->gen++;
+	memset(c->prep, 0, u->routes.n);
+	if (!u->draining) {
+		c->backoff = c->backoff ? c->backoff * 2 : 0.05;
+		if (c->backoff > 2.0)
+			c->backoff = 2.0;
+		ev_timer_set(&c->timer, c->backoff, 0.);
+		ev_timer_start(u->loop, &c->timer);
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		pool_error(u->base.pool, failed[i]->server, true, ev_now(u->loop), text);
+		batch_fail(u->batcher, failed[i], why, text, c);
+	}
+	free(failed);
+}
+
+static void connect_failed(struct pgconn *c, const char *why)
+{
+	struct pg_backend *u = c->u;
+	char line[400];
+
+	pgc_error_line(why, line, sizeof(line));
+	for (size_t n = strlen(line); n > 0 && line[n - 1] == ' ';)
+		line[--n] = '\0'; /* libpq's message ends with a newline */
+	/* conninfo may hold a password: name only where and as whom. */
+	if (strcmp(line, u->last_connect_error) != 0) {
+		log_warn(u->log, "postgres: cannot connect (host=%s dbname=%s user=%s): %s",
+		         c->pg && PQhost(c->pg) ? PQhost(c->pg) : "?",
+		         c->pg && PQdb(c->pg) ? PQdb(c->pg) : "?",
+		         c->pg && PQuser(c->pg) ? PQuser(c->pg) : "?", line);
+		snprintf(u->last_connect_error, sizeof(u->last_connect_error), "%s", line);
+	}
+	for (uint32_t i = 0; i <= u->routes.n; i++)
+		pool_error(u->base.pool, i, true, ev_now(u->loop), line);
+	pc_drop(c, BATCH_UNAVAILABLE, NULL);
+	fail_held(u);
+}
+
+static void pc_ready(struct pgconn *c)
+{
+	struct pg_backend *u = c->u;
+
+	ev_timer_stop(u->loop, &c->timer);
+	if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1) {
+		connect_failed(c, PQerrorMessage(c->pg));
+		return;
+	}
+	c->state = PC_READY;
+	c->backoff = 0;
+	if (u->last_connect_error[0]) {
+		log_info(u->log, "postgres: connected (host=%s dbname=%s user=%s)", PQhost(c->pg),
+		         PQdb(c->pg), PQuser(c->pg));
+		u->last_connect_error[0] = '\0';
+	}
+	lanes_conn(u, true);
+	watch(c, EV_READ);
+	while (u->nheld > 0 && c->state == PC_READY) {
+		struct batch *bt = u->held[--u->nheld];
+		if (!pc_send(c, bt)) {
+			pc_drop(c, BATCH_UNAVAILABLE, NULL);
+			batch_fail(u->batcher, bt, BATCH_UNAVAILABLE, NULL, NULL);
+		}
+	}
+	if (c->state == PC_READY)
+		pc_flush(c);
+}
+
+static void connect_step(struct pgconn *c)
+{
+	switch (PQconnectPoll(c->pg)) {
+	case PGRES_POLLING_READING:
+		watch(c, EV_READ);
+		return;
+	case PGRES_POLLING_WRITING:
+		watch(c, EV_WRITE);
+		return;
+	case PGRES_POLLING_OK:
+		pc_ready(c);
+		return;
+	default:
+		connect_failed(c, PQerrorMessage(c->pg));
+		return;
+	}
+}
+
+static void pc_connect(struct pgconn *c)
+{
+	struct pg_backend *u = c->u;
+	/* expand_dbname: conninfo is a whole connection string; the keywords
+	 * after it override what it says. Keys are checked as UTF-8 (pg_codec). */
+	const char *const kw[] = {"dbname", "client_encoding", "fallback_application_name", NULL};
+	const char *const val[] = {u->conninfo, "UTF8", "coalesced", NULL};
+
+	c->pg = PQconnectStartParams(kw, val, 1);
+	if (!c->pg) {
+		connect_failed(c, "out of memory");
+		return;
+	}
+	if (PQstatus(c->pg) == CONNECTION_BAD) {
+		connect_failed(c, PQerrorMessage(c->pg));
+		return;
+	}
+	PQsetNoticeReceiver(c->pg, notice_cb, c);
+	c->state = PC_CONNECTING;
+	ev_timer_set(&c->timer, u->set.connect_timeout_ms / 1000.0, 0.);
+	ev_timer_start(u->loop, &c->timer);
+	watch(c, EV_WRITE);
+}
+
+/* The oldest statement in flight bounds the connection's timer. */
+static void arm_stmt_timer(struct pgconn *c)
+{
+	struct pg_backend *u = c->u;
+
+	ev_timer_stop(u->loop, &c->timer);
+	for (uint32_t i = c->qhead; i < c->qlen; i++) {
+		if (c->q[i].kind == JOB_EXEC) {
+			double left =
+			    c->q[i].sent_at + u->set.timeout_ms / 1000.0 - ev_now(u->loop);
+			ev_timer_set(&c->timer, left > 0.001 ? left : 0.001, 0.);
+			ev_timer_start(u->loop, &c->timer);
+			return;
+		}
+	}
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pgconn *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	switch (c->state) {
+	case PC_DOWN:
+		if (!c->u->draining)
+			pc_connect(c);
+		return;
+	case PC_CONNECTING:
+		connect_failed(c, "connection timed out");
+		return;
+	case PC_READY:
+		log_warn(c->u->log,
+		         "postgres: a statement ran past timeout_ms; dropping its connection");
+		pc_drop(c, BATCH_TIMEOUT, NULL);
+		return;
+	}
+}
+
+static int pc_flush(struct pgconn *c)
+{
+	int r = PQflush(c->pg);
+
+	if (r < 0) {
+		pc_drop(c, BATCH_UNAVAILABLE, NULL);
+		return -1;
+	}
+	watch(c, r ? EV_READ | EV_WRITE : EV_READ);
+	return 0;
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct pgconn *c = w->data;
+
+	(void)loop;
+	if (c->state == PC_CONNECTING) {
+		connect_step(c);
+		return;
+	}
+	if (c->state != PC_READY)
+		return;
+	if (revents & EV_READ) {
+		if (!PQconsumeInput(c->pg)) {
+			char line[300];
+			pgc_error_line(PQerrorMessage(c->pg), line, sizeof(line));
+			log_warn(c->u->log, "postgres: connection lost: %s", line);
+			pc_drop(c, BATCH_UNAVAILABLE, NULL);
+			return;
+		}
+		uint32_t gen = c->gen;
+		pc_results(c);
+		if (c->gen != gen || c->state != PC_READY)
+			return;
+	}
+	/* PQflush may wait for the server to read; it is retried on either event. */
+	if (c->io.events & EV_WRITE || revents & EV_WRITE)
+		pc_flush(c);
+}
+
+/* Room for n more jobs, so that pushing them moves nothing. */
+static int reserve(struct pgconn *c, uint32_t n)
+{
+	if (c->qhead == c->qlen)
+		c->qhead = c->qlen = 0;
+	if (c->qlen + n > c->qcap && c->qhead > 0) {
+		memmove(c->q, c->q + c->qhead, (c->qlen - c->qhead) * sizeof(*c->q));
+		c->qlen -= c->qhead;
+		c->qhead = 0;
+	}
+	if (c->qlen + n > c->qcap) {
+		uint32_t cap = c->qcap ? c->qcap * 2 : 16;
+		struct job *q = realloc(c->q, (cap + n) * sizeof(*q));
+		if (!q)
+			return -1;
+		c->q = q;
+		c->qcap = cap + n;
+	}
+	return 0;
+}
+
+static struct job *push(struct pgconn *c, enum job_kind kind)
+{
+	struct job *j = &c->q[c->qlen++];
+
+	memset(j, 0, sizeof(*j));
+	j->kind = kind;
+	j->sent_at = ev_now(c->u->loop);
+	return j;
+}
+
+/* Every key of bt gets reason and nothing is retried (the same statement
+ * would fail the same way). */
+static void refuse_all(struct pg_backend *u, struct batch *bt, const char *reason)
+{
+	while (bt->n > 0)
+		batch_refuse(u->batcher, bt, 0, reason);
+	batch_complete(u->batcher, bt);
+}
+
+static void refuse_error(struct pg_backend *u, struct batch *bt, const char *text)
+{
+	char reason[400];
+
+	snprintf(reason, sizeof(reason), "upstream error: %s", text);
+	u->stats->upstream_errors++;
+	if (bt->server < u->routes.n)
+		ROUTE_ADD(u, bt->server, errors, bt->n);
+	pool_error(u->base.pool, bt->server, false, ev_now(u->loop), text);
+	refuse_all(u, bt, reason);
+}
+
+static size_t arg_off(const struct pg_backend *u, uint32_t route)
+{
+	return (int32_t)route == u->routes.star ? 0 : u->routes.v[route].plen + 1;
+}
+
+/* Rows → values. */
+static void exec_rows(struct pgconn *c, struct batch *bt, uint32_t route, const PGresult *r)
+{
+	struct pg_backend *u = c->u;
+	int nf = PQnfields(r), nrows = PQntuples(r);
+	uint32_t types[3];
+	size_t off = arg_off(u, route);
+	char why[200];
+
+	for (int i = 0; i < nf && i < 3; i++)
+		types[i] = (uint32_t)PQftype(r, i);
+	if (pgc_columns_check(types, nf, why, sizeof(why)) < 0) {
+		log_error(u->log, "postgres: route %s: %s", u->routes.v[route].prefix, why);
+		refuse_error(u, bt, why);
+		return;
+	}
+	u->stats->pg_rows += (uint64_t)nrows;
+	ROUTE_ADD(u, route, rows, nrows);
+	for (int i = 0; i < nrows; i++) {
+		struct pgc_text kt, vt;
+		uint32_t flags = 0;
+		struct value *v;
+		int pos;
+
+		if (PQgetisnull(r, i, 0) ||
+		    pgc_value_decode(types[0], PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0),
+		                     &kt) != PGC_OK) {
+			u->stats->pg_rows_ignored++;
+			continue;
+		}
+		if (u->keybuf.cap < off + kt.len + 1) {
+			char *nb = realloc(u->keybuf.data, off + kt.len + 1);
+			if (!nb) {
+				u->stats->out_of_memory++;
+				continue;
+			}
+			u->keybuf.data = nb;
+			u->keybuf.cap = off + kt.len + 1;
+		}
+		if (off) {
+			memcpy(u->keybuf.data, u->routes.v[route].prefix, off - 1);
+			u->keybuf.data[off - 1] = ':';
+		}
+		memcpy(u->keybuf.data + off, kt.data, kt.len);
+		pos = batch_match(bt, u->keybuf.data, off + kt.len);
+		if (pos < 0) {
+			u->stats->pg_rows_ignored++;
+			continue;
+		}
+		if (PQgetisnull(r, i, 1)) {
+			batch_value(bt, (uint32_t)pos, NULL); /* a miss, and it counts as the row */
+			continue;
+		}
+		if (pgc_value_decode(types[1], PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1),
+		                     &vt) != PGC_OK ||
+		    (nf == 3 && !PQgetisnull(r, i, 2) &&
+		     pgc_flags_decode(types[2], PQgetvalue(r, i, 2), (size_t)PQgetlength(r, i, 2),
+		                      &flags) != PGC_OK)) {
+			u->stats->pg_rows_ignored++;
+			continue;
+		}
+		v = value_new(vt.len, &u->stats->value_bytes);
+		if (!v) {
+			u->stats->out_of_memory++;
+			continue;
+		}
+		memcpy(v->data, vt.data, vt.len);
+		v->data[vt.len] = '\r';
+		v->data[vt.len + 1] = '\n';
+		v->flags = flags;
+		batch_value(bt, (uint32_t)pos, v);
+	}
+	for (uint32_t i = 0; i < bt->n; i++)
+		if (!bt->e[i]->value)
+			ROUTE_ADD(u, route, misses, 1);
+	pool_success(u->base.pool, bt->server);
+	batch_complete(u->batcher, bt);
+}
+
+static bool conn_error(const char *sqlstate)
+{
+	/* Class 08 (connection exception), 57P (operator intervention: shutdown,
+	 * crash of another backend), 53 (insufficient resources). */
+	return sqlstate && (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "57P", 3) == 0 ||
+	                    strncmp(sqlstate, "53", 2) == 0);
+}
+
+/* One result for the job at the head of the queue. j is a copy: handling it
+ * may send (a split), which moves the queue. */
+static void handle(struct pgconn *c, struct job j, const PGresult *r)
+{
+	struct pg_backend *u = c->u;
+	ExecStatusType st = PQresultStatus(r);
+	const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	const char *sqlstate = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	const char *route = u->routes.v[j.route].prefix;
+	char line[300];
+
+	pgc_error_line(msg ? msg : PQresultErrorMessage(r), line, sizeof(line));
+	if (j.kind == JOB_PREPARE) {
+		if (st == PGRES_COMMAND_OK) {
+			c->prep[j.route] = PREP_OK;
+			return;
+		}
+		c->prep[j.route] = PREP_NONE;
+		u->stats->pg_prepare_errors++;
+		if (!u->prep_error[j.route] || strcmp(u->prep_error[j.route], line) != 0) {
+			log_error(u->log, "postgres: route %s: the query does not prepare: %s",
+			          route, line);
+			free(u->prep_error[j.route]);
+			u->prep_error[j.route] = strdup(line);
+		}
+		return;
+	}
+	hist_add(&u->stats->batch_seconds, ev_now(u->loop) - j.sent_at);
+	if (st == PGRES_TUPLES_OK || (st == PGRES_FATAL_ERROR && !conn_error(sqlstate) &&
+	                              PQstatus(c->pg) != CONNECTION_BAD)) {
+		ROUTE_ADD(u, j.route, statements, 1);
+		if (u->rs[j.route])
+			hist_add(&u->rs[j.route]->seconds, ev_now(u->loop) - j.sent_at);
+	}
+	switch (st) {
+	case PGRES_TUPLES_OK:
+		u->stats->pg_statements++;
+		exec_rows(c, j.bt, j.route, r);
+		return;
+	case PGRES_PIPELINE_ABORTED:
+		/* Only the PREPARE before it in its segment can have failed. */
+		refuse_error(u, j.bt,
+		             u->prep_error[j.route] ? u->prep_error[j.route]
+		                                    : "query not prepared");
+		return;
+	case PGRES_FATAL_ERROR:
+		if (PQstatus(c->pg) == CONNECTION_BAD || conn_error(sqlstate)) {
+			/* Back in the queue so that the drop fails (and retries) it. */
+			c->q[c->qhead].bt = j.bt;
+			log_warn(u->log, "postgres: %s", line);
+			pc_drop(c, BATCH_UNAVAILABLE, NULL);
+			return;
+		}
+		if (sqlstate && strcmp(sqlstate, "26000") == 0) {
+			/* Prepared in an earlier segment that failed. */
+			refuse_error(u, j.bt,
+			             u->prep_error[j.route] ? u->prep_error[j.route] : line);
+			return;
+		}
+		u->stats->pg_statements++;
+		u->stats->pg_query_errors++;
+		pool_error(u->base.pool, j.bt->server, false, ev_now(u->loop), line);
+		log_debug(u->log, "postgres: route %s: %u keys: %s", route, j.bt->n, line);
+		if (j.bt->n > 1)
+			ROUTE_ADD(u, j.route, splits, 1);
+		else
+			ROUTE_ADD(u, j.route, errors, j.bt->n);
+		batch_split_retry(u->batcher, j.bt, line);
+		return;
+	default:
+		c->q[c->qhead].bt = j.bt;
+		log_warn(u->log, "postgres: unexpected result %s", PQresStatus(st));
+		pc_drop(c, BATCH_PROTOCOL, "unexpected result");
+		return;
+	}
+}
+
+static void pc_results(struct pgconn *c)
+{
+	uint32_t gen = c->gen;
+
+	while (c->gen == gen && c->qhead < c->qlen) {
+		struct job *h = &c->q[c->qhead];
+		ExecStatusType st;
+		PGresult *r;
+
+		if (PQisBusy(c->pg))
+			break;
+		r = PQgetResult(c->pg);
+		if (!r) {
+			if (h->kind == JOB_SYNC || !h->seen)
+				break; /* nothing more yet */
+			c->qhead++;
+			continue;
+		}
+		st = PQresultStatus(r);
+		if (st == PGRES_PIPELINE_SYNC) {
+			/* After an error libpq ends the query with no NULL: the sync
+			 * ends everything before it. */
+			while (c->qhead < c->qlen && c->q[c->qhead].kind != JOB_SYNC &&
+			       c->q[c->qhead].seen)
+				c->qhead++;
+			PQclear(r);
+			if (c->qhead == c->qlen || c->q[c->qhead].kind != JOB_SYNC) {
+				pc_drop(c, BATCH_PROTOCOL, "pipeline out of step");
+				return;
+			}
+			c->qhead++;
+			continue;
+		}
+		if (h->seen) {
+			/* The next query's result without a NULL before it. */
+			c->qhead++;
+			h = &c->q[c->qhead];
+			if (c->qhead == c->qlen || h->kind == JOB_SYNC || h->seen) {
+				PQclear(r);
+				pc_drop(c, BATCH_PROTOCOL, "pipeline out of step");
+				return;
+			}
+		}
+		if (h->kind == JOB_SYNC) {
+			PQclear(r);
+			pc_drop(c, BATCH_PROTOCOL, "pipeline out of step");
+			return;
+		}
+		h->seen = true;
+		struct job j = *h;
+		if (j.kind == JOB_EXEC) {
+			h->bt = NULL;
+			c->batches--;
+		}
+		handle(c, j, r);
+		PQclear(r);
+	}
+	if (c->gen == gen)
+		arm_stmt_timer(c);
+}
+
+/* Sends bt on c; false if the connection failed (bt is then still the
+ * caller's). */
+static bool pc_send(struct pgconn *c, struct batch *bt)
+{
+	struct pg_backend *u = c->u;
+	uint32_t route = bt->server;
+	size_t off = arg_off(u, route);
+	struct pgc_array a;
+	const Oid types[1] = {PGC_OID_TEXT_ARRAY};
+	const int fmt[1] = {1};
+	const char *vals[1];
+	int lens[1];
+	char name[32];
+	struct job *j;
+
+	pgc_buf_reset(&u->buf);
+	pgc_array_begin(&a, &u->buf);
+	for (uint32_t i = 0; i < bt->n; i++)
+		pgc_array_add(&a, bt->e[i]->key + off, bt->e[i]->keylen - off);
+	if (pgc_array_end(&a) != PGC_OK || a.n != bt->n)
+		return false;
+	if (reserve(c, 3) < 0)
+		return false;
+	vals[0] = u->buf.data + a.start;
+	lens[0] = (int)(u->buf.len - a.start);
+	stmt_name(name, sizeof(name), route);
+	if (c->prep[route] == PREP_NONE) {
+		if (!PQsendPrepare(c->pg, name, u->routes.v[route].sql, 1, types))
+			return false;
+		j = push(c, JOB_PREPARE);
+		j->route = route;
+		c->prep[route] = PREP_SENT;
+	}
+	if (!PQsendQueryPrepared(c->pg, name, 1, vals, lens, fmt, 1))
+		return false;
+	j = push(c, JOB_EXEC);
+	j->route = route;
+	j->bt = bt;
+	c->batches++;
+	if (!PQpipelineSync(c->pg)) {
+		j->bt = NULL;
+		c->batches--;
+		return false;
+	}
+	push(c, JOB_SYNC);
+	ROUTE_ADD(u, route, keys, bt->n);
+	if (c->batches == 1)
+		arm_stmt_timer(c);
+	return true;
+}
+
+static bool pg_submit(struct upstream *base, struct batch *bt, bool force)
+{
+	struct pg_backend *u = (struct pg_backend *)base;
+	struct pgconn *best = NULL;
+	bool connecting = false;
+	uint32_t route = bt->server;
+	size_t off;
+
+	if (route >= u->routes.n) {
+		refuse_all(u, bt, PG_NO_ROUTE);
+		return true;
+	}
+	for (uint32_t i = 0; i < u->nc; i++) {
+		struct pgconn *c = &u->c[i];
+		if (c->state == PC_CONNECTING)
+			connecting = true;
+		if (c->state != PC_READY)
+			continue;
+		/* A retry avoids the connection it failed on, when there is another. */
+		if (!best || (best == bt->avoid && c != bt->avoid) ||
+		    (c != bt->avoid && c->batches < best->batches))
+			best = c;
+	}
+	if (!force && ((best && best->batches >= u->set.pipeline_depth) || (!best && connecting)))
+		return false;
+	off = arg_off(u, route);
+	for (uint32_t i = 0; i < bt->n;) {
+		enum pgc_status s = pgc_key_check(bt->e[i]->key + off, bt->e[i]->keylen - off);
+		if (s == PGC_OK) {
+			i++;
+		} else {
+			char reason[200];
+			snprintf(reason, sizeof(reason), "key not valid for postgres: %s",
+			         pgc_strerror(s));
+			batch_refuse(u->batcher, bt, i, reason);
+		}
+	}
+	if (bt->n == 0) {
+		batch_complete(u->batcher, bt);
+		return true;
+	}
+	bt->cursor = 0;
+	if (!best && connecting) {
+		if (u->nheld == u->heldcap) {
+			uint32_t cap = u->heldcap ? u->heldcap * 2 : 8;
+			struct batch **h = realloc(u->held, cap * sizeof(*h));
+			if (!h) {
+				batch_fail(u->batcher, bt, BATCH_UNAVAILABLE, "out of memory",
+				           NULL);
+				return true;
+			}
+			u->held = h;
+			u->heldcap = cap;
+		}
+		u->held[u->nheld++] = bt;
+		return true;
+	}
+	if (!best) {
+		batch_fail(u->batcher, bt, BATCH_UNAVAILABLE, NULL, NULL);
+		return true;
+	}
+	if (!pc_send(best, bt)) {
+		char line[300];
+		pgc_error_line(PQerrorMessage(best->pg), line, sizeof(line));
+		log_warn(u->log, "postgres: cannot send: %s", line);
+		pc_drop(best, BATCH_UNAVAILABLE, NULL);
+		batch_fail(u->batcher, bt, BATCH_UNAVAILABLE, NULL, best);
+		return true;
+	}
+	pc_flush(best);
+	return true;
+}
+
+static void pg_configure(struct upstream *base, const struct upstream_settings *s)
+{
+	((struct pg_backend *)base)->set = *s;
+}
+
+static uint32_t pg_outstanding(const struct upstream *base)
+{
+	const struct pg_backend *u = (const struct pg_backend *)base;
+	uint32_t n = u->nheld;
+
+	for (uint32_t i = 0; i < u->nc; i++)
+		n += u->c[i].batches;
+	return n;
+}
+
+static void pg_drain(struct upstream *base)
+{
+	struct pg_backend *u = (struct pg_backend *)base;
+
+	u->draining = true;
+	for (uint32_t i = 0; i < u->nc; i++) {
+		struct pgconn *c = &u->c[i];
+		if (c->state == PC_DOWN) {
+			ev_timer_stop(u->loop, &c->timer);
+		} else if (c->state == PC_CONNECTING) {
+			ev_timer_stop(u->loop, &c->timer);
+			ev_io_stop(u->loop, &c->io);
+			PQfinish(c->pg);
+			c->pg = NULL;
+			c->state = PC_DOWN;
+		}
+	}
+	fail_held(u);
+}
+
+static void pg_destroy(struct upstream *base)
+{
+	struct pg_backend *u = (struct pg_backend *)base;
+
+	for (uint32_t i = 0; u->c && i < u->nc; i++) {
+		struct pgconn *c = &u->c[i];
+		ev_io_stop(u->loop, &c->io);
+		ev_timer_stop(u->loop, &c->timer);
+		for (uint32_t k = c->qhead; k < c->qlen; k++)
+			free(c->q[k].bt);
+		free(c->q);
+		free(c->prep);
+		if (c->pg)
+			PQfinish(c->pg);
+	}
+	free(u->c);
+	for (uint32_t i = 0; i < u->nheld; i++)
+		free(u->held[i]);
+	free(u->held);
+	for (uint32_t i = 0; u->prep_error && i < u->routes.n; i++)
+		free(u->prep_error[i]);
+	free(u->prep_error);
+	free(u->rs);
+	pool_free(u->base.pool);
+	routes_free(&u->routes);
+	pgc_buf_free(&u->buf);
+	free(u->keybuf.data);
+	free(u->conninfo);
+	free(u);
+}
+
+static const struct upstream_ops pg_ops = {
+    .submit = pg_submit,
+    .configure = pg_configure,
+    .drain = pg_drain,
+    .outstanding = pg_outstanding,
+    .destroy = pg_destroy,
+};
+
+static uint32_t pg_locate(const void *ctx, const char *key, size_t len)
+{
+	size_t off;
+
+	return routes_locate(ctx, key, len, &off);
+}
+
+struct upstream *backend_postgres_new(struct ev_loop *loop, const char *conninfo,
+                                      const char *queries, uint32_t connections,
+                                      const struct upstream_settings *set, struct batcher *b,
+                                      struct stats *st, const struct log *lg, char *err,
+                                      size_t errlen)
+{
+	struct pg_backend *u = calloc(1, sizeof(*u));
+	const char **names = NULL;
+
+	if (!u) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	u->base.ops = &pg_ops;
+	u->loop = loop;
+	u->set = *set;
+	u->batcher = b;
+	u->stats = st;
+	u->log = lg;
+	u->routes.star = -1;
+	if (routes_parse(queries, &u->routes, err, errlen) < 0) {
+		pg_destroy(&u->base);
+		return NULL;
+	}
+	u->conninfo = strdup(conninfo ? conninfo : "");
+	u->prep_error = calloc(u->routes.n, sizeof(*u->prep_error));
+	u->rs = calloc(u->routes.n, sizeof(*u->rs));
+	names = calloc(u->routes.n + 1, sizeof(*names));
+	u->c = calloc(connections, sizeof(*u->c));
+	if (!u->conninfo || !u->prep_error || !u->rs || !names || !u->c)
+		goto nomem;
+	for (uint32_t i = 0; i < u->routes.n; i++) {
+		names[i] = u->routes.v[i].prefix;
+		u->rs[i] = stats_route(st, u->routes.v[i].prefix);
+	}
+	names[u->routes.n] = "(no route)";
+	u->base.pool = pool_new_lanes(names, u->routes.n + 1, pg_locate, &u->routes);
+	if (!u->base.pool)
+		goto nomem;
+	free(names);
+	names = NULL;
+	for (uint32_t i = 0; i < connections; i++) {
+		struct pgconn *c = &u->c[i];
+		c->u = u;
+		c->prep = calloc(u->routes.n, 1);
+		u->nc = i + 1;
+		if (!c->prep)
+			goto nomem;
+		ev_init(&c->io, io_cb);
+		ev_init(&c->timer, timer_cb);
+		c->io.data = c->timer.data = c;
+		c->io.fd = -1;
+	}
+	for (uint32_t i = 0; i < u->nc; i++)
+		pc_connect(&u->c[i]);
+	return &u->base;
+nomem:
+	free(names);
+	snprintf(err, errlen, "out of memory");
+	pg_destroy(&u->base);
+	return NULL;
+}
