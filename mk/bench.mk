@@ -1,7 +1,8 @@
 # make bench: build the load generator and compare memcached direct, twemproxy
 # (nutcracker) and coalesced under load (tests/bench/run.sh). Not part of make
-# check. BENCH_SECONDS=2 make bench is a quick smoke run; results go to
-# bench/results/ (results.md, results.jsonl, scaling.png).
+# check; the mixed scenario adds 10 % sets to Zipf reads. BENCH_SECONDS=2 make
+# bench is a quick smoke run; results go to bench/results/ (results.md,
+# results.jsonl, scaling.png).
 
 # This fragment is read before the main Makefile's first rule: keep `all` the
 # default goal.
