@@ -559,7 +559,7 @@ MD=$OUT/results.md
 		echo "* \`$name\`: $desc (\`loadgen -c $conns $args\`)"
 	done
 	echo
-	if jq -e 'select(.scenario == "idle")' "$OUT/results.jsonl" >/dev/null 2>&1; then
+	if jq -se 'any(.[]; .scenario == "idle")' "$OUT/results.jsonl" >/dev/null 2>&1; then
 		echo "## Idle connections"
 		echo
 		echo "| target | connections held | failed | closed by the server | errors | RSS before MiB | RSS peak MiB | KiB per idle connection |"
@@ -568,7 +568,7 @@ MD=$OUT/results.md
 			"| \(.target) | \(.conns_ok) | \(.conns_failed) | \(.conns_closed) | \(.errors) | \(.rss_kb_before / 1024 * 10 | round / 10) | \(.rss_kb_peak / 1024 * 10 | round / 10) | \(if .rss_kb_per_idle_conn then (.rss_kb_per_idle_conn * 100 | round / 100) else "–" end) |"' "$OUT/results.jsonl"
 		echo
 	fi
-	if jq -e 'select((.sets // 0) > 0)' "$OUT/results.jsonl" >/dev/null 2>&1; then
+	if jq -se 'any(.[]; (.sets // 0) > 0)' "$OUT/results.jsonl" >/dev/null 2>&1; then
 		echo "## Mixed reads and writes"
 		echo
 		echo "Reads per client get: keys memcached was asked for (\`cmd_get\` delta) per client get; for coalesced also its"
