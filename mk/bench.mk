@@ -1,8 +1,9 @@
 # make bench: build the load generator and compare memcached direct, twemproxy
-# (nutcracker) and coalesced under load (tests/bench/run.sh), then pgbench
-# direct, pgbouncer and coalesced in front of PostgreSQL (tests/bench/pg.sh). Not part of make
-# check. BENCH_SECONDS=2 make bench is a quick smoke run; results go to
-# bench/results/ (results.md, results.jsonl, scaling.png).
+# (nutcracker) and coalesced under load (tests/bench/run.sh; the mixed scenario
+# adds 10 % sets to Zipf reads), then pgbench direct, pgbouncer and coalesced in
+# front of PostgreSQL (tests/bench/pg.sh). Not part of make check.
+# BENCH_SECONDS=2 make bench is a quick smoke run; results go to bench/results/
+# (results.md, results.jsonl, scaling.png, mixed.md, pg.md).
 
 # This fragment is read before the main Makefile's first rule: keep `all` the
 # default goal.

@@ -14,6 +14,10 @@
  * (one stream per connection). --idle adds connections that send one single-key get every
  * --idle-interval seconds (0: nothing at all), to hold many mostly idle connections.
  *
+ * --set-ratio F makes each request of a loaded connection a single-key "set" with probability F
+ * (same key distribution, same value size), the rest gets as above. Every set writes a new
+ * version of its key: versions count from 1 per key, version 0 being the preloaded value.
+ *
  * Every reply is parsed strictly (lines end in CRLF; VALUE <key> <flags> <bytes>[ <cas>] with a
  * cas exactly for gets, the data block followed by CRLF, keys in request order, END;
  * SERVER_ERROR / CLIENT_ERROR / ERROR lines answer a request with an error) and every value is
@@ -21,8 +25,19 @@
  *
  *   --values pattern (default)  key i holds flags (i & 0xffff) and S bytes: the decimal i,
  *                               ':', then byte j = 'a' + (i + j) % 26, cut to S bytes;
- *                               --preload stores exactly these values
+ *                               --preload stores exactly these values. Version v > 0 (written
+ *                               by --set-ratio) is the decimal i, ':', the decimal v, ':', then
+ *                               byte j = 'a' + (i + v + j) % 26, cut to S bytes.
  *   --values fake               the fake upstream's values: flags 0 and "v:" + the key
+ *
+ * With writes in the mix a get must return a well-formed value of the key asked for, of a
+ * version that has been sent (at most the key's latest) and not older than the key's floor
+ * when the get was sent. The floor follows from memcached applying commands one at a time:
+ * sets of a key overlapping in time form a window (from the first sent while none was
+ * outstanding to the moment none is); when a window closes with every set STORED, the key
+ * holds one of the window's versions, all newer than anything before, so the floor becomes
+ * the window's first version. A get older than its floor counts as stale (and as wrong); a
+ * key with a failed or lost set keeps its floor from then on.
  *
  * A reply that does not parse closes that connection (its outstanding requests count as
  * errors); the run goes on with the others. Latency is measured from the moment a request is
@@ -68,6 +83,7 @@
 #define HSUB 5                    /* histogram: 2^HSUB sub-buckets per power of two */
 #define HBUCKETS (60 << HSUB)     /* covers every uint64_t value */
 #define PRELOAD_BATCH 500         /* sets written before their replies are read */
+#define MIN_SET_VALUE 24          /* value bytes needed to carry key index and version */
 
 enum dist { DIST_UNIFORM, DIST_ZIPF, DIST_HOT };
 enum vmode { VAL_PATTERN, VAL_FAKE };
@@ -80,7 +96,7 @@ struct opts {
 	long conns, pipeline, multi, idle;
 	uint32_t nkeys, value_size, hot;
 	enum dist dist;
-	double zipf_s;
+	double zipf_s, set_ratio;
 	double duration, idle_interval, connect_timeout, drain_timeout, max_seconds;
 	uint64_t count, seed;
 	long max_connecting;
@@ -93,6 +109,17 @@ struct req {
 	uint64_t t_ns;
 	uint32_t nkeys, cursor;
 	uint32_t *keys;
+	uint32_t *floors; /* per key: the oldest version the get may return (--set-ratio) */
+	uint32_t set_ver; /* 0: a get; else the version this set writes (keys[0]) */
+};
+
+/* Per key, with --set-ratio: what the versions of the values may be (see the header). */
+struct keyver {
+	uint32_t latest;    /* last version sent */
+	uint32_t floor;     /* oldest version a get sent now may return */
+	uint32_t win_first; /* first version of the open window */
+	uint32_t pending;   /* sets outstanding */
+	bool frozen;        /* a set failed or was lost: the floor stays */
 };
 
 struct conn {
@@ -118,6 +145,8 @@ struct lg {
 	ev_timer phase_tm, hard_tm;
 	ev_signal sigint, sigterm;
 	double *zipf_cdf;
+	struct keyver *kv;  /* nkeys entries with --set-ratio, else NULL */
+	char *vbuf;         /* scratch for one expected value */
 	char *fill;         /* 'a' + k % 26 for k < value_size + 26 */
 	size_t prefix_len;
 	uint64_t t_start, t_run, t_stop, t_last;
@@ -125,7 +154,8 @@ struct lg {
 	long conns_ok, conns_failed, conns_closed, idle_ok, idle_closed;
 	uint64_t issued, completed, keys_issued, idle_requests, outstanding;
 	uint64_t hits, misses, server_errors, client_errors, plain_errors, protocol_errors;
-	uint64_t wrong_values, lost_requests, unanswered;
+	uint64_t wrong_values, stale_values, lost_requests, unanswered;
+	uint64_t gets_done, sets_done, sets_stored, sets_not_stored;
 	uint64_t hist[HBUCKETS], lat_max, lat_sum;
 	int first_errno;
 	char first_problem[200];
@@ -206,8 +236,8 @@ static uint32_t value_flags(const struct lg *g, uint32_t i)
 	return g->o.values == VAL_FAKE ? 0 : (i & 0xffffu);
 }
 
-/* The value key i must hold, written to out (which has room for value_size or the fake value). */
-static size_t value_format(const struct lg *g, uint32_t i, char *out)
+/* Version ver of key i's value, written to out (room for value_size or the fake value). */
+static size_t value_format(const struct lg *g, uint32_t i, uint32_t ver, char *out)
 {
 	if (g->o.values == VAL_FAKE) {
 		out[0] = 'v';
@@ -217,33 +247,48 @@ static size_t value_format(const struct lg *g, uint32_t i, char *out)
 	char head[24];
 	size_t hl = utoa(head, i);
 	head[hl++] = ':';
+	if (ver) {
+		hl += utoa(head + hl, ver);
+		head[hl++] = ':';
+	}
 	size_t s = g->o.value_size;
 	size_t n = hl < s ? hl : s;
 	memcpy(out, head, n);
 	if (s > hl)
-		memcpy(out + hl, g->fill + (i + hl) % 26, s - hl);
+		memcpy(out + hl, g->fill + (i + ver + hl) % 26, s - hl);
 	return s;
 }
 
-static bool value_ok(const struct lg *g, uint32_t i, uint32_t flags, const char *d, size_t n)
+/* Whether d is exactly some version of key i's value; that version in *ver. */
+static bool value_ok(const struct lg *g, uint32_t i, uint32_t flags, const char *d, size_t n, uint32_t *ver)
 {
+	*ver = 0;
 	if (flags != value_flags(g, i))
 		return false;
 	if (g->o.values == VAL_FAKE) {
 		char exp[300];
-		size_t el = value_format(g, i, exp);
+		size_t el = value_format(g, i, 0, exp);
 		return n == el && memcmp(d, exp, n) == 0;
 	}
-	size_t s = g->o.value_size;
-	if (n != s)
+	if (n != g->o.value_size)
 		return false;
-	char head[24];
-	size_t hl = utoa(head, i);
-	head[hl++] = ':';
-	size_t hn = hl < s ? hl : s;
-	if (memcmp(d, head, hn) != 0)
-		return false;
-	return s <= hl || memcmp(d + hl, g->fill + (i + hl) % 26, s - hl) == 0;
+	if (g->kv) {
+		/* "<i>:<v>:": read v where the value says it is, then compare the whole value. */
+		char head[24];
+		size_t hl = utoa(head, i);
+		head[hl++] = ':';
+		if (n > hl + 1 && memcmp(d, head, hl) == 0 && d[hl] >= '1' && d[hl] <= '9') {
+			uint64_t v = 0;
+			size_t k = hl;
+			while (k < n && k < hl + 10 && d[k] >= '0' && d[k] <= '9')
+				v = v * 10 + (uint64_t)(d[k++] - '0');
+			if (k == n || d[k] != ':' || v > UINT32_MAX)
+				return false;
+			*ver = (uint32_t)v;
+		}
+	}
+	value_format(g, i, *ver, g->vbuf);
+	return memcmp(d, g->vbuf, n) == 0;
 }
 
 static uint32_t pick_key(struct lg *g, uint64_t *rng)
@@ -354,6 +399,7 @@ static void finish(struct lg *g)
 
 static void start_run(struct lg *g);
 static void stop_sending(struct lg *g);
+static void set_done(struct lg *g, uint32_t i, bool stored);
 static void connect_more(struct lg *g);
 
 static void conn_close(struct conn *c, bool counted_as_closed)
@@ -375,6 +421,11 @@ static void conn_close(struct conn *c, bool counted_as_closed)
 			g->idle_closed++;
 	}
 	/* Requests that will never be answered. */
+	for (unsigned k = 0; k < c->qn; k++) {
+		const struct req *r = &c->q[(c->qhead + k) % c->qcap];
+		if (r->set_ver)
+			set_done(g, r->keys[0], false);
+	}
 	g->lost_requests += c->qn;
 	g->outstanding -= c->qn;
 	c->qn = 0;
@@ -427,10 +478,64 @@ static bool can_issue(const struct lg *g)
 	return g->phase == PH_RUN && (g->o.count == 0 || g->issued < g->o.count);
 }
 
+static void issue_set(struct conn *c, struct req *r)
+{
+	struct lg *g = c->g;
+	uint32_t i = pick_key(g, &c->rng);
+	struct keyver *kv = &g->kv[i];
+	if (kv->latest == UINT32_MAX)
+		die("more than 2^32 sets of one key");
+	uint32_t ver = ++kv->latest;
+	if (kv->pending++ == 0)
+		kv->win_first = ver;
+	out_reserve(c, 48 + g->prefix_len + g->o.value_size);
+	char *p = c->ob + c->olen;
+	memcpy(p, "set ", 4);
+	p += 4;
+	p += key_format(g, i, p);
+	*p++ = ' ';
+	p += utoa(p, value_flags(g, i));
+	memcpy(p, " 0 ", 3);
+	p += 3;
+	p += utoa(p, g->o.value_size);
+	*p++ = '\r';
+	*p++ = '\n';
+	p += value_format(g, i, ver, p);
+	*p++ = '\r';
+	*p++ = '\n';
+	c->olen = (size_t)(p - c->ob);
+	r->keys[0] = i;
+	r->nkeys = 1;
+	r->set_ver = ver;
+}
+
+/* A set of key i has its reply (stored) or never will. */
+static void set_done(struct lg *g, uint32_t i, bool stored)
+{
+	struct keyver *kv = &g->kv[i];
+	kv->pending--;
+	if (!stored)
+		kv->frozen = true;
+	if (kv->pending == 0 && !kv->frozen)
+		kv->floor = kv->win_first;
+}
+
 static void issue(struct conn *c, uint64_t now, uint32_t nkeys)
 {
 	struct lg *g = c->g;
 	struct req *r = &c->q[(c->qhead + c->qn) % c->qcap];
+	r->cursor = 0;
+	r->t_ns = now;
+	r->set_ver = 0;
+	if (g->kv && !c->idle && (double)(splitmix(&c->rng) >> 11) * 0x1.0p-53 < g->o.set_ratio) {
+		issue_set(c, r);
+		c->qn++;
+		g->outstanding++;
+		g->issued++;
+		if (g->o.count && g->issued >= g->o.count)
+			stop_sending(g);
+		return;
+	}
 	out_reserve(c, 8 + (size_t)nkeys * (g->prefix_len + 12));
 	char *p = c->ob + c->olen;
 	if (g->o.gets) {
@@ -443,6 +548,8 @@ static void issue(struct conn *c, uint64_t now, uint32_t nkeys)
 	for (uint32_t k = 0; k < nkeys; k++) {
 		uint32_t i = pick_key(g, &c->rng);
 		r->keys[k] = i;
+		if (g->kv)
+			r->floors[k] = g->kv[i].floor;
 		*p++ = ' ';
 		p += key_format(g, i, p);
 	}
@@ -450,8 +557,6 @@ static void issue(struct conn *c, uint64_t now, uint32_t nkeys)
 	*p++ = '\n';
 	c->olen = (size_t)(p - c->ob);
 	r->nkeys = nkeys;
-	r->cursor = 0;
-	r->t_ns = now;
 	c->qn++;
 	g->outstanding++;
 	g->issued++;
@@ -475,6 +580,10 @@ static void complete(struct conn *c, uint64_t now)
 	struct lg *g = c->g;
 	struct req *r = &c->q[c->qhead];
 	hist_add(g, now > r->t_ns ? now - r->t_ns : 0);
+	if (r->set_ver)
+		g->sets_done++;
+	else
+		g->gets_done++;
 	c->qhead = (c->qhead + 1) % c->qcap;
 	c->qn--;
 	g->outstanding--;
@@ -555,6 +664,8 @@ static int parse(struct conn *c, uint64_t now)
 		if (c->qn == 0)
 			return protocol_error(c, "reply with no request outstanding", p, ll);
 		struct req *r = &c->q[c->qhead];
+		if (r->set_ver && ll >= 6 && memcmp(p, "VALUE ", 6) == 0)
+			return protocol_error(c, "VALUE in reply to a set", p, ll);
 		if (ll >= 6 && memcmp(p, "VALUE ", 6) == 0) {
 			const char *tok[5];
 			size_t tl[5];
@@ -596,17 +707,50 @@ static int parse(struct conn *c, uint64_t now)
 			g->misses += j - r->cursor;
 			r->cursor = j + 1;
 			g->hits++;
-			if (!value_ok(g, (uint32_t)idx, (uint32_t)flags, data, (size_t)bytes)) {
+			uint32_t ver;
+			if (!value_ok(g, (uint32_t)idx, (uint32_t)flags, data, (size_t)bytes, &ver)) {
 				if (!g->wrong_values)
 					fprintf(stderr, "loadgen: wrong value for %.*s (flags %" PRIu64 ", %" PRIu64 " bytes)\n",
 						(int)tl[0], tok[0], flags, bytes);
+				g->wrong_values++;
+			} else if (g->kv && ver > g->kv[idx].latest) {
+				if (!g->wrong_values)
+					fprintf(stderr, "loadgen: %.*s: version %" PRIu32 " never written (latest %" PRIu32 ")\n",
+						(int)tl[0], tok[0], ver, g->kv[idx].latest);
+				g->wrong_values++;
+			} else if (g->kv && ver < r->floors[j]) {
+				if (!g->stale_values)
+					fprintf(stderr, "loadgen: %.*s: stale version %" PRIu32 " (floor %" PRIu32 " when asked)\n",
+						(int)tl[0], tok[0], ver, r->floors[j]);
+				g->stale_values++;
 				g->wrong_values++;
 			}
 			c->ioff += need;
 			continue;
 		}
 		c->ioff += ll + 2;
-		if (ll == 3 && memcmp(p, "END", 3) == 0) {
+		bool is_error = (ll >= 12 && (memcmp(p, "SERVER_ERROR", 12) == 0 || memcmp(p, "CLIENT_ERROR", 12) == 0) &&
+				 (ll == 12 || p[12] == ' ')) ||
+				(ll == 5 && memcmp(p, "ERROR", 5) == 0);
+		if (r->set_ver) {
+			bool stored = ll == 6 && memcmp(p, "STORED", 6) == 0;
+			bool not_stored = ll == 10 && memcmp(p, "NOT_STORED", 10) == 0;
+			if (!stored && !not_stored && !is_error)
+				return protocol_error(c, "unexpected reply to a set", p, ll);
+			set_done(g, r->keys[0], stored);
+			if (stored)
+				g->sets_stored++;
+			if (not_stored) {
+				g->sets_not_stored++;
+				complete(c, now);
+				continue;
+			}
+			if (stored) {
+				complete(c, now);
+				continue;
+			}
+		}
+		if (!r->set_ver && ll == 3 && memcmp(p, "END", 3) == 0) {
 			g->misses += r->nkeys - r->cursor;
 			complete(c, now);
 		} else if (ll >= 12 && memcmp(p, "SERVER_ERROR", 12) == 0 && (ll == 12 || p[12] == ' ')) {
@@ -950,6 +1094,7 @@ static void usage(FILE *f)
 	      "      --values pattern|fake  expected values (default pattern)\n"
 	      "      --prefix P           key prefix (default key:)\n"
 	      "      --gets               send gets (expect cas) instead of get\n"
+	      "      --set-ratio F        a share F of requests are single-key sets of new versions\n"
 	      "      --idle N             extra connections that stay mostly idle\n"
 	      "      --idle-interval SEC  each idle connection gets one key every SEC (0: never)\n"
 	      "      --connect-timeout SEC  connect phase limit (default 30)\n"
@@ -968,7 +1113,7 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 {
 	enum {
 		O_SEED = 256, O_VALUES, O_PREFIX, O_GETS, O_IDLE, O_IDLE_INT, O_CONN_TO, O_DRAIN_TO,
-		O_MAXSEC, O_MAXCONN, O_LABEL, O_PRELOAD, O_COMMAND, O_DUMP, O_FREE, O_SERVER
+		O_MAXSEC, O_MAXCONN, O_LABEL, O_PRELOAD, O_COMMAND, O_DUMP, O_FREE, O_SERVER, O_SETRATIO
 	};
 	static const struct option lo[] = {
 		{"server", required_argument, NULL, O_SERVER},
@@ -984,6 +1129,7 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 		{"values", required_argument, NULL, O_VALUES},
 		{"prefix", required_argument, NULL, O_PREFIX},
 		{"gets", no_argument, NULL, O_GETS},
+		{"set-ratio", required_argument, NULL, O_SETRATIO},
 		{"idle", required_argument, NULL, O_IDLE},
 		{"idle-interval", required_argument, NULL, O_IDLE_INT},
 		{"connect-timeout", required_argument, NULL, O_CONN_TO},
@@ -1059,6 +1205,7 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 				die("--prefix: at most 200 bytes, no spaces");
 			break;
 		case O_GETS: o->gets = true; break;
+		case O_SETRATIO: o->set_ratio = dbl_arg("--set-ratio", optarg, 0, 1); break;
 		case O_IDLE: o->idle = num_arg("--idle", optarg, 0, 1000000); break;
 		case O_IDLE_INT: o->idle_interval = dbl_arg("--idle-interval", optarg, 0, 3600); break;
 		case O_CONN_TO: o->connect_timeout = dbl_arg("--connect-timeout", optarg, 0.001, 3600); break;
@@ -1080,6 +1227,8 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 		o->duration = 0;
 	if (o->duration == 0 && o->count == 0)
 		die("give --duration or --requests (or both)");
+	if (o->set_ratio > 0 && (o->values != VAL_PATTERN || o->value_size < MIN_SET_VALUE))
+		die("--set-ratio needs --values pattern and --value-size of at least %d", MIN_SET_VALUE);
 	if (o->dist == DIST_HOT && o->hot > o->nkeys)
 		o->hot = o->nkeys;
 	for (const char *l = o->label; *l; l++)
@@ -1140,7 +1289,7 @@ static int run_preload(struct lg *g)
 		for (uint32_t i = base; i < end; i++) {
 			char key[256];
 			size_t kl = key_format(g, i, key);
-			size_t vl = value_format(g, i, val);
+			size_t vl = value_format(g, i, 0, val);
 			len += (size_t)snprintf(out + len, cap - len, "set %.*s %u 0 %zu\r\n", (int)kl, key,
 						value_flags(g, i), vl);
 			memcpy(out + len, val, vl);
@@ -1319,7 +1468,7 @@ static void print_json(struct lg *g)
 	double elapsed = g->t_run ? (double)(end - g->t_run) / 1e9 : 0;
 	double connect_s = g->t_run ? (double)(g->t_run - g->t_start) / 1e9 : (double)(now_ns() - g->t_start) / 1e9;
 	uint64_t error_replies = g->server_errors + g->client_errors + g->plain_errors;
-	uint64_t errors = error_replies + g->lost_requests + g->unanswered;
+	uint64_t errors = error_replies + g->sets_not_stored + g->lost_requests + g->unanswered;
 	uint64_t keys_done = g->hits + g->misses;
 	double mean = g->completed ? (double)g->lat_sum / (double)g->completed / 1000.0 : 0;
 	struct rusage ru;
@@ -1338,6 +1487,8 @@ static void print_json(struct lg *g)
 	       "\"hits\":%" PRIu64 ",\"misses\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"server_errors\":%" PRIu64
 	       ",\"client_errors\":%" PRIu64 ",\"error_lines\":%" PRIu64 ",\"protocol_errors\":%" PRIu64
 	       ",\"lost_requests\":%" PRIu64 ",\"unanswered\":%" PRIu64 ",\"wrong_values\":%" PRIu64 ","
+	       "\"set_ratio\":%g,\"gets\":%" PRIu64 ",\"sets\":%" PRIu64 ",\"sets_stored\":%" PRIu64
+	       ",\"sets_not_stored\":%" PRIu64 ",\"stale_values\":%" PRIu64 ",\"gets_per_s\":%.0f,"
 	       "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
 	       "\"mean_us\":%.1f,\"cpu_s\":%.3f,\"interrupted\":%s,\"first_problem\":\"",
 	       g->o.label, g->o.server, g->o.conns, g->o.idle, g->o.idle_interval, g->o.pipeline, g->o.multi,
@@ -1348,7 +1499,8 @@ static void print_json(struct lg *g)
 	       g->keys_issued, g->idle_requests, elapsed > 0 ? (double)g->completed / elapsed : 0,
 	       elapsed > 0 ? (double)keys_done / elapsed : 0, g->hits, g->misses, errors, g->server_errors,
 	       g->client_errors, g->plain_errors, g->protocol_errors, g->lost_requests, g->unanswered,
-	       g->wrong_values, hist_pct(g, 0.50), hist_pct(g, 0.90), hist_pct(g, 0.99), hist_pct(g, 0.999),
+	       g->wrong_values, g->o.set_ratio, g->gets_done, g->sets_done, g->sets_stored, g->sets_not_stored,
+	       g->stale_values, elapsed > 0 ? (double)g->gets_done / elapsed : 0, hist_pct(g, 0.50), hist_pct(g, 0.90), hist_pct(g, 0.99), hist_pct(g, 0.999),
 	       (double)g->lat_max / 1000.0, mean, cpu_s, g->interrupted ? "true" : "false");
 	for (const char *p = g->first_problem; *p; p++)
 		if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
@@ -1364,6 +1516,11 @@ static int run_load(struct lg *g)
 	signal(SIGPIPE, SIG_IGN);
 	if (o->dist == DIST_ZIPF)
 		zipf_setup(g);
+	if (o->set_ratio > 0) {
+		g->kv = calloc(o->nkeys, sizeof *g->kv);
+		if (!g->kv)
+			die("out of memory");
+	}
 	g->loop = ev_default_loop(EVBACKEND_EPOLL);
 	if (!g->loop)
 		g->loop = ev_default_loop(0);
@@ -1381,9 +1538,12 @@ static int run_load(struct lg *g)
 		splitmix(&c->rng);
 		c->qcap = c->idle ? 1 : (unsigned)o->pipeline;
 		c->q = xrealloc(NULL, sizeof *c->q * c->qcap);
-		uint32_t *keys = xrealloc(NULL, sizeof(uint32_t) * c->qcap * (size_t)o->multi);
-		for (unsigned k = 0; k < c->qcap; k++)
+		size_t per = (size_t)c->qcap * (size_t)o->multi;
+		uint32_t *keys = xrealloc(NULL, sizeof(uint32_t) * per * 2);
+		for (unsigned k = 0; k < c->qcap; k++) {
 			c->q[k].keys = keys + (size_t)k * (size_t)o->multi;
+			c->q[k].floors = keys + per + (size_t)k * (size_t)o->multi;
+		}
 		ev_init(&c->tm, idle_cb);
 	}
 	ev_init(&g->phase_tm, phase_cb);
@@ -1424,6 +1584,7 @@ static int run_load(struct lg *g)
 	}
 	free(g->conns);
 	free(g->zipf_cdf);
+	free(g->kv);
 	return g->conns_ok > 0 ? 0 : 1;
 }
 
@@ -1433,6 +1594,7 @@ int main(int argc, char **argv)
 	parse_opts(&g.o, argc, argv);
 	g.prefix_len = strlen(g.o.prefix);
 	g.fill = xrealloc(NULL, (size_t)g.o.value_size + 32);
+	g.vbuf = xrealloc(NULL, (size_t)g.o.value_size + 300);
 	for (size_t k = 0; k < (size_t)g.o.value_size + 32; k++)
 		g.fill[k] = (char)('a' + k % 26);
 	int rc;
@@ -1445,5 +1607,6 @@ int main(int argc, char **argv)
 	else
 		rc = run_load(&g);
 	free(g.fill);
+	free(g.vbuf);
 	return rc;
 }

@@ -11,6 +11,7 @@
 #   BENCH_ONLY=REGEX      run only the scenarios whose name matches (e.g. 'uniform|hot')
 #   BENCH_TARGETS="direct nutcracker coalesced"
 #   BENCH_KEYS=100000 BENCH_VALUE_SIZE=100 BENCH_SEED=1
+#   BENCH_SET_RATIO=0.1   share of sets in the mixed scenario (keys mix:<i>, stored afresh before each run)
 #   BENCH_IDLE_CONNS=10000  connections held in the idle scenario (50 of them loaded)
 #   BENCH_PERF=auto|0|1   profile coalesced with perf in extra runs (uniform, hot)
 #   COALESCED_BIN, FAKE_UPSTREAM, LOADGEN   the binaries (defaults under the repository)
@@ -32,6 +33,8 @@ KEYS=${BENCH_KEYS:-100000}
 VSIZE=${BENCH_VALUE_SIZE:-100}
 SEED=${BENCH_SEED:-1}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+SET_RATIO=${BENCH_SET_RATIO:-0.1}
+MIX_PREFIX=mix:
 PERF=${BENCH_PERF:-auto}
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -178,6 +181,14 @@ log "preloading $KEYS keys of $VSIZE bytes into memcached on 127.0.0.1:$MC_PORT"
 PRELOAD=$("$LG" --server "127.0.0.1:$MC_PORT" --preload -n "$KEYS" -s "$VSIZE") ||
 	fail "preload failed: $PRELOAD"
 log "$PRELOAD"
+
+# The mixed scenario writes new versions of its keys (MIX_PREFIX, apart from the read-only
+# scenarios' keys); each run starts from the preloaded version 0, as its loadgen expects.
+preload_mix() {
+	local r
+	r=$("$LG" --server "127.0.0.1:$MC_PORT" --preload --prefix "$MIX_PREFIX" -n "$KEYS" -s "$VSIZE") ||
+		fail "preload of $MIX_PREFIX keys failed: $r"
+}
 
 FAKE_PORT=""
 FAKE_PID=""
@@ -407,17 +418,19 @@ run_one() {
 		def stats($s): [$s | split("\n")[] | select(length > 0) | split(" ") | {key: .[0], value: (.[1] as $v | $v | tonumber? // $v)}] | from_entries;
 		(stats($us0)) as $a | (stats($us1)) as $b | (stats($ps)) as $p |
 		(if $base.upstream == "fake" then
-			{up_req: (($b.requests // 0) - ($a.requests // 0)), up_keys: (($b.keys // 0) - ($a.keys // 0)), up_hits: null}
+			{up_req: (($b.requests // 0) - ($a.requests // 0)), up_keys: (($b.keys // 0) - ($a.keys // 0)), up_hits: null, up_sets: null}
 		 else
-			{up_req: (if $base.target == "direct" then .requests
+			{up_sets: (($b.cmd_set // 0) - ($a.cmd_set // 0)),
+			 up_req: (if $base.target == "direct" then .requests - (.sets // 0)
 			          elif $base.target == "coalesced" then ($p.upstream_batches // null)
-			          else $nreq end),
+			          elif $nreq == null then null
+			          else $nreq - (.sets // 0) end),
 			 up_keys: (($b.cmd_get // 0) - ($a.cmd_get // 0)),
 			 up_hits: (($b.get_hits // 0) - ($a.get_hits // 0))}
 		 end) as $u |
 		((($cpu1 - $cpu0) / $tck)) as $cpu |
 		. + $base + {
-			upstream_requests: $u.up_req, upstream_keys: $u.up_keys, upstream_hits: $u.up_hits,
+			upstream_requests: $u.up_req, upstream_keys: $u.up_keys, upstream_hits: $u.up_hits, upstream_sets: $u.up_sets,
 			upstream_requests_per_key: (if .keys > 0 and $u.up_req != null then $u.up_req / .keys else null end),
 			upstream_keys_per_key: (if .keys > 0 then $u.up_keys / .keys else null end),
 			proxy_cpu_s: $cpu, upstream_cpu_s: (($ucpu1 - $ucpu0) / $tck),
@@ -428,7 +441,7 @@ run_one() {
 			steal_s: ($steal / $tck),
 			other_cpu_s: ([0, ($busy / $tck) - $cpu - (if $base.target == "direct" then 0 else (($ucpu1 - $ucpu0) / $tck) end) - (.cpu_s // 0)] | max)
 		} + (if $base.target == "coalesced" then
-			{coalesced: ($p | {keys_coalesced, upstream_batches, upstream_keys, upstream_errors, upstream_timeouts, upstream_retries, get_hits, get_misses, backpressure_pauses})}
+			{coalesced: ($p | {cmd_get, cmd_set, get_keys, keys_coalesced, upstream_batches, upstream_keys, upstream_errors, upstream_timeouts, upstream_retries, get_hits, get_misses, backpressure_pauses})}
 		 else {} end)' <<<"$json" >>"$OUT/results.jsonl"
 	log "$(tail -n 1 "$OUT/results.jsonl" | jq -r '"\(.scenario)/\(.target): \(.ops_per_s) ops/s p50 \(.p50_us) us p99 \(.p99_us) us, errors \(.errors), wrong \(.wrong_values), up req/key \(.upstream_requests_per_key | . * 1000 | round / 1000), cpu \(.proxy_cpu_s) s, loadgen cpu \(.cpu_s) s, other cpu \(.other_cpu_s | . * 100 | round / 100) s"')"
 	return 0
@@ -440,6 +453,7 @@ run_one() {
 SCENARIOS=(
 	"uniform|50|-d uniform|mc|all||uniform keys, 50 connections"
 	"zipf|200|-d zipf:0.99|mc|all||Zipf 0.99, 200 connections"
+	"mixed|200|-d zipf:0.99 --set-ratio $SET_RATIO --prefix $MIX_PREFIX|mc|all||Zipf 0.99, 200 connections, $(awk -v r="$SET_RATIO" 'BEGIN { printf "%g %% gets, %g %% sets", 100 - r * 100, r * 100 }') of $VSIZE-byte values (every get checked for its key and a version that is possible)"
 	"hot|500|-d hot:10|mc|all||10 hot keys, 500 connections"
 	"multiget|50|-d uniform -m 10|mc|all||10-key gets (uniform), 50 connections"
 	"pipelined|50|-d uniform -P 16|mc|all||uniform, 50 connections x 16 pipelined requests"
@@ -471,6 +485,7 @@ for spec in "${SCENARIOS[@]}"; do
 	log "== $name: $desc"
 	for tg in $TARGETS; do
 		[ "$targets" = all ] || [[ " $targets " == *" $tg "* ]] || continue
+		case $args in *--set-ratio*) preload_mix ;; esac
 		run_one "$name" "$tg" "$conns" "$args" "$up" "$popts"
 	done
 done
@@ -544,13 +559,39 @@ MD=$OUT/results.md
 		echo "* \`$name\`: $desc (\`loadgen -c $conns $args\`)"
 	done
 	echo
-	echo "## Idle connections"
-	echo
-	echo "| target | connections held | failed | closed by the server | errors | RSS before MiB | RSS peak MiB | KiB per idle connection |"
-	echo "|---|--:|--:|--:|--:|--:|--:|--:|"
-	jq -r 'select(.scenario == "idle" and (.failed | not)) |
-		"| \(.target) | \(.conns_ok) | \(.conns_failed) | \(.conns_closed) | \(.errors) | \(.rss_kb_before / 1024 * 10 | round / 10) | \(.rss_kb_peak / 1024 * 10 | round / 10) | \(if .rss_kb_per_idle_conn then (.rss_kb_per_idle_conn * 100 | round / 100) else "–" end) |"' "$OUT/results.jsonl"
-	echo
+	if jq -se 'any(.[]; .scenario == "idle")' "$OUT/results.jsonl" >/dev/null 2>&1; then
+		echo "## Idle connections"
+		echo
+		echo "| target | connections held | failed | closed by the server | errors | RSS before MiB | RSS peak MiB | KiB per idle connection |"
+		echo "|---|--:|--:|--:|--:|--:|--:|--:|"
+		jq -r 'select(.scenario == "idle" and (.failed | not)) |
+			"| \(.target) | \(.conns_ok) | \(.conns_failed) | \(.conns_closed) | \(.errors) | \(.rss_kb_before / 1024 * 10 | round / 10) | \(.rss_kb_peak / 1024 * 10 | round / 10) | \(if .rss_kb_per_idle_conn then (.rss_kb_per_idle_conn * 100 | round / 100) else "–" end) |"' "$OUT/results.jsonl"
+		echo
+	fi
+	if jq -se 'any(.[]; (.sets // 0) > 0)' "$OUT/results.jsonl" >/dev/null 2>&1; then
+		echo "## Mixed reads and writes"
+		echo
+		echo "Reads per client get: keys memcached was asked for (\`cmd_get\` delta) per client get; for coalesced also its"
+		echo "\`upstream_batches\` (get commands sent upstream) per client get. Sets upstream: memcached's \`cmd_set\` delta."
+		echo "A get is wrong unless it returns a well-formed value of its key of a version already sent and not older than"
+		echo "the key's floor when the get was sent (stale); see tests/bench/loadgen.c."
+		echo
+		echo "| scenario | target | ops/s | gets/s | sets/s | p50 ms | p99 ms | p99.9 ms | upstream keys / client get | upstream gets / client get | sets upstream / client sets | errors | wrong values | stale |"
+		echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+		jq -r 'def f($n; $d): if $n == null then "–" else ($n * pow(10; $d) | round / pow(10; $d) | tostring) end;
+			select((.sets // 0) > 0 and (.failed | not)) |
+			"| \(.scenario) | \(.target) | \(.ops_per_s) | \(.gets_per_s) | \(if .elapsed_s > 0 then (.sets / .elapsed_s | round) else "–" end) | \(f(.p50_us / 1000; 2)) | \(f(.p99_us / 1000; 2)) | \(f(.p999_us / 1000; 2)) | \(f(if .gets > 0 then .upstream_keys / .gets else null end; 3)) | \(f(if .gets > 0 and .upstream_requests != null then .upstream_requests / .gets else null end; 4)) | \(.upstream_sets) / \(.sets) | \(.errors) | \(.wrong_values) | \(.stale_values) |"' "$OUT/results.jsonl"
+		echo
+		jq -rs 'group_by(.scenario)[] | select(.[0].sets > 0) |
+			(map(select(.target == "coalesced" and (.failed | not)))[0]) as $c |
+			(map(select(.target == "nutcracker" and (.failed | not)))[0]) as $n |
+			select($c != null) |
+			"* \($c.scenario): coalesced / twemproxy throughput \(if $n then ($c.ops_per_s / $n.ops_per_s * 100 | round / 100 | tostring) + "×" else "–" end) (target ≥ 1.5×); " +
+			"client gets per upstream key \(if $c.upstream_keys > 0 then ($c.gets / $c.upstream_keys * 100 | round / 100 | tostring) + "×" else "–" end), " +
+			"per upstream get command \(if ($c.upstream_requests // 0) > 0 then ($c.gets / $c.upstream_requests * 10 | round / 10 | tostring) + "×" else "–" end) (target ≥ 5× fewer upstream reads); " +
+			"p99 \($c.p99_us / 1000 * 100 | round / 100) ms vs twemproxy \(if $n then ($n.p99_us / 1000 * 100 | round / 100 | tostring) else "–" end) ms (target: no worse)."' "$OUT/results.jsonl"
+		echo
+	fi
 	if [ "$PIPELINE_DEPTH" = no ]; then
 		echo "upstream.pipeline_depth comparison: not run (this coalesced does not know the key; see the HOOK in tests/bench/run.sh)."
 		echo
@@ -561,7 +602,8 @@ MD=$OUT/results.md
 		if .failed then "* \(.scenario)/\(.target): \(.failed)"
 		else
 			[ (if .errors > 0 then "\(.errors) errors (server_errors \(.server_errors), client_errors \(.client_errors), ERROR \(.error_lines), protocol \(.protocol_errors), lost \(.lost_requests), unanswered \(.unanswered))" else empty end),
-			  (if .wrong_values > 0 then "\(.wrong_values) wrong values" else empty end),
+			  (if .wrong_values > 0 then "\(.wrong_values) wrong values\(if (.stale_values // 0) > 0 then " (\(.stale_values) stale)" else "" end)" else empty end),
+			  (if (.sets // 0) > 0 and .upstream_sets != null and .upstream_sets != .sets then "memcached counted \(.upstream_sets) sets, loadgen sent \(.sets)" else empty end),
 			  (if .conns_failed > 0 then "\(.conns_failed) connections failed" else empty end),
 			  (if .conns_closed > 0 then "\(.conns_closed) connections closed by the server" else empty end),
 			  (if .misses > 0 and .upstream != "fake" then "\(.misses) misses" else empty end),
