@@ -33,9 +33,18 @@ void tu_sleep_ms(int ms)
 		;
 }
 
-static bool under_valgrind(void)
+double tu_slowdown(void)
 {
-	return getenv("VALGRIND") != NULL;
+	const char *s = getenv("CK_TIMEOUT_MULTIPLIER");
+	char *end;
+	double f = s ? strtod(s, &end) : 1;
+
+	return s && (end == s || *end || f < 1) ? 1 : f;
+}
+
+int tu_guard_ms(int ms)
+{
+	return (int)(ms * tu_slowdown());
 }
 
 int tu_free_port(void)
@@ -125,7 +134,7 @@ int tu_connect(int port)
 
 static void wait_listening(struct proc *p, int ms)
 {
-	double end = tu_now() + ms / 1000.0;
+	double end = tu_now() + tu_guard_ms(ms) / 1000.0;
 	while (tu_now() < end) {
 		int fd = tu_connect(p->port);
 		if (fd >= 0) {
@@ -172,7 +181,7 @@ void tu_fake_start(struct proc *p, const char *record)
 	p->pid = spawn(argv, p->log, pipefd);
 	close(pipefd[1]);
 	/* It prints "PORT <n>" once it listens. */
-	end = tu_now() + 5;
+	end = tu_now() + tu_guard_ms(5000) / 1000.0;
 	while (n < sizeof(line) - 1 && !strchr(line, '\n') && tu_now() < end) {
 		struct pollfd pf = {pipefd[0], POLLIN, 0};
 		if (poll(&pf, 1, 100) > 0) {
@@ -230,7 +239,7 @@ void tu_coalesced_start(struct proc *p, const char *servers, const char *const *
 	}
 	args[n] = NULL;
 	p->pid = tu_coalesced_spawn(args, p->log);
-	wait_listening(p, under_valgrind() ? 30000 : 5000);
+	wait_listening(p, 5000);
 }
 
 void tu_stack_start(struct proc *fake, struct proc *co, const char *record,
@@ -264,7 +273,7 @@ long tu_fake_stat(int port, const char *name)
 
 int tu_wait(pid_t pid, int ms)
 {
-	double end = tu_now() + ms / 1000.0;
+	double end = tu_now() + tu_guard_ms(ms) / 1000.0;
 	int status;
 
 	while (tu_now() < end) {
@@ -285,7 +294,7 @@ int tu_stop(struct proc *p)
 	if (p->pid <= 0)
 		return -1;
 	kill(p->pid, SIGTERM);
-	status = tu_wait(p->pid, under_valgrind() ? 60000 : 10000);
+	status = tu_wait(p->pid, 10000);
 	if (status == -1) {
 		kill(p->pid, SIGKILL);
 		waitpid(p->pid, NULL, 0);
@@ -349,7 +358,7 @@ static char *recv_loop(int fd, const char *stop, size_t want, int quiet_ms, int 
 {
 	size_t cap = 65536, len = 0;
 	char *buf = malloc(cap + 1);
-	double end = tu_now() + ms / 1000.0;
+	double end = tu_now() + tu_guard_ms(ms) / 1000.0;
 
 	ck_assert_ptr_nonnull(buf);
 	for (;;) {
@@ -405,7 +414,7 @@ char *tu_recv_all(int fd, int quiet_ms, int max_ms, size_t *len)
 
 bool tu_closed(int fd, int ms)
 {
-	double end = tu_now() + ms / 1000.0;
+	double end = tu_now() + tu_guard_ms(ms) / 1000.0;
 	char buf[4096];
 
 	while (tu_now() < end) {

@@ -3,6 +3,13 @@
  * processes (memcached, the fake upstream, coalesced) stopped by PID, and
  * socket I/O with bounded waits. Every wait has a deadline; nothing here can
  * hang a test.
+ *
+ * A deadline (the ms a helper takes) is a hang guard, never a speed
+ * requirement: a wait ends as soon as what it waits for happens, and the
+ * helpers multiply every deadline by tu_slowdown(), so that the verdict does
+ * not depend on how fast the machine or the build is. Quiet periods (the
+ * quiet_ms of tu_recv_all) are not scaled: they are how long silence means
+ * "nothing more is coming".
  */
 #ifndef COALESCED_TESTUTIL_H
 #define COALESCED_TESTUTIL_H
@@ -21,6 +28,12 @@ struct proc {
 int tu_free_port(void);
 double tu_now(void);
 void tu_sleep_ms(int ms);
+/* How many times slower than a plain build this run may be: the
+ * CK_TIMEOUT_MULTIPLIER that Check scales its test timeouts by (make asan and
+ * make valgrind set it), or 1. */
+double tu_slowdown(void);
+/* ms as a hang guard: multiplied by tu_slowdown(). */
+int tu_guard_ms(int ms);
 
 /* Start a real memcached on a free port (or port, if > 0). */
 void tu_memcached_start(struct proc *p, int port);
