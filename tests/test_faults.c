@@ -26,16 +26,22 @@ static void stop(void)
 	tu_stack_stop(&fake, &co);
 }
 
-/* One get; asserts the reply and that it came within [min_ms, max_ms]. */
+/*
+ * One get; asserts the reply, and that it came no sooner than min_ms (a
+ * timeout that fires early is wrong at any speed). max_ms is the bound the
+ * design promises; the reply is only held to it plus a hang guard, because a
+ * loaded machine or valgrind can delay any reply. Which path answered shows
+ * in the reply text and the counters, not in the time taken.
+ */
 static void expect(const char *req, const char *reply, int min_ms, int max_ms)
 {
 	double t0 = tu_now(), ms;
-	char *r = tu_roundtrip(co.port, req, max_ms + 2000);
+	char *r = tu_roundtrip(co.port, req, max_ms + 10000);
 
 	ms = (tu_now() - t0) * 1000;
-	ck_assert_msg(strcmp(r, reply) == 0, "%s: got '%s', want '%s'", req, r, reply);
-	ck_assert_msg(ms >= min_ms && ms <= max_ms, "%s: answered after %.0f ms, want %d..%d", req,
-	              ms, min_ms, max_ms);
+	ck_assert_msg(strcmp(r, reply) == 0, "%s: got '%s' after %.0f ms, want '%s'", req, r, ms,
+	              reply);
+	ck_assert_msg(ms >= min_ms, "%s: answered after %.0f ms, before %d ms", req, ms, min_ms);
 	free(r);
 }
 
@@ -129,6 +135,8 @@ START_TEST(garbage_and_broken_replies_fail_fast)
 	tu_fake_ctl(fake.port, "fake_mode normal");
 	tu_sleep_ms(1200); /* past the reconnect backoff */
 	expect("get a\r\n", "VALUE a 0 3\r\nv:a\r\nEND\r\n", 0, 1500);
+	/* Failed fast: no answer waited for the timeout. */
+	ck_assert_int_eq(tu_stat(co.port, "upstream_timeouts"), 0);
 	stop();
 }
 END_TEST
@@ -172,7 +180,7 @@ START_TEST(upstream_down_then_up)
 	expect("get a\r\n", "SERVER_ERROR upstream unavailable\r\n", 0, 1500);
 	tu_memcached_start(&mc, port);
 	tu_mc_set(mc.port, "a", 3, "up", 2);
-	end = tu_now() + 5;
+	end = tu_now() + tu_guard_ms(10000) / 1000.0;
 	while (tu_now() < end) {
 		r = tu_roundtrip(co.port, "get a\r\n", 3000);
 		if (strcmp(r, "VALUE a 3 2\r\nup\r\nEND\r\n") == 0)
@@ -182,7 +190,7 @@ START_TEST(upstream_down_then_up)
 		r = NULL;
 		tu_sleep_ms(100);
 	}
-	ck_assert_msg(r, "service did not resume within 5 s");
+	ck_assert_msg(r, "service did not resume");
 	free(r);
 
 	/* Killed mid-life and restarted: service resumes again. */
@@ -193,7 +201,7 @@ START_TEST(upstream_down_then_up)
 	free(r);
 	tu_memcached_start(&mc, port);
 	tu_mc_set(mc.port, "a", 3, "up", 2);
-	end = tu_now() + 5;
+	end = tu_now() + tu_guard_ms(10000) / 1000.0;
 	r = NULL;
 	while (tu_now() < end) {
 		r = tu_roundtrip(co.port, "get a\r\n", 3000);
@@ -252,7 +260,9 @@ START_TEST(every_waiter_gets_the_error)
 END_TEST
 
 /* Random faults under load: every request gets the right value or one
- * SERVER_ERROR line, never a wrong value, and nothing stays in flight. */
+ * SERVER_ERROR line, never a wrong value, and nothing stays in flight. The
+ * load is a fixed amount of work (enough values and errors seen), however
+ * long it takes; the time bound only catches requests left unanswered. */
 START_TEST(chaos_never_delivers_a_wrong_value)
 {
 	enum { N = 30 };
@@ -268,6 +278,7 @@ START_TEST(chaos_never_delivers_a_wrong_value)
 	struct pollfd pf[N];
 	uint32_t seed = 99;
 	long ok = 0, errors = 0;
+	bool enough = false;
 	double end;
 
 	start(opts);
@@ -277,9 +288,10 @@ START_TEST(chaos_never_delivers_a_wrong_value)
 		c[i].fd = tu_connect(co.port);
 		ck_assert_int_ge(c[i].fd, 0);
 	}
-	end = tu_now() + 3;
+	end = tu_now() + tu_guard_ms(120000) / 1000.0;
 	for (;;) {
 		bool idle = true;
+		enough = enough || (ok >= 500 && errors >= 5);
 		for (int i = 0; i < N; i++) {
 			bool done = c[i].wlen && c[i].glen &&
 			            (c[i].glen >= c[i].wlen ||
@@ -303,7 +315,7 @@ START_TEST(chaos_never_delivers_a_wrong_value)
 				}
 				c[i].wlen = c[i].glen = 0;
 			}
-			if (tu_now() >= end)
+			if (enough)
 				continue;
 			/* Next request: 1..3 keys out of 40. */
 			char req[128];
@@ -325,10 +337,10 @@ START_TEST(chaos_never_delivers_a_wrong_value)
 			tu_send(c[i].fd, req, n);
 			idle = false;
 		}
-		if (idle && tu_now() >= end)
+		if (idle && enough)
 			break;
-		/* Bound: timeouts x attempts, plus leeway and slack. */
-		ck_assert_msg(tu_now() < end + 3, "requests still unanswered 3 s after the load");
+		ck_assert_msg(tu_now() < end, "requests still unanswered: %ld values, %ld errors",
+		              ok, errors);
 		for (int i = 0; i < N; i++) {
 			pf[i].fd = c[i].fd;
 			pf[i].events = POLLIN;
@@ -346,8 +358,11 @@ START_TEST(chaos_never_delivers_a_wrong_value)
 	}
 	for (int i = 0; i < N; i++)
 		close(c[i].fd);
-	ck_assert_msg(ok > 100 && errors > 0, "%ld values, %ld errors", ok, errors);
-	tu_sleep_ms(500);
+	/* Every request was answered, so nothing of theirs is in flight; a
+	 * late upstream reply may still be pending, which a timeout ends. */
+	end = tu_now() + tu_guard_ms(10000) / 1000.0;
+	while (tu_stat(co.port, "inflight_keys") != 0 && tu_now() < end)
+		tu_sleep_ms(20);
 	ck_assert_int_eq(tu_stat(co.port, "inflight_keys"), 0);
 	stop();
 }
