@@ -412,6 +412,27 @@ char *tu_recv_all(int fd, int quiet_ms, int max_ms, size_t *len)
 	return recv_loop(fd, NULL, 0, quiet_ms, max_ms, len);
 }
 
+char *tu_recv_reply(int fd, size_t want, int quiet_ms, int ms, size_t *lenp)
+{
+	size_t len, more;
+	char *buf, *rest;
+
+	if (!want)
+		return recv_loop(fd, NULL, 0, quiet_ms, ms, lenp);
+	buf = recv_loop(fd, NULL, want, -1, ms, &len);
+	if (len == want) {
+		rest = recv_loop(fd, NULL, 0, quiet_ms, ms, &more);
+		buf = realloc(buf, len + more + 1);
+		ck_assert_ptr_nonnull(buf);
+		memcpy(buf + len, rest, more + 1);
+		len += more;
+		free(rest);
+	}
+	if (lenp)
+		*lenp = len;
+	return buf;
+}
+
 bool tu_closed(int fd, int ms)
 {
 	double end = tu_now() + tu_guard_ms(ms) / 1000.0;

@@ -79,6 +79,10 @@ char *tu_recv_until(int fd, const char *stop, int ms, size_t *len);
 char *tu_recv_n(int fd, size_t want, int ms, size_t *len);
 /* Read whatever arrives until the peer closes or it is quiet for quiet_ms. */
 char *tu_recv_all(int fd, int quiet_ms, int max_ms, size_t *len);
+/* Read want bytes (the reply expected), waiting up to ms for them, then
+ * whatever else arrives until the peer closes or it is quiet for quiet_ms:
+ * a slow peer is not taken for one that answers less. */
+char *tu_recv_reply(int fd, size_t want, int quiet_ms, int ms, size_t *len);
 /* true if the peer closed the connection within ms. */
 bool tu_closed(int fd, int ms);
 
