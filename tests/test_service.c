@@ -55,7 +55,8 @@ START_TEST(metrics_over_http)
 	start(opts);
 	free(tu_roundtrip(co.port, "get a b\r\n", 3000));
 	free(tu_roundtrip(co.port, "get a\r\n", 3000));
-	snprintf(cmd, sizeof(cmd), "curl -sS --max-time 5 http://127.0.0.1:%d/metrics", mport);
+	snprintf(cmd, sizeof(cmd), "curl -sS --max-time %d http://127.0.0.1:%d/metrics",
+	         tu_guard_ms(10000) / 1000, mport);
 	body = run(cmd);
 	ck_assert_msg(strstr(body, "\ncoalesced_cmd_get_total 2\n"), "%s", body);
 	ck_assert_ptr_nonnull(strstr(body, "\ncoalesced_get_keys_total 3\n"));
@@ -69,8 +70,8 @@ START_TEST(metrics_over_http)
 	    strstr(body, "\ncoalesced_upstream_batch_duration_seconds_count 2\n"));
 	free(body);
 	snprintf(cmd, sizeof(cmd),
-	         "curl -s -o /dev/null -w '%%{http_code}' --max-time 5 http://127.0.0.1:%d/nope",
-	         mport);
+	         "curl -s -o /dev/null -w '%%{http_code}' --max-time %d http://127.0.0.1:%d/nope",
+	         tu_guard_ms(10000) / 1000, mport);
 	r = run(cmd);
 	ck_assert_str_eq(r, "404");
 	free(r);
