@@ -222,12 +222,17 @@ START_TEST(shutdown_is_bounded_by_shutdown_timeout)
 	tu_fake_ctl(fake.port, "fake_mode hang");
 	fd = tu_connect(co.port);
 	tu_sends(fd, "get stuck\r\n");
-	tu_sleep_ms(100);
+	/* In flight before the signal, however slow the daemon. */
+	t0 = tu_now() + tu_guard_ms(10000) / 1000.0;
+	while (tu_stat(co.port, "upstream_batches") < 1 && tu_now() < t0)
+		tu_sleep_ms(10);
 	t0 = tu_now();
 	kill(co.pid, SIGTERM);
 	st = tu_wait(co.pid, 30000);
 	ck_assert_msg(st != -1, "still running %.0f s after SIGTERM", tu_now() - t0);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+	/* It did wait for the request (a lower bound holds at any speed). */
+	ck_assert_msg(tu_now() - t0 >= 0.25, "exited after %.2f s", tu_now() - t0);
 	co.pid = 0;
 	close(fd);
 	tu_stop(&fake);
