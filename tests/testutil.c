@@ -207,6 +207,7 @@ pid_t tu_coalesced_spawn_fd(const char *const *args, const char *errlog, int lis
 	int n = 0;
 	char *wrap = getenv("COALESCED_WRAPPER") ? strdup(getenv("COALESCED_WRAPPER")) : NULL;
 	const char *bin = getenv("COALESCED_BIN") ? getenv("COALESCED_BIN") : "./coalesced";
+	pid_t pid;
 
 	if (wrap)
 		for (char *tok = strtok(wrap, " "); tok && n < 16; tok = strtok(NULL, " "))
@@ -215,7 +216,9 @@ pid_t tu_coalesced_spawn_fd(const char *const *args, const char *errlog, int lis
 	for (int i = 0; args[i] && n < 62; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	return spawn_fd(argv, errlog, NULL, listen_fd);
+	pid = spawn_fd(argv, errlog, NULL, listen_fd);
+	free(wrap); /* the child has its own copy */
+	return pid;
 }
 
 void tu_coalesced_start(struct proc *p, const char *servers, const char *const *opts)
