@@ -235,16 +235,19 @@ END_TEST
 START_TEST(every_waiter_gets_the_error)
 {
 	enum { N = 10 };
-	const char *opts[] = {"upstream.retries=0", NULL};
+	const char *opts[] = {"upstream.retries=0", "upstream.timeout_ms=600000", NULL};
 	int fd[N];
+	double end;
 
 	start(opts);
-	tu_fake_ctl(fake.port, "fake_mode delay 500");
+	kill(fake.pid, SIGSTOP); /* holds the batch in flight, however slow we are */
 	for (int i = 0; i < N; i++) {
 		fd[i] = tu_connect(co.port);
 		tu_sends(fd[i], i % 2 ? "get same other\r\n" : "get same\r\n");
 	}
-	tu_sleep_ms(100);
+	end = tu_now() + tu_guard_ms(10000) / 1000.0;
+	while (tu_stat(co.port, "get_keys") < N + N / 2 && tu_now() < end)
+		tu_sleep_ms(10);
 	/* The upstream dies with the batch in flight. */
 	kill(fake.pid, SIGKILL);
 	for (int i = 0; i < N; i++) {
