@@ -12,8 +12,15 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-LDLIBS_DAEMON := -lev -linih -lsystemd -lm
+# libpq: the PostgreSQL backend and the tests' throw-away clusters.
+PG_CPPFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I$$(pg_config --includedir))
+PG_LIBS := $(shell pkg-config --libs libpq 2>/dev/null || echo -lpq)
+CPPFLAGS += $(PG_CPPFLAGS)
+LDLIBS_DAEMON := -lev -linih -lsystemd -lm $(PG_LIBS)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
+# The placement tests compare against libmemcached itself; only the test
+# runner links it, never the daemon.
+CHECK_LIBS += -lmemcached -lhashkit
 
 BUILD ?= build
 BIN ?= coalesced
@@ -21,7 +28,7 @@ BIN ?= coalesced
 SRCS := $(wildcard src/*.c)
 OBJS := $(SRCS:src/%.c=$(BUILD)/%.o)
 LIB_OBJS := $(filter-out $(BUILD)/main.o,$(OBJS))
-TEST_SRCS := $(wildcard tests/test_*.c) tests/check_main.c tests/testutil.c
+TEST_SRCS := $(wildcard tests/test_*.c) tests/check_main.c tests/testutil.c tests/testpg.c
 TEST_OBJS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%.o)
 FAKE := $(BUILD)/fake_upstream
 

@@ -28,13 +28,16 @@ FUZZ_WARN := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-proto
 # -max_len bounds one input; -timeout fails any input that takes longer
 # than that many seconds, which is how a parser that loops forever shows.
 FUZZ_RUN_FLAGS := -max_len=8192 -timeout=5 -rss_limit_mb=2048 -print_final_stats=1
-FUZZ_TARGETS := fuzz_proto_client fuzz_injection fuzz_mcreply fuzz_config
+FUZZ_TARGETS := fuzz_proto_client fuzz_injection fuzz_mcreply fuzz_config fuzz_resp_request \
+	fuzz_resp_reply
 
 # The src modules each target links, and anything else it needs.
 fuzz_srcs_fuzz_proto_client := src/proto_client.c
 fuzz_srcs_fuzz_injection := src/proto_client.c
 fuzz_srcs_fuzz_mcreply := src/proto_mcreply.c
 fuzz_srcs_fuzz_config := src/config.c src/addr.c src/log.c
+fuzz_srcs_fuzz_resp_request := src/proto_resp.c src/proto_respreply.c
+fuzz_srcs_fuzz_resp_reply := src/proto_respreply.c src/proto_resp.c
 fuzz_libs_fuzz_config := -linih -lm -Wl,--wrap=getaddrinfo
 
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)

@@ -1,11 +1,15 @@
 /* addr: address parsing with getaddrinfo (numeric or resolvable names). */
 #include "addr.h"
 
+#include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 static int parse_one(const char *s, size_t len, bool listen, struct addr *a, char *err,
                      size_t errlen)
@@ -130,4 +134,95 @@ void addr_list_free(struct addr_list *l)
 int addr_socket(const struct addr *a)
 {
 	return socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
+
+/* Make room at a unix path: only a socket file nobody listens on may go. */
+static int unix_reclaim(const struct addr *a, char *err, size_t errlen)
+{
+	const char *path = ((const struct sockaddr_un *)&a->sa)->sun_path;
+	struct stat st;
+	int s, r, e;
+
+	if (lstat(path, &st) < 0)
+		return 0; /* nothing there, or bind will say why */
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s: cannot listen: %s exists and is not a socket", a->name,
+		         path);
+		return -1;
+	}
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s < 0) {
+		snprintf(err, errlen, "%s: cannot listen: socket: %s", a->name, strerror(errno));
+		return -1;
+	}
+	r = connect(s, (const struct sockaddr *)&a->sa, a->len);
+	e = errno;
+	close(s);
+	/* EAGAIN: it listens, with a full backlog. */
+	if (r == 0 || e == EAGAIN || e == EINPROGRESS) {
+		snprintf(err, errlen,
+		         "%s: cannot listen: another process is listening on this socket "
+		         "(is coalesced already running?)",
+		         a->name);
+		return -1;
+	}
+	if (e != ECONNREFUSED) {
+		snprintf(err, errlen,
+		         "%s: cannot listen: cannot tell whether the socket file is in use: %s",
+		         a->name, strerror(e));
+		return -1;
+	}
+	if (unlink(path) < 0 && errno != ENOENT) {
+		snprintf(err, errlen, "%s: cannot listen: cannot remove the stale socket file: %s",
+		         a->name, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int addr_listen(int fd, const struct addr *a, int backlog, struct addr_file *f, char *err,
+                size_t errlen)
+{
+	int one = 1;
+
+	if (f)
+		memset(f, 0, sizeof(*f));
+	if (a->sa.ss_family == AF_UNIX) {
+		if (unix_reclaim(a, err, errlen) < 0)
+			return -1;
+	} else {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (a->sa.ss_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	}
+	if (bind(fd, (const struct sockaddr *)&a->sa, a->len) < 0) {
+		snprintf(err, errlen, "%s: cannot listen: %s", a->name, strerror(errno));
+		return -1;
+	}
+	if (a->sa.ss_family == AF_UNIX && f) {
+		struct stat st;
+		if (lstat(((const struct sockaddr_un *)&a->sa)->sun_path, &st) == 0) {
+			f->dev = st.st_dev;
+			f->ino = st.st_ino;
+			f->made = true;
+		}
+	}
+	if (listen(fd, backlog) < 0) {
+		snprintf(err, errlen, "%s: cannot listen: %s", a->name, strerror(errno));
+		addr_unlink(a, f);
+		return -1;
+	}
+	return 0;
+}
+
+void addr_unlink(const struct addr *a, const struct addr_file *f)
+{
+	const char *path = ((const struct sockaddr_un *)&a->sa)->sun_path;
+	struct stat st;
+
+	if (a->sa.ss_family != AF_UNIX || !f || !f->made)
+		return;
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == f->dev &&
+	    st.st_ino == f->ino)
+		unlink(path);
 }

@@ -4,6 +4,10 @@
  *
  * A struct config owns its strings; config_free() releases them. Loading
  * never touches the running daemon: the caller swaps configurations.
+ *
+ * Loading reports every error of a file, not just the first: the message
+ * holds one line per error ("file:line: [section] key: why"), in line order,
+ * joined by '\n' with no trailing newline.
  */
 #ifndef COALESCED_CONFIG_H
 #define COALESCED_CONFIG_H
@@ -66,6 +70,8 @@ struct config_key {
 	double min, max;
 	const char *const *enum_names; /* CT_ENUM: NULL-terminated */
 	bool reloadable;
+	/* A further check of a non-empty value (the user exists); NULL: none. */
+	int (*check)(const char *value, char *why, size_t whylen);
 };
 
 /* The table, for the loader, the key-set test and the reload logic. */
@@ -79,14 +85,19 @@ int config_copy(struct config *dst, const struct config *src);
 
 /*
  * Each returns 0 on success, or -1 with a message naming where and which key
- * in err. A failed load leaves *c partially updated: load into a scratch copy.
+ * in err (for a load, one line per error; see above). A failed load leaves *c
+ * partially updated: load into a scratch copy. A file is read whole; a
+ * directory, or one that cannot be read, is an error.
  */
 int config_set(struct config *c, const char *section, const char *name, const char *value,
                char *err, size_t errlen);
 int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
 int config_load_string(struct config *c, const char *text, const char *origin, char *err,
                        size_t errlen);
-/* arg is "section.key=value", from -o. */
+/* arg is "section.key=value", from -o. A malformed arg is a usage error,
+ * which the caller can tell apart with config_override_wellformed(). */
 int config_override(struct config *c, const char *arg, char *err, size_t errlen);
+/* Whether arg has the form SECTION.KEY=VALUE (any section, key or value). */
+bool config_override_wellformed(const char *arg);
 
 #endif

@@ -1,7 +1,8 @@
 /* listener: bind, listen and accept, with the max_clients rule. */
 #include "listener.h"
 
-#include "client.h"
+#include "conn.h"
+#include "session_mc.h"
 #include "log.h"
 #include "server.h"
 
@@ -12,7 +13,6 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -63,8 +63,9 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			    errno == ENOMEM) {
 				/* Pending connections stay in the backlog until
 				 * descriptors free up. */
-				log_warn(&srv->log, "accept on %s: %s; pausing 100 ms",
-				         l->addr.name, strerror(errno));
+				log_limited(&srv->log, LVL_WARN, &srv->ll_accept,
+				            "accept on %s: %s; pausing 100 ms", l->addr.name,
+				            strerror(errno));
 				ev_io_stop(loop, &l->io);
 				ev_timer_set(&l->pause, 0.1, 0.);
 				ev_timer_start(loop, &l->pause);
@@ -75,7 +76,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			static const char msg[] = "ERROR Too many open connections\r\n";
 			srv->stats.rejected_connections++;
 			log_limited(&srv->log, LVL_WARN, &srv->ll_max_clients,
-			            "max_clients (%ld) reached: refusing connections", srv->cfg.max_clients);
+			            "max_clients (%ld) reached: refusing connections",
+			            srv->cfg.max_clients);
 			if (write(fd, msg, sizeof(msg) - 1) < 0) {
 				/* the client is told if it can be; it is closed either way */
 			}
@@ -85,15 +87,13 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (ss.ss_family != AF_UNIX)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		peer_name(&ss, peer, sizeof(peer));
-		client_new(srv, fd, peer);
+		conn_new(srv, fd, peer, &session_mc_ops);
 	}
 }
 
 int listener_open(struct listener *l, struct server *srv, const struct addr *a, char *err,
                   size_t errlen)
 {
-	int one = 1;
-
 	memset(l, 0, sizeof(*l));
 	l->srv = srv;
 	l->addr = *a;
@@ -102,19 +102,7 @@ int listener_open(struct listener *l, struct server *srv, const struct addr *a, 
 		snprintf(err, errlen, "%s: socket: %s", a->name, strerror(errno));
 		return -1;
 	}
-	if (a->sa.ss_family == AF_UNIX) {
-		const struct sockaddr_un *un = (const struct sockaddr_un *)&a->sa;
-		struct stat st;
-		/* A socket file left by an earlier run would make bind fail. */
-		if (stat(un->sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
-			unlink(un->sun_path);
-	} else {
-		setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (a->sa.ss_family == AF_INET6)
-			setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	}
-	if (bind(l->fd, (const struct sockaddr *)&a->sa, a->len) < 0 || listen(l->fd, 1024) < 0) {
-		snprintf(err, errlen, "%s: cannot listen: %s", a->name, strerror(errno));
+	if (addr_listen(l->fd, a, 1024, &l->file, err, errlen) < 0) {
 		close(l->fd);
 		l->fd = -1;
 		return -1;
@@ -139,12 +127,12 @@ int listener_adopt(struct listener *l, struct server *srv, int fd, char *err, si
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&l->addr.sa, &l->addr.len) < 0) {
 		snprintf(err, errlen, "socket %d from the service manager: %s", fd,
-			 strerror(errno));
+		         strerror(errno));
 		return -1;
 	}
 	if (l->addr.sa.ss_family == AF_UNIX)
 		snprintf(l->addr.name, sizeof(l->addr.name), "unix:%s",
-			 ((struct sockaddr_un *)&l->addr.sa)->sun_path);
+		         ((struct sockaddr_un *)&l->addr.sa)->sun_path);
 	else
 		peer_name(&l->addr.sa, l->addr.name, sizeof(l->addr.name));
 	ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
@@ -162,6 +150,6 @@ void listener_close(struct listener *l)
 	ev_timer_stop(l->srv->loop, &l->pause);
 	close(l->fd);
 	l->fd = -1;
-	if (l->addr.sa.ss_family == AF_UNIX && !l->adopted)
-		unlink(((const struct sockaddr_un *)&l->addr.sa)->sun_path);
+	if (!l->adopted)
+		addr_unlink(&l->addr, &l->file);
 }

@@ -1,7 +1,7 @@
 /*
  * listener: listening sockets and accept. A listener owns its socket (and
- * removes its unix socket file when freed); accepted sockets go straight to
- * client_new().
+ * removes the unix socket file it made when closed, not one that replaced
+ * it); accepted sockets go straight to client_new().
  */
 #ifndef COALESCED_LISTENER_H
 #define COALESCED_LISTENER_H
@@ -15,10 +15,11 @@ struct server;
 struct listener {
 	struct server *srv;
 	struct addr addr;
+	struct addr_file file; /* the unix socket file we made */
 	int fd;
 	ev_io io;
 	ev_timer pause; /* out of file descriptors: retry accept later */
-	bool adopted;	/* handed over by the service manager: not ours to unlink */
+	bool adopted;   /* handed over by the service manager: not ours to unlink */
 };
 
 /* Returns 0, or -1 with a message in err. */

@@ -1,7 +1,7 @@
 /* coalesced: command line, configuration loading, and the event loop. */
 #include "config.h"
 #include "log.h"
-#include "server.h"
+#include "daemon.h"
 
 #include <ev.h>
 #include <signal.h>
@@ -22,6 +22,16 @@ static void usage(FILE *f)
 	        CONFIG_DEFAULT_PATH);
 }
 
+/* err holds one error a line: each is printed as a line of its own. */
+static void print_errors(const char *err)
+{
+	while (*err) {
+		size_t n = strcspn(err, "\n");
+		fprintf(stderr, "coalesced: %.*s\n", (int)n, err);
+		err += n + (err[n] == '\n');
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = NULL;
@@ -29,9 +39,9 @@ int main(int argc, char **argv)
 	int noverrides = 0, opt, rc;
 	bool test_only = false;
 	struct config cfg;
-	struct server srv;
+	struct daemon d;
 	struct log boot = {.level = LVL_INFO};
-	char err[1024];
+	char err[16384];
 
 	if (!overrides)
 		return EXIT_START;
@@ -42,6 +52,13 @@ int main(int argc, char **argv)
 			path = optarg;
 			break;
 		case 'o':
+			if (!config_override_wellformed(optarg)) {
+				fprintf(stderr, "coalesced: -o %s: expected SECTION.KEY=VALUE\n",
+				        optarg);
+				usage(stderr);
+				free(overrides);
+				return EXIT_USAGE;
+			}
 			overrides[noverrides++] = optarg;
 			break;
 		case 't':
@@ -77,11 +94,17 @@ int main(int argc, char **argv)
 	config_init(&cfg);
 	if (!path && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
 		path = CONFIG_DEFAULT_PATH;
+	/* Every error of the file and of each -o, not just the first. */
 	rc = path ? config_load_file(&cfg, path, err, sizeof(err)) : 0;
-	for (int i = 0; rc == 0 && i < noverrides; i++)
-		rc = config_override(&cfg, overrides[i], err, sizeof(err));
+	if (rc < 0)
+		print_errors(err);
+	for (int i = 0; i < noverrides; i++) {
+		if (config_override(&cfg, overrides[i], err, sizeof(err)) < 0) {
+			print_errors(err);
+			rc = -1;
+		}
+	}
 	if (rc < 0) {
-		fprintf(stderr, "coalesced: %s\n", err);
 		config_free(&cfg);
 		free(overrides);
 		return EXIT_CONFIG;
@@ -102,13 +125,10 @@ int main(int argc, char **argv)
 		free(overrides);
 		return EXIT_START;
 	}
-	rc = server_init(&srv, loop, &cfg);
-	srv.config_path = path;
-	srv.overrides = overrides;
-	srv.noverrides = noverrides;
+	rc = daemon_init(&d, loop, &cfg, path, overrides, noverrides);
 	if (rc == EXIT_OK) {
-		server_run(&srv);
-		log_info(&srv.log, "stopped");
+		daemon_run(&d);
+		log_info(&d.log, "stopped");
 	}
 	/* Stopping the signal watchers restores the default actions: a second
 	 * SIGTERM arriving now would kill us instead of letting us exit 0. */
@@ -120,7 +140,7 @@ int main(int argc, char **argv)
 		sigaddset(&set, SIGHUP);
 		sigprocmask(SIG_BLOCK, &set, NULL);
 	}
-	server_destroy(&srv);
+	daemon_destroy(&d);
 	ev_loop_destroy(loop);
 	free(overrides);
 	return rc;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -37,6 +38,11 @@ struct metrics_listener {
 	struct addr addr;
 	int fd;
 	ev_io io;
+	/* The socket file this listener made, so that closing removes that
+	 * file only, never one another process put there since. */
+	bool made_file;
+	dev_t dev;
+	ino_t ino;
 };
 
 struct metrics {
@@ -55,6 +61,36 @@ struct text {
 	bool failed;
 };
 
+/* Room for need more bytes and a NUL; false once allocation has failed. */
+static bool reserve(struct text *t, size_t need)
+{
+	size_t cap = t->cap ? t->cap : 8192;
+
+	if (t->failed)
+		return false;
+	if (t->p && t->cap - t->len > need)
+		return true;
+	while (cap - t->len <= need)
+		cap *= 2;
+	char *np = realloc(t->p, cap);
+	if (!np) {
+		t->failed = true;
+		return false;
+	}
+	t->p = np;
+	t->cap = cap;
+	return true;
+}
+
+static void add_bytes(struct text *t, const void *s, size_t n)
+{
+	if (!reserve(t, n))
+		return;
+	memcpy(t->p + t->len, s, n);
+	t->len += n;
+	t->p[t->len] = '\0';
+}
+
 static void add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void add(struct text *t, const char *fmt, ...)
@@ -62,39 +98,128 @@ static void add(struct text *t, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (t->failed)
+	/* vsnprintf into NULL + 0 would be undefined: allocate first. */
+	if (!reserve(t, 0))
 		return;
-	if (!t->p) {
-		/* vsnprintf into NULL + 0 would be undefined: allocate first. */
-		t->p = malloc(8192);
-		if (!t->p) {
-			t->failed = true;
-			return;
-		}
-		t->cap = 8192;
+	va_start(ap, fmt);
+	n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		t->failed = true;
+		return;
 	}
-	for (;;) {
+	if ((size_t)n >= t->cap - t->len) {
+		if (!reserve(t, (size_t)n))
+			return;
 		va_start(ap, fmt);
-		n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+		vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
 		va_end(ap);
-		if (n < 0) {
-			t->failed = true;
-			return;
+	}
+	t->len += (size_t)n;
+}
+
+/* Length of the well-formed UTF-8 sequence at b (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF); 0 if there is none. */
+static size_t utf8_len(const unsigned char *b, size_t avail)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (b[0] < 0x80)
+		return 1;
+	if (b[0] >= 0xc2 && b[0] <= 0xdf)
+		n = 2;
+	else if (b[0] >= 0xe0 && b[0] <= 0xef)
+		n = 3;
+	else if (b[0] >= 0xf0 && b[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (b[0] == 0xe0)
+		lo = 0xa0;
+	else if (b[0] == 0xed)
+		hi = 0x9f;
+	else if (b[0] == 0xf0)
+		lo = 0x90;
+	else if (b[0] == 0xf4)
+		hi = 0x8f;
+	if (avail < n || b[1] < lo || b[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (b[i] < 0x80 || b[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/*
+ * Append `name="value"` for the raw bytes s. The exposition format wants
+ * valid UTF-8 with only \\, \" and \n escaped (a \x escape makes strict
+ * parsers reject the whole page). Each byte that does not begin a valid
+ * UTF-8 sequence, and each control character but newline, becomes U+FFFD;
+ * the result is false then, as the value no longer spells the bytes.
+ */
+static bool label(struct text *t, const char *name, const char *s, size_t len)
+{
+	static const char replacement[] = "\xef\xbf\xbd";
+	const unsigned char *b = (const unsigned char *)s;
+	bool exact = true;
+
+	add(t, "%s=\"", name);
+	for (size_t i = 0, n; i < len; i += n) {
+		n = utf8_len(b + i, len - i);
+		if (n == 0 || (b[i] < 0x20 && b[i] != '\n') || b[i] == 0x7f) {
+			add_bytes(t, replacement, 3);
+			exact = false;
+			n = 1;
+		} else if (b[i] == '\n') {
+			add_bytes(t, "\\n", 2);
+		} else if (b[i] == '"' || b[i] == '\\') {
+			add_bytes(t, "\\", 1);
+			add_bytes(t, b + i, 1);
+		} else {
+			add_bytes(t, b + i, n);
 		}
-		if ((size_t)n < t->cap - t->len) {
-			t->len += (size_t)n;
-			return;
-		}
-		size_t cap = t->cap * 2;
-		while (cap - t->len <= (size_t)n)
-			cap *= 2;
-		char *np = realloc(t->p, cap);
-		if (!np) {
-			t->failed = true;
-			return;
-		}
-		t->p = np;
-		t->cap = cap;
+	}
+	add_bytes(t, "\"", 1);
+	return exact;
+}
+
+/* `name="<two lowercase hex digits per byte>"`. */
+static void label_hex(struct text *t, const char *name, const char *s, size_t len)
+{
+	add(t, "%s=\"", name);
+	for (size_t i = 0; i < len; i++)
+		add(t, "%02x", (unsigned char)s[i]);
+	add_bytes(t, "\"", 1);
+}
+
+static void process_info(struct text *t, const struct server *srv)
+{
+	add(t,
+	    "# HELP coalesced_uptime_seconds Seconds since the daemon started.\n"
+	    "# TYPE coalesced_uptime_seconds gauge\ncoalesced_uptime_seconds %ld\n",
+	    (long)(time(NULL) - srv->started));
+	add(t, "# HELP coalesced_build_info The version of coalesced, as a label; always 1.\n"
+	       "# TYPE coalesced_build_info gauge\ncoalesced_build_info{");
+	label(t, "version", COALESCED_VERSION, strlen(COALESCED_VERSION));
+	add(t, "} 1\n");
+}
+
+static void counters(struct text *t, const struct stats *st)
+{
+	const struct stat_counter *sc;
+	size_t n = stats_counters(&sc);
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = *(const uint64_t *)((const char *)st + sc[i].off);
+		const char *suffix = sc[i].gauge ? "" : "_total";
+		/* total_connections reads better as connections_total. */
+		const char *name =
+		    strncmp(sc[i].name, "total_", 6) == 0 ? sc[i].name + 6 : sc[i].name;
+		add(t, "# HELP coalesced_%s%s The %s figure of the stats command.\n", name, suffix,
+		    sc[i].name);
+		add(t, "# TYPE coalesced_%s%s %s\ncoalesced_%s%s %" PRIu64 "\n", name, suffix,
+		    sc[i].gauge ? "gauge" : "counter", name, suffix, v);
 	}
 }
 
@@ -113,27 +238,59 @@ static void histogram(struct text *t, const char *name, const char *help, const 
 	    h->count);
 }
 
+/*
+ * Per-prefix rows. Rows 0 and 1 are the catch-alls "(none)" and "(other)";
+ * every other row is a prefix as the client sent it. Its label set is
+ * prefix="<the bytes>", plus prefix_hex="<the bytes in hex>" whenever the
+ * prefix label cannot spell them (see label()) or reads like a catch-all,
+ * so that no two rows share a label set and every prefix can be recovered.
+ */
+static void prefixes(struct text *t, const struct detail *d)
+{
+	static const char *const fig[] = {"keys", "coalesced", "upstream", "hits", "misses"};
+	struct text labels = {0};
+	size_t *at = calloc((size_t)d->n + 1, sizeof(*at));
+
+	if (!at) {
+		t->failed = true;
+		return;
+	}
+	/* The label sets once, for the five figures. */
+	for (uint32_t i = 0; i < d->n; i++) {
+		const struct detail_prefix *p = &d->v[i];
+		bool exact = label(&labels, "prefix", p->name, p->len);
+		if (i >= 2 && ((p->len == d->v[0].len && !memcmp(p->name, d->v[0].name, p->len)) ||
+		               (p->len == d->v[1].len && !memcmp(p->name, d->v[1].name, p->len))))
+			exact = false;
+		if (!exact) {
+			add_bytes(&labels, ",", 1);
+			label_hex(&labels, "prefix_hex", p->name, p->len);
+		}
+		at[i + 1] = labels.len;
+	}
+	if (labels.failed)
+		t->failed = true;
+	for (size_t f = 0; f < 5 && !t->failed; f++) {
+		add(t,
+		    "# HELP coalesced_prefix_%s_total Per key prefix (up to ':'): %s.\n"
+		    "# TYPE coalesced_prefix_%s_total counter\n",
+		    fig[f], fig[f], fig[f]);
+		for (uint32_t i = 0; i < d->n; i++) {
+			const uint64_t *c = &d->v[i].keys;
+			add(t, "coalesced_prefix_%s_total{%.*s} %" PRIu64 "\n", fig[f],
+			    (int)(at[i + 1] - at[i]), labels.p + at[i], c[f]);
+		}
+	}
+	free(labels.p);
+	free(at);
+}
+
 char *metrics_render(const struct server *srv, size_t *len)
 {
 	struct text t = {0};
-	const struct stat_counter *sc;
-	size_t n = stats_counters(&sc);
 
-	add(&t,
-	    "# HELP coalesced_uptime_seconds Seconds since the daemon started.\n"
-	    "# TYPE coalesced_uptime_seconds gauge\ncoalesced_uptime_seconds %ld\n",
-	    (long)(time(NULL) - srv->started));
-	for (size_t i = 0; i < n; i++) {
-		uint64_t v = *(const uint64_t *)((const char *)&srv->stats + sc[i].off);
-		const char *suffix = sc[i].gauge ? "" : "_total";
-		/* total_connections reads better as connections_total. */
-		const char *name =
-		    strncmp(sc[i].name, "total_", 6) == 0 ? sc[i].name + 6 : sc[i].name;
-		add(&t, "# HELP coalesced_%s%s The %s figure of the stats command.\n", name, suffix,
-		    sc[i].name);
-		add(&t, "# TYPE coalesced_%s%s %s\ncoalesced_%s%s %" PRIu64 "\n", name, suffix,
-		    sc[i].gauge ? "gauge" : "counter", name, suffix, v);
-	}
+	process_info(&t, srv);
+	counters(&t, &srv->stats);
 	histogram(&t, "request_duration_seconds",
 	          "Client get/gets requests, from parsing to the reply being queued.",
 	          &srv->stats.request_seconds);
@@ -141,22 +298,13 @@ char *metrics_render(const struct server *srv, size_t *len)
 	          "Upstream batches, from sending to the end of the reply.",
 	          &srv->stats.batch_seconds);
 	histogram(&t, "upstream_batch_keys", "Keys per upstream batch.", &srv->stats.batch_keys);
-	{
-		const struct detail *d = &srv->stats.detail;
-		static const char *const fig[] = {"keys", "coalesced", "upstream", "hits",
-		                                  "misses"};
-		for (size_t f = 0; f < 5; f++) {
-			add(&t,
-			    "# HELP coalesced_prefix_%s_total Per key prefix (up to ':'): %s.\n"
-			    "# TYPE coalesced_prefix_%s_total counter\n",
-			    fig[f], fig[f], fig[f]);
-			for (uint32_t i = 0; i < d->n; i++) {
-				const uint64_t *c = &d->v[i].keys;
-				add(&t, "coalesced_prefix_%s_total{prefix=\"%s\"} %" PRIu64 "\n",
-				    fig[f], d->v[i].label, c[f]);
-			}
-		}
-	}
+	/*
+	 * Per-server health (up or down, consecutive failures, time of the last
+	 * error) goes here, read from the pool module: one family per figure,
+	 * each row labelled with label(t, "server", name, len) so that an odd
+	 * address (a unix: path) cannot break the page.
+	 */
+	prefixes(&t, &srv->stats.detail);
 	if (t.failed) {
 		free(t.p);
 		return NULL;
@@ -325,11 +473,93 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+/*
+ * Make way for a unix socket at path: remove a socket file that nobody
+ * listens on any more (left by an earlier run), but never a file of another
+ * kind, nor the socket of a live listener (a second instance, say).
+ */
+static int unix_path_clear(const struct addr *a, char *err, size_t errlen)
+{
+	const char *path = ((const struct sockaddr_un *)&a->sa)->sun_path;
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "metrics %s: %s", a->name, strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "metrics %s: the file there is not a socket; not removing it",
+		         a->name);
+		return -1;
+	}
+	/* Non-blocking, so a listener with a full backlog answers EAGAIN
+	 * instead of stalling the start. */
+	fd = addr_socket(a);
+	if (fd < 0) {
+		snprintf(err, errlen, "metrics %s: socket: %s", a->name, strerror(errno));
+		return -1;
+	}
+	r = connect(fd, (const struct sockaddr *)&a->sa, a->len);
+	if (r < 0 && errno == ECONNREFUSED) {
+		close(fd);
+		if (unlink(path) < 0 && errno != ENOENT) {
+			snprintf(err, errlen, "metrics %s: cannot remove the stale socket: %s",
+			         a->name, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	if (r == 0 || errno == EAGAIN || errno == EINPROGRESS)
+		snprintf(err, errlen,
+		         "metrics %s: another process is listening there (a second instance?)",
+		         a->name);
+	else
+		snprintf(err, errlen,
+		         "metrics %s: cannot tell whether the socket there is in use: %s", a->name,
+		         strerror(errno));
+	close(fd);
+	return -1;
+}
+
+/* Bind and listen; for a unix socket, remember the file made. */
+static int listener_bind(struct metrics_listener *l, char *err, size_t errlen)
+{
+	int one = 1;
+
+	if (l->addr.sa.ss_family == AF_UNIX) {
+		if (unix_path_clear(&l->addr, err, errlen) < 0)
+			return -1;
+	} else {
+		setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	}
+	if (bind(l->fd, (struct sockaddr *)&l->addr.sa, l->addr.len) < 0) {
+		snprintf(err, errlen, "metrics %s: cannot listen: %s", l->addr.name,
+		         strerror(errno));
+		return -1;
+	}
+	if (l->addr.sa.ss_family == AF_UNIX) {
+		struct stat st;
+		if (lstat(((struct sockaddr_un *)&l->addr.sa)->sun_path, &st) == 0) {
+			l->made_file = true;
+			l->dev = st.st_dev;
+			l->ino = st.st_ino;
+		}
+	}
+	if (listen(l->fd, 64) < 0) {
+		snprintf(err, errlen, "metrics %s: cannot listen: %s", l->addr.name,
+		         strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 struct metrics *metrics_open(struct server *srv, const char *where, char *err, size_t errlen)
 {
 	struct metrics *m = calloc(1, sizeof(*m));
 	struct addr_list al;
-	int one = 1;
 
 	if (!m) {
 		snprintf(err, errlen, "out of memory");
@@ -356,16 +586,8 @@ struct metrics *metrics_open(struct server *srv, const char *where, char *err, s
 			goto fail;
 		}
 		m->nl++;
-		if (l->addr.sa.ss_family == AF_UNIX)
-			unlink(((struct sockaddr_un *)&l->addr.sa)->sun_path);
-		else
-			setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(l->fd, (struct sockaddr *)&l->addr.sa, l->addr.len) < 0 ||
-		    listen(l->fd, 64) < 0) {
-			snprintf(err, errlen, "metrics %s: cannot listen: %s", l->addr.name,
-			         strerror(errno));
+		if (listener_bind(l, err, errlen) < 0)
 			goto fail;
-		}
 		ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
 		l->io.data = l;
 		ev_io_start(srv->loop, &l->io);
@@ -386,11 +608,16 @@ void metrics_close(struct metrics *m)
 	while (m->conns)
 		http_close(m->conns);
 	for (size_t i = 0; i < m->nl; i++) {
-		ev_io_stop(m->srv->loop, &m->l[i].io);
-		if (m->l[i].fd >= 0)
-			close(m->l[i].fd);
-		if (m->l[i].addr.sa.ss_family == AF_UNIX)
-			unlink(((struct sockaddr_un *)&m->l[i].addr.sa)->sun_path);
+		struct metrics_listener *l = &m->l[i];
+		const char *path = ((struct sockaddr_un *)&l->addr.sa)->sun_path;
+		struct stat st;
+
+		ev_io_stop(m->srv->loop, &l->io);
+		if (l->fd >= 0)
+			close(l->fd);
+		if (l->made_file && lstat(path, &st) == 0 && st.st_dev == l->dev &&
+		    st.st_ino == l->ino)
+			unlink(path);
 	}
 	free(m->l);
 	free(m);

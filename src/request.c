@@ -1,42 +1,46 @@
 /* request: per-command reply bookkeeping; see request.h. */
 #include "request.h"
 
-#include "client.h"
-#include "proto_client.h"
+#include "conn.h"
 #include "value.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-struct request *request_new_get(struct client *c, bool gets, const struct pc_key *keys,
-                                uint32_t nkeys)
+struct request *request_new_read(struct conn *c, uint8_t op, uint32_t nkeys, size_t keybytes)
 {
-	size_t keybytes = 0;
-	struct request *r;
-	char *kp;
+	struct request *r = calloc(1, sizeof(*r) + nkeys * sizeof(struct slot) + keybytes);
 
-	for (uint32_t i = 0; i < nkeys; i++)
-		keybytes += keys[i].len;
-	r = calloc(1, sizeof(*r) + nkeys * sizeof(struct slot) + keybytes);
 	if (!r)
 		return NULL;
-	r->client = c;
-	r->kind = REQ_GET;
-	r->gets = gets;
+	/* Each key may also hold an in-flight entry (with its own copy of the
+	 * key) and a place in a batch: counted so that a connection's share of
+	 * memory stays bounded whatever it sends. */
+	r->pinned =
+	    sizeof(*r) + nkeys * (sizeof(struct slot) + REQUEST_KEY_OVERHEAD) + 2 * keybytes;
+	r->conn = c;
+	r->kind = REQ_READ;
+	r->op = op;
 	r->nslots = nkeys;
 	r->npending = nkeys;
-	kp = (char *)&r->slots[nkeys];
-	for (uint32_t i = 0; i < nkeys; i++) {
-		memcpy(kp, keys[i].p, keys[i].len);
-		r->slots[i].key = kp;
-		r->slots[i].keylen = (uint8_t)keys[i].len;
+	for (uint32_t i = 0; i < nkeys; i++)
 		r->slots[i].req = r;
-		kp += keys[i].len;
-	}
 	return r;
 }
 
-struct request *request_new_text(struct client *c, const char *text, size_t len)
+void request_set_key(struct request *r, uint32_t i, const char *key, size_t len)
+{
+	/* Keys are laid out in order after the slots: each starts where the
+	 * previous one ends. */
+	char *p = i == 0 ? (char *)&r->slots[r->nslots]
+	                 : (char *)r->slots[i - 1].key + r->slots[i - 1].keylen;
+
+	memcpy(p, key, len);
+	r->slots[i].key = p;
+	r->slots[i].keylen = (uint32_t)len;
+}
+
+struct request *request_new_text(struct conn *c, const char *text, size_t len)
 {
 	struct request *r = calloc(1, sizeof(*r));
 
@@ -49,18 +53,20 @@ struct request *request_new_text(struct client *c, const char *text, size_t len)
 	}
 	memcpy(r->text, text, len);
 	r->textlen = len;
-	r->client = c;
+	r->pinned = sizeof(*r) + len;
+	r->conn = c;
 	r->kind = REQ_TEXT;
 	return r;
 }
 
-struct request *request_new_stats(struct client *c)
+struct request *request_new_local(struct conn *c, uint8_t op)
 {
 	struct request *r = calloc(1, sizeof(*r));
 
 	if (r) {
-		r->client = c;
-		r->kind = REQ_STATS;
+		r->conn = c;
+		r->kind = REQ_LOCAL;
+		r->op = op;
 	}
 	return r;
 }
@@ -83,7 +89,7 @@ static void slot_filled(struct slot *s)
 	s->entry = NULL;
 	s->wprev = s->wnext = NULL;
 	if (--r->npending == 0)
-		client_request_ready(r->client, r);
+		conn_request_ready(r->conn, r);
 }
 
 void request_slot_hit(struct slot *s, struct value *v)

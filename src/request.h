@@ -1,10 +1,10 @@
 /*
  * request: one client command waiting for its reply, with one slot per key.
  *
- * A request is owned by its client's queue and freed by request_free() once
- * its reply is composed, or when the client closes. Each slot waits on one
+ * A request is owned by its connection's queue and freed by request_free() once
+ * its reply is composed, or when the connection closes. Each slot waits on one
  * in-flight entry; the entry's resolution fills the slot (a value reference,
- * a miss, or an error) and request_slot_done() tells the client when the last
+ * a miss, or an error) and request_slot_done() tells the connection when the last
  * slot is filled. Key bytes are stored in the same allocation.
  */
 #ifndef COALESCED_REQUEST_H
@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct client;
+struct conn;
 struct entry;
 struct value;
 
@@ -26,35 +26,45 @@ struct slot {
 	struct request *req;
 	struct value *value; /* SLOT_HIT: one reference, owned */
 	const char *key;
-	uint8_t keylen;
+	uint32_t keylen;
 	uint8_t state;
 };
 
-/* REQ_STATS is formatted when its turn comes, so it counts what came before. */
-enum request_kind { REQ_GET = 0, REQ_TEXT, REQ_STATS };
+/*
+ * REQ_READ waits on its slots; REQ_WRITE on one upstream reply; REQ_TEXT
+ * carries its whole reply; REQ_LOCAL is composed by the session when its turn
+ * comes (e.g. `stats`, so that it counts what came before it). What `op`
+ * means is the session's business.
+ */
+enum request_kind { REQ_READ = 0, REQ_WRITE, REQ_TEXT, REQ_LOCAL };
 
 struct request {
 	struct request *next;
-	struct client *client;
+	struct conn *conn;
 	uint8_t kind;
-	bool gets;
+	uint8_t op;
+	bool started; /* READ/WRITE: handed to the in-flight table or backend */
 	uint32_t nslots;
 	uint32_t npending;
-	double started; /* ev_now when parsed, for latency figures */
-	char *err;      /* first failure reason of any slot, owned */
-	char *text;     /* REQ_TEXT: the whole reply, owned */
+	double since;  /* ev_now when parsed, for latency figures */
+	size_t pinned; /* memory it holds while queued, with its keys' entries */
+	char *err;     /* first failure reason of any slot, owned */
+	char *text;    /* REQ_TEXT: the whole reply, owned */
 	size_t textlen;
 	struct slot slots[];
 };
 
-struct pc_key;
+/* Estimated bytes an in-flight entry and a batch place cost per key. */
+#define REQUEST_KEY_OVERHEAD 128
 
-/* A get/gets request for nkeys keys, copying the key bytes. */
-struct request *request_new_get(struct client *c, bool gets, const struct pc_key *keys,
-                                uint32_t nkeys);
-/* A request whose reply is already known (ERROR, VERSION, stats, ...). */
-struct request *request_new_text(struct client *c, const char *text, size_t len);
-struct request *request_new_stats(struct client *c);
+/* A read of nkeys keys whose bytes add up to keybytes; request_set_key()
+ * then copies each key, in order. */
+struct request *request_new_read(struct conn *c, uint8_t op, uint32_t nkeys, size_t keybytes);
+void request_set_key(struct request *r, uint32_t i, const char *key, size_t len);
+/* A request whose reply is already known (ERROR, VERSION, ...). */
+struct request *request_new_text(struct conn *c, const char *text, size_t len);
+/* A request the session composes when its turn comes. */
+struct request *request_new_local(struct conn *c, uint8_t op);
 /* Drops value references; the caller has detached pending slots first. */
 void request_free(struct request *r);
 

@@ -12,6 +12,7 @@
 #define SUITES(X)                                                                                  \
 	X(proto_client_suite)                                                                      \
 	X(mcreply_suite)                                                                           \
+	X(proto_resp_suite)                                                                        \
 	X(config_suite)                                                                            \
 	X(coalesce_suite)                                                                          \
 	X(cli_suite)                                                                               \
@@ -20,7 +21,14 @@
 	X(faults_suite)                                                                            \
 	X(limits_suite)                                                                            \
 	X(service_suite)                                                                           \
-	X(ops_suite)
+	X(metrics_suite)                                                                           \
+	X(ops_suite)                                                                               \
+	X(clients_suite)                                                                           \
+	X(reload_suite)                                                                            \
+	X(memory_suite)                                                                            \
+	X(stop_suite)                                                                              \
+	X(ketama_suite)                                                                            \
+	X(pg_codec_suite)
 
 #define DECLARE(name) Suite *name(void);
 SUITES(DECLARE)

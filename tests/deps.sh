@@ -2,10 +2,15 @@
 # Install the Debian packages coalesced needs to build, test and run, plus any
 # named as arguments (tests/bench/deps.sh adds the benchmark's).
 # Idempotent: installs only what is missing; safe to run on every build.
+# postgresql-15 is the server the tests start throw-away clusters of (as the
+# user nobody; it ships pg_stat_statements, so no postgresql-contrib);
+# libpq-dev is the client library the daemon and the tests link.
 set -eu
 
 PKGS="$* build-essential pkg-config libev-dev libinih-dev libsystemd-dev check memcached \
-valgrind clang libclang-rt-14-dev curl mandoc man-db systemd procps"
+valgrind clang libclang-rt-14-dev curl mandoc man-db systemd procps \
+libmemcached-dev python3-pylibmc libmemcached-tools python3-pymemcache redis-server redis-tools \
+prometheus postgresql-15 libpq-dev"
 
 missing=""
 for p in $PKGS; do

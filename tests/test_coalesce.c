@@ -2,7 +2,8 @@
  * real libev loop, with a fake backend that records submitted batches and
  * answers only when a test tells it to. */
 #include "batch.h"
-#include "client.h"
+#include "conn.h"
+#include "proto_client.h"
 #include "inflight.h"
 #include "log.h"
 #include "request.h"
@@ -51,7 +52,7 @@ static const struct upstream_ops fake_ops = {.submit = fake_submit};
 
 /*
  * One test's world. The client is zeroed with an empty request queue, so
- * client_request_ready() never drains it: the tests read the slots.
+ * conn_request_ready() never drains it: the tests read the slots.
  */
 static struct {
 	struct ev_loop *loop;
@@ -60,7 +61,7 @@ static struct {
 	struct inflight t;
 	struct batcher b;
 	struct fake f;
-	struct client c;
+	struct conn c;
 	struct request *reqs[MAX_REQS];
 	size_t nreqs;
 } fx;
@@ -106,6 +107,21 @@ static void teardown(void)
 	ev_loop_destroy(fx.loop);
 }
 
+/* A read request for keys k[0..n), not joined yet. */
+static struct request *new_read(const struct pc_key *k, uint32_t n)
+{
+	size_t bytes = 0;
+	struct request *r;
+
+	for (uint32_t i = 0; i < n; i++)
+		bytes += k[i].len;
+	r = request_new_read(&fx.c, 0, n, bytes);
+	if (r)
+		for (uint32_t i = 0; i < n; i++)
+			request_set_key(r, i, k[i].p, k[i].len);
+	return r;
+}
+
 /* A get request for the NULL-terminated keys, every key joined in order. */
 static struct request *get(const char *const *keys)
 {
@@ -118,7 +134,7 @@ static struct request *get(const char *const *keys)
 		k[n].p = keys[n];
 		k[n].len = strlen(keys[n]);
 	}
-	r = request_new_get(&fx.c, false, k, n);
+	r = new_read(k, n);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_uint_lt(fx.nreqs, MAX_REQS);
 	fx.reqs[fx.nreqs++] = r;
@@ -505,8 +521,8 @@ START_TEST(test_table_grows_and_still_coalesces)
 		k[i].len = strlen(keys[i]);
 	}
 	fx.b.set.max_keys = 10000;
-	r1 = request_new_get(&fx.c, false, k, N);
-	r2 = request_new_get(&fx.c, false, k, N);
+	r1 = new_read(k, N);
+	r2 = new_read(k, N);
 	ck_assert_ptr_nonnull(r1);
 	ck_assert_ptr_nonnull(r2);
 	fx.reqs[fx.nreqs++] = r1;
@@ -982,7 +998,6 @@ START_TEST(cancel_from_due_batch)
 	ck_assert_str_eq(fx.f.sub[0]->e[0]->key, "b");
 }
 END_TEST
-
 
 /* After the servers change (reload), a retry of a batch sent under the old
  * servers goes back through an open batch of the key's new server. */

@@ -397,18 +397,14 @@ END_TEST
 
 /* Regression (src/config.c run_parse): inih returns the first bad line of any kind,
  * but the message is the first *handler* failure. A syntax error before a bad
- * value is reported as "t.ini:2: [server] max_clients: 0 is out of range"
- * although line 2 is the syntax error and max_clients is on line 3. The line
- * and the message must describe the same line. */
+ * value was reported as "t.ini:2: [server] max_clients: 0 is out of range"
+ * although line 2 is the syntax error and max_clients is on line 3. Each
+ * line and its message must describe the same line. */
 START_TEST(test_syntax_error_before_bad_value_reports_the_syntax_error)
 {
-	char err[ERRLEN];
-
-	ck_assert_int_eq(load("[server]\nthis line has no equals sign\nmax_clients = 0\n", err),
-	                 -1);
-	ck_assert_msg(strncmp(err, ORIGIN ":2: ", strlen(ORIGIN ":2: ")) == 0, "%s", err);
-	ck_assert_msg(strstr(err, "max_clients") == NULL, "'%s' pairs line 2 with line 3's key",
-	              err);
+	refused_with("[server]\nthis line has no equals sign\nmax_clients = 0\n",
+	             ORIGIN ":2: syntax error: expected 'key = value' or '[section]'\n" ORIGIN
+	                    ":3: [server] max_clients: 0 is out of range (1 to 1000000)");
 }
 END_TEST
 
@@ -433,10 +429,237 @@ START_TEST(test_syntax_error_message)
 }
 END_TEST
 
-START_TEST(test_error_reports_first_bad_line)
+/* Every bad line is reported, not just the first (issue 8, item 5). */
+START_TEST(test_error_reports_every_bad_line)
 {
 	refused_with("[server]\nmax_clients = 5\nmax_clients = 0\nidle_timeout_s = -1\n",
-	             ORIGIN ":3: [server] max_clients: 0 is out of range (1 to 1000000)");
+	             ORIGIN ":3: [server] max_clients: 0 is out of range (1 to 1000000)\n" ORIGIN
+	                    ":4: [server] idle_timeout_s: -1 is out of range (0 to 31536000)");
+}
+END_TEST
+
+/* Errors of every kind, each on its own line naming the file, line and key,
+ * in line order: syntax errors (found by inih), values refused by the
+ * handler, over-long lines and unknown names. */
+START_TEST(test_every_kind_of_error_in_one_run)
+{
+	char text[1024], want[2048];
+
+	snprintf(text, sizeof(text),
+	         "[server]\n"              /* 1 */
+	         "max_clients = ten\n"     /* 2 */
+	         "just words\n"            /* 3 */
+	         "nope = 1\n"              /* 4 */
+	         "#%0*d\n"                 /* 5: too long */
+	         "[upstream\n"             /* 6 */
+	         "retries = 11\n"          /* 7: still [server] */
+	         "[upstream]\n"            /* 8 */
+	         "retries = 11\n"          /* 9 */
+	         "servers = 127.0.0.1:1\n" /* 10 */
+	         "[batch]\n"               /* 11 */
+	         "another bad line\n"      /* 12 */
+	         "leeway_ms = abc\n"       /* 13 */
+	         "max_keys = 5\n",         /* 14 */
+	         INI_MAX_LINE, 0);
+	snprintf(want, sizeof(want),
+	         ORIGIN ":2: [server] max_clients: 'ten' is not an integer\n" ORIGIN
+	                ":3: syntax error: expected 'key = value' or '[section]'\n" ORIGIN
+	                ":4: [server] nope: unknown key\n" ORIGIN
+	                ":5: line too long (at most %d bytes)\n" ORIGIN
+	                ":6: syntax error: no ']' closes the section name\n" ORIGIN
+	                ":7: [server] retries: unknown key\n" ORIGIN
+	                ":9: [upstream] retries: 11 is out of range (0 to 10)\n" ORIGIN
+	                ":12: syntax error: expected 'key = value' or '[section]'\n" ORIGIN
+	                ":13: [batch] leeway_ms: 'abc' is not a number",
+	         INI_MAX_LINE - 2);
+	refused_with(text, want);
+}
+END_TEST
+
+/* A file of nothing but errors: the message stays bounded and says that
+ * more were found. */
+START_TEST(test_many_errors_bounded)
+{
+	char text[8192], err[16384];
+	struct config c;
+	size_t n = 0;
+
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "[server]\n");
+	for (int i = 0; i < 200; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+		                      i % 2 ? "bad line %d\n" : "max_clients = x%d\n", i);
+	config_init(&c);
+	ck_assert_int_eq(config_load_string(&c, text, ORIGIN, err, sizeof(err)), -1);
+	config_free(&c);
+	ck_assert_msg(strncmp(err, ORIGIN ":2: ", strlen(ORIGIN ":2: ")) == 0, "%s", err);
+	ck_assert_msg(strstr(err, "more errors not shown") != NULL, "%s", err);
+	/* The first 32 errors, whether inih or the handler found them. */
+	n = 0;
+	for (const char *p = err; (p = strchr(p, '\n')); p++)
+		n++;
+	ck_assert_uint_eq(n, 32);
+	ck_assert_msg(strstr(err, ORIGIN ":33: ") != NULL, "%s", err);
+	ck_assert_msg(strstr(err, ORIGIN ":34: ") == NULL, "%s", err);
+	/* A small buffer gets whole lines, then the count of the others. */
+	config_init(&c);
+	ck_assert_int_eq(config_load_string(&c,
+	                                    "[server]\nmax_clients = 0\nmax_clients = 0\n"
+	                                    "max_clients = 0\n",
+	                                    ORIGIN, err, 160),
+	                 -1);
+	config_free(&c);
+	ck_assert_str_eq(err, ORIGIN
+	                 ":2: [server] max_clients: 0 is out of range (1 to 1000000)\n" ORIGIN
+	                 ": 2 more errors not shown");
+}
+END_TEST
+
+/* --- continuation lines (issue 8, item 12) ------------------------------ */
+
+/* An indented line continues an address list, as after a comma. */
+START_TEST(test_continuation_appends_to_address_lists)
+{
+	struct config c = loaded("[upstream]\nservers = 127.0.0.1:1\n  127.0.0.1:2\n");
+
+	/* Not 127.0.0.1:2 alone, silently. */
+	ck_assert_str_eq(c.servers, "127.0.0.1:1,127.0.0.1:2");
+	config_free(&c);
+	c = loaded("[upstream]\n"
+	           "servers = 127.0.0.1:1\n"
+	           "    127.0.0.1:2 ; the second\n"
+	           "\t127.0.0.1:3, 127.0.0.1:4\n"
+	           "connections = 3\n"
+	           "[server]\n"
+	           "listen = 127.0.0.1:5\n"
+	           "  unix:/tmp/x.sock\n");
+
+	ck_assert_str_eq(c.servers, "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3, 127.0.0.1:4");
+	ck_assert_int_eq(c.connections, 3);
+	ck_assert_str_eq(c.listen, "127.0.0.1:5,unix:/tmp/x.sock");
+	config_free(&c);
+}
+END_TEST
+
+/* "key =" with the addresses on the indented lines below it. */
+START_TEST(test_continuation_after_empty_value)
+{
+	struct config c = loaded("[upstream]\n"
+	                         "servers =\n"
+	                         "    127.0.0.1:1\n"
+	                         "    127.0.0.1:2\n"
+	                         "[metrics]\n"
+	                         "listen =\n"
+	                         "  127.0.0.1:9\n");
+
+	ck_assert_str_eq(c.servers, "127.0.0.1:1,127.0.0.1:2");
+	ck_assert_str_eq(c.metrics_listen, "127.0.0.1:9");
+	config_free(&c);
+	/* An empty list is never stored, even by a load that fails. */
+	{
+		char err[ERRLEN];
+		config_init(&c);
+		ck_assert_int_eq(
+		    config_load_string(&c, "[upstream]\nservers =\n", ORIGIN, err, sizeof(err)),
+		    -1);
+		ck_assert_str_eq(c.servers, "127.0.0.1:11211");
+		config_free(&c);
+	}
+	/* Without a continuation, an empty list is still an error, on its line. */
+	refused_naming("[upstream]\nservers =\nconnections = 3\n", 2, "upstream", "servers",
+	               "is not an address");
+	refused_naming("[upstream]\nservers =\n", 2, "upstream", "servers", "is not an address");
+	refused_naming("[server]\nlisten =\n# only a comment\n", 2, "server", "listen",
+	               "is not an address");
+}
+END_TEST
+
+/* A continued address that does not parse is reported on its own line. */
+START_TEST(test_continuation_bad_address_names_its_line)
+{
+	refused_naming("[upstream]\nservers = 127.0.0.1:1\n\n  nohostport\n", 4, "upstream",
+	               "servers", "'nohostport': expected host:port");
+	/* An indented "key = value" under a list is read as its continuation. */
+	refused_naming("[upstream]\nservers = 127.0.0.1:1\n  connections = 3\n", 3, "upstream",
+	               "servers", "an indented line continues the value above it");
+}
+END_TEST
+
+/* A key that holds one value cannot be continued: an error naming the line,
+ * not a silent replacement of the value. */
+START_TEST(test_continuation_of_scalar_refused)
+{
+	refused_naming("[server]\nmax_clients = 10\n  20\n", 3, "server", "max_clients",
+	               "an indented line continues the value above it");
+	refused_naming("[batch]\nleeway_ms = 1\n\t0.5\n", 3, "batch", "leeway_ms",
+	               "only address lists");
+	refused_naming("[server]\nuser = root\n  root\n", 3, "server", "user",
+	               "only address lists");
+}
+END_TEST
+
+/* Indented lines that continue nothing are keys or comments as usual. */
+START_TEST(test_indented_lines_that_continue_nothing)
+{
+	struct config c = loaded("[server]\n"
+	                         "  max_clients = 5\n"
+	                         "[upstream]\n"
+	                         "servers = 127.0.0.1:1\n"
+	                         "   # an indented comment\n"
+	                         "[batch]\n"
+	                         "    max_keys = 7\n");
+
+	ck_assert_int_eq(c.max_clients, 5);
+	ck_assert_str_eq(c.servers, "127.0.0.1:1");
+	ck_assert_int_eq(c.max_keys, 7);
+	config_free(&c);
+}
+END_TEST
+
+/* --- [server] user ------------------------------------------------------ */
+
+/* -t must not pass a user the daemon then refuses at start. */
+START_TEST(test_user_must_exist)
+{
+	struct config c = loaded("[server]\nuser = root\n");
+
+	ck_assert_str_eq(c.user, "root");
+	config_free(&c);
+	refused_with("[server]\n\nuser = no-such-user-coalesced\n",
+	             ORIGIN ":3: [server] user: no user 'no-such-user-coalesced'");
+	/* Empty: keep running as started. */
+	c = loaded("[server]\nuser =\n");
+	ck_assert_str_eq(c.user, "");
+	config_free(&c);
+}
+END_TEST
+
+START_TEST(test_directory_is_not_a_file)
+{
+	struct config c;
+	char err[ERRLEN];
+
+	config_init(&c);
+	ck_assert_int_eq(config_load_file(&c, "/tmp", err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "/tmp: cannot read: Is a directory");
+	config_free(&c);
+}
+END_TEST
+
+START_TEST(test_nul_byte_refused)
+{
+	char path[] = "/tmp/coalesced-test-XXXXXX";
+	char err[ERRLEN];
+	struct config c;
+	int fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "[server]\nmax_clients = 5\0\n", 25), 25);
+	close(fd);
+	config_init(&c);
+	ck_assert_int_eq(config_load_file(&c, path, err, sizeof(err)), -1);
+	unlink(path);
+	config_free(&c);
+	ck_assert_msg(strstr(err, ":2: a NUL byte") != NULL, "%s", err);
 }
 END_TEST
 
@@ -621,6 +844,7 @@ END_TEST
 
 START_TEST(test_override_bad_forms)
 {
+	static const char *const good[] = {"a.b=", "a.b=c=d", "a.b.c=1", "server.listen=x.y"};
 	static const char *const bad[] = {"nodot=1", "batch.=1",          ".x=1", "batch.leeway_ms",
 	                                  "",        "x=batch.leeway_ms", "=1"};
 	char err[ERRLEN], want[128];
@@ -631,7 +855,11 @@ START_TEST(test_override_bad_forms)
 		ck_assert_msg(config_override(&c, bad[i], err, sizeof(err)) == -1, "%s", bad[i]);
 		snprintf(want, sizeof(want), "-o %s: expected SECTION.KEY=VALUE", bad[i]);
 		ck_assert_str_eq(err, want);
+		/* main() exits 2 (usage) on these, before reading any file. */
+		ck_assert_msg(!config_override_wellformed(bad[i]), "%s", bad[i]);
 	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(config_override_wellformed(good[i]), "%s", good[i]);
 	config_free(&c);
 }
 END_TEST
@@ -845,7 +1073,17 @@ Suite *config_suite(void)
 	tcase_add_test(tc, test_bad_protocol_message);
 	tcase_add_test(tc, test_protocol_redis_not_supported_yet);
 	tcase_add_test(tc, test_syntax_error_message);
-	tcase_add_test(tc, test_error_reports_first_bad_line);
+	tcase_add_test(tc, test_error_reports_every_bad_line);
+	tcase_add_test(tc, test_every_kind_of_error_in_one_run);
+	tcase_add_test(tc, test_many_errors_bounded);
+	tcase_add_test(tc, test_continuation_appends_to_address_lists);
+	tcase_add_test(tc, test_continuation_after_empty_value);
+	tcase_add_test(tc, test_continuation_bad_address_names_its_line);
+	tcase_add_test(tc, test_continuation_of_scalar_refused);
+	tcase_add_test(tc, test_indented_lines_that_continue_nothing);
+	tcase_add_test(tc, test_user_must_exist);
+	tcase_add_test(tc, test_directory_is_not_a_file);
+	tcase_add_test(tc, test_nul_byte_refused);
 	tcase_add_test(tc, test_listen_missing_port);
 	tcase_add_test(tc, test_listen_port_zero);
 	tcase_add_test(tc, test_listen_port_too_big);

@@ -3,6 +3,7 @@
  * the scriptable fake upstream, which counts and records what reaches it.
  */
 #include "testutil.h"
+#include "version.h"
 
 #include <check.h>
 #include <errno.h>
@@ -300,7 +301,7 @@ START_TEST(injection_never_reaches_upstream)
 	    C("get a\r\r\n", "CLIENT_ERROR bad command line format\r\n"),
 	    C("set a 0 0 1\r\nx\r\n", "SERVER_ERROR not supported\r\n"),
 	    C("delete a\r\n", "SERVER_ERROR not supported\r\n"),
-	    C("flush_all noreply\r\nversion\r\n", "VERSION 0.1.0\r\n"),
+	    C("flush_all noreply\r\nversion\r\n", "VERSION " COALESCED_MC_VERSION "\r\n"),
 	    C("set a 0 0 14\r\nget a\r\nflush\r\n\r\n", "SERVER_ERROR not supported\r\n"),
 	    C("mg a v\r\n", "SERVER_ERROR not supported\r\n"),
 	    C("get a\nflush_all\n", "VALUE a 0 3\r\nv:a\r\nEND\r\nSERVER_ERROR not supported\r\n"),
@@ -338,7 +339,7 @@ START_TEST(replies_keep_request_order)
 	fd = tu_connect(co.port);
 	tu_sends(fd, "get a\r\nversion\r\nfoo\r\nget b\r\nstats reset\r\nget missing1\r\n");
 	r = tu_recv_until(fd, "RESET\r\nEND\r\n", 5000, NULL);
-	ck_assert_str_eq(r, "VALUE a 0 3\r\nv:a\r\nEND\r\nVERSION 0.1.0\r\nERROR\r\n"
+	ck_assert_str_eq(r, "VALUE a 0 3\r\nv:a\r\nEND\r\nVERSION " COALESCED_MC_VERSION "\r\nERROR\r\n"
 	                    "VALUE b 0 3\r\nv:b\r\nEND\r\nRESET\r\nEND\r\n");
 	free(r);
 	close(fd);

@@ -1,6 +1,6 @@
 /*
  * service: what an operator and a service manager see: sd_notify messages,
- * journal-style log lines, Prometheus metrics over HTTP, per-prefix stats.
+ * journal-style log lines, per-prefix stats (metrics: test_metrics.c).
  */
 #include "testutil.h"
 
@@ -29,55 +29,6 @@ static void stop(void)
 {
 	tu_stack_stop(&fake, &co);
 }
-
-/* Run a command, return its stdout (malloc'd). */
-static char *run(const char *cmd)
-{
-	FILE *f = popen(cmd, "r");
-	size_t cap = 1 << 20, len = 0, n;
-	char *buf = malloc(cap + 1);
-
-	ck_assert_ptr_nonnull(f);
-	while ((n = fread(buf + len, 1, cap - len, f)) > 0)
-		len += n;
-	buf[len] = '\0';
-	pclose(f);
-	return buf;
-}
-
-START_TEST(metrics_over_http)
-{
-	int mport = tu_free_port();
-	char opt[64], cmd[256], *body, *r;
-
-	snprintf(opt, sizeof(opt), "metrics.listen=127.0.0.1:%d", mport);
-	const char *opts[] = {opt, NULL};
-	start(opts);
-	free(tu_roundtrip(co.port, "get a b\r\n", 3000));
-	free(tu_roundtrip(co.port, "get a\r\n", 3000));
-	snprintf(cmd, sizeof(cmd), "curl -sS --max-time %d http://127.0.0.1:%d/metrics",
-	         tu_guard_ms(10000) / 1000, mport);
-	body = run(cmd);
-	ck_assert_msg(strstr(body, "\ncoalesced_cmd_get_total 2\n"), "%s", body);
-	ck_assert_ptr_nonnull(strstr(body, "\ncoalesced_get_keys_total 3\n"));
-	ck_assert_ptr_nonnull(strstr(body, "# TYPE coalesced_curr_connections gauge\n"));
-	ck_assert_ptr_nonnull(
-	    strstr(body, "# TYPE coalesced_request_duration_seconds histogram\n"));
-	ck_assert_ptr_nonnull(strstr(body, "\ncoalesced_request_duration_seconds_count 2\n"));
-	ck_assert_ptr_nonnull(strstr(body, "\ncoalesced_upstream_batch_keys_bucket{le=\"2\"} 2\n"));
-	ck_assert_ptr_nonnull(strstr(body, "\ncoalesced_upstream_batch_keys_sum 3\n"));
-	ck_assert_ptr_nonnull(
-	    strstr(body, "\ncoalesced_upstream_batch_duration_seconds_count 2\n"));
-	free(body);
-	snprintf(cmd, sizeof(cmd),
-	         "curl -s -o /dev/null -w '%%{http_code}' --max-time %d http://127.0.0.1:%d/nope",
-	         tu_guard_ms(10000) / 1000, mport);
-	r = run(cmd);
-	ck_assert_str_eq(r, "404");
-	free(r);
-	stop();
-}
-END_TEST
 
 START_TEST(stats_detail_per_prefix)
 {
@@ -224,7 +175,6 @@ START_TEST(journal_log_format)
 }
 END_TEST
 
-
 /* Socket activation: a listening socket passed as LISTEN_FDS is used, and
  * [server] listen is not bound. */
 START_TEST(socket_activation)
@@ -273,7 +223,6 @@ Suite *service_suite(void)
 	TCase *tc = tcase_create("service");
 
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, metrics_over_http);
 	tcase_add_test(tc, stats_detail_per_prefix);
 	tcase_add_test(tc, sd_notify_lifecycle);
 	tcase_add_test(tc, journal_log_format);

@@ -162,6 +162,21 @@ void tu_memcached_start(struct proc *p, int port)
 	wait_listening(p, 5000);
 }
 
+void tu_redis_start(struct proc *p)
+{
+	char portbuf[16];
+	const char *argv[] = {"redis-server", "--port",    portbuf,        "--bind", "127.0.0.1",
+	                      "--save",       "",          "--appendonly", "no",     "--dir",
+	                      tu_tmpdir(),    "--logfile", p->log,         NULL};
+
+	memset(p, 0, sizeof(*p));
+	p->port = tu_free_port();
+	snprintf(portbuf, sizeof(portbuf), "%d", p->port);
+	snprintf(p->log, sizeof(p->log), "%s/redis-%d.log", tu_tmpdir(), p->port);
+	p->pid = spawn(argv, p->log, NULL);
+	wait_listening(p, 5000);
+}
+
 void tu_fake_start(struct proc *p, const char *record)
 {
 	const char *bin = getenv("FAKE_UPSTREAM") ? getenv("FAKE_UPSTREAM") : "build/fake_upstream";
@@ -245,8 +260,7 @@ void tu_coalesced_start(struct proc *p, const char *servers, const char *const *
 	wait_listening(p, 5000);
 }
 
-void tu_stack_start(struct proc *fake, struct proc *co, const char *record,
-                    const char *const *opts)
+void tu_stack_start(struct proc *fake, struct proc *co, const char *record, const char *const *opts)
 {
 	char servers[64];
 
@@ -510,22 +524,30 @@ void tu_fake_ctl(int port, const char *line)
 
 char *tu_read_file(const char *path, size_t *len)
 {
+	/* Read until end of file rather than trusting the size: files under
+	 * /proc report a size of 0. */
 	FILE *f = fopen(path, "rb");
+	size_t n = 0, cap = 4096;
 	char *buf;
-	long n;
 
 	if (!f)
 		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
+	buf = malloc(cap);
 	ck_assert_ptr_nonnull(buf);
-	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-		n = 0;
+	for (;;) {
+		size_t r = fread(buf + n, 1, cap - 1 - n, f);
+		n += r;
+		if (r == 0)
+			break;
+		if (n + 1 == cap) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			ck_assert_ptr_nonnull(buf);
+		}
+	}
 	buf[n] = '\0';
 	fclose(f);
 	if (len)
-		*len = (size_t)n;
+		*len = n;
 	return buf;
 }

@@ -37,6 +37,9 @@ int tu_guard_ms(int ms);
 
 /* Start a real memcached on a free port (or port, if > 0). */
 void tu_memcached_start(struct proc *p, int port);
+/* Start a real redis-server on a free port: no persistence, its log in
+ * p->log. */
+void tu_redis_start(struct proc *p);
 /* Start the fake upstream (tests/fake_upstream.c); record: file or NULL. */
 void tu_fake_start(struct proc *p, const char *record);
 /*

@@ -1,15 +1,15 @@
 /*
- * client: the client side of the pipeline.
+ * conn: the client side of the pipeline.
  *
- *   read() -> rbuf -> pc_parse -> request (slots) -> inflight_join
+ *   read() -> rbuf -> session feed -> request (slots) -> inflight_join
  *                                      ...
- *   slot filled -> client_request_ready -> compose head requests -> items
- *   prepare watcher -> client_write_pending -> writev(items)
+ *   slot filled -> conn_request_ready -> session compose -> items
+ *   prepare watcher -> conn_write_pending -> writev(items)
  *
  * Replies leave strictly in request order: a completed request behind an
  * unfinished one waits in the queue.
  */
-#include "client.h"
+#include "conn.h"
 
 #include "inflight.h"
 #include "log.h"
@@ -32,9 +32,9 @@
 #define ITEMS_MIN 4
 #define IOV_BATCH 64
 
-static void client_process(struct client *c);
+static void conn_process(struct conn *c);
 
-static void wpending_add(struct client *c)
+static void wpending_add(struct conn *c)
 {
 	struct server *srv = c->srv;
 
@@ -48,7 +48,7 @@ static void wpending_add(struct client *c)
 	srv->wpending = c;
 }
 
-static void wpending_del(struct client *c)
+static void wpending_del(struct conn *c)
 {
 	if (!c->wpending)
 		return;
@@ -64,7 +64,7 @@ static void wpending_del(struct client *c)
 
 /* ---- output queue ---- */
 
-static int items_reserve(struct client *c)
+static int items_reserve(struct conn *c)
 {
 	if (c->ihead > 0 && c->ihead == c->nitems) {
 		c->ihead = c->nitems = 0;
@@ -87,35 +87,49 @@ static int items_reserve(struct client *c)
 	return 0;
 }
 
-static int out_bytes(struct client *c, const char *p, size_t len)
+char *conn_out_reserve(struct conn *c, size_t n)
 {
-	struct out_item *last;
-
 	if (items_reserve(c) < 0)
-		return -1;
-	if (c->alen + len > c->acap) {
+		return NULL;
+	if (c->alen + n > c->acap) {
 		size_t cap = c->acap ? c->acap : ARENA_MIN;
-		while (cap < c->alen + len)
+		char *na;
+		while (cap < c->alen + n)
 			cap *= 2;
-		char *na = realloc(c->arena, cap);
+		na = realloc(c->arena, cap);
 		if (!na)
-			return -1;
+			return NULL;
 		c->arena = na;
 		c->acap = cap;
 	}
-	memcpy(c->arena + c->alen, p, len);
-	last = c->nitems > c->ihead ? &c->items[c->nitems - 1] : NULL;
+	return c->arena + c->alen;
+}
+
+void conn_out_commit(struct conn *c, size_t len)
+{
+	struct out_item *last = c->nitems > c->ihead ? &c->items[c->nitems - 1] : NULL;
+
 	if (last && !last->v && last->off + last->len == c->alen)
 		last->len += len;
 	else
 		c->items[c->nitems++] = (struct out_item){NULL, c->alen, len};
 	c->alen += len;
 	c->out_bytes += len;
+}
+
+int conn_out_bytes(struct conn *c, const char *p, size_t len)
+{
+	char *dst = conn_out_reserve(c, len);
+
+	if (!dst)
+		return -1;
+	memcpy(dst, p, len);
+	conn_out_commit(c, len);
 	return 0;
 }
 
 /* Takes over the caller's reference to v. */
-static int out_value(struct client *c, struct value *v)
+int conn_out_value(struct conn *c, struct value *v)
 {
 	if (items_reserve(c) < 0) {
 		value_unref(v);
@@ -126,81 +140,8 @@ static int out_value(struct client *c, struct value *v)
 	return 0;
 }
 
-/* Decimal digits of v at p; returns the end. (snprintf showed in profiles.) */
-static char *put_u64(char *p, uint64_t v)
-{
-	char tmp[20];
-	int n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
-/* "VALUE <key> <flags> <bytes>[ <cas>]\r\n" into hdr (at least 320 bytes). */
-static size_t value_header(char *hdr, const struct slot *s, const struct value *v, bool cas)
-{
-	char *p = hdr;
-
-	memcpy(p, "VALUE ", 6);
-	p += 6;
-	memcpy(p, s->key, s->keylen);
-	p += s->keylen;
-	*p++ = ' ';
-	p = put_u64(p, v->flags);
-	*p++ = ' ';
-	p = put_u64(p, v->len);
-	if (cas) {
-		*p++ = ' ';
-		p = put_u64(p, v->cas);
-	}
-	*p++ = '\r';
-	*p++ = '\n';
-	return (size_t)(p - hdr);
-}
-
-static int compose_get(struct client *c, struct request *r)
-{
-	char hdr[320];
-
-	hist_add(&c->srv->stats.request_seconds, ev_now(c->srv->loop) - r->started);
-	for (uint32_t i = 0; i < r->nslots; i++) {
-		if (r->slots[i].state == SLOT_ERROR) {
-			int n = snprintf(hdr, sizeof(hdr), "SERVER_ERROR %s\r\n",
-			                 r->err ? r->err : "upstream unavailable");
-			return out_bytes(c, hdr, (size_t)n);
-		}
-	}
-	for (uint32_t i = 0; i < r->nslots; i++) {
-		struct slot *s = &r->slots[i];
-		struct value *v = s->value;
-		if (s->state != SLOT_HIT)
-			continue;
-		if (out_bytes(c, hdr, value_header(hdr, s, v, r->gets)) < 0)
-			return -1;
-		s->value = NULL;
-		if (out_value(c, v) < 0)
-			return -1;
-	}
-	return out_bytes(c, "END\r\n", 5);
-}
-
-static int compose_stats(struct client *c)
-{
-	struct server *srv = c->srv;
-	char buf[4096];
-	size_t n = stats_format(&srv->stats, getpid(), (uint64_t)(time(NULL) - srv->started),
-	                        COALESCED_VERSION, buf, sizeof(buf));
-
-	return out_bytes(c, buf, n < sizeof(buf) ? n : sizeof(buf));
-}
-
 /* Move every completed request at the head of the queue to the output. */
-static void drain_ready(struct client *c)
+static void drain_ready(struct conn *c)
 {
 	struct request *r;
 
@@ -210,12 +151,11 @@ static void drain_ready(struct client *c)
 		if (!c->rq_head)
 			c->rq_tail = NULL;
 		c->nreq--;
-		if (r->kind == REQ_GET)
-			rc = compose_get(c, r);
-		else if (r->kind == REQ_STATS)
-			rc = compose_stats(c);
+		c->req_bytes -= r->pinned;
+		if (r->kind == REQ_TEXT)
+			rc = conn_out_bytes(c, r->text, r->textlen);
 		else
-			rc = out_bytes(c, r->text, r->textlen);
+			rc = c->ops->compose(c, r);
 		request_free(r);
 		if (rc < 0) {
 			/* A missing reply would shift every later one: give up on the
@@ -228,15 +168,49 @@ static void drain_ready(struct client *c)
 	wpending_add(c);
 }
 
-void client_request_ready(struct client *c, struct request *r)
+static bool is_io(const struct request *r)
 {
-	if (r == c->rq_head)
+	return r->kind == REQ_READ || r->kind == REQ_WRITE;
+}
+
+/* Start queued reads and writes whose turn has come (see conn_enqueue). */
+static void start_ready(struct conn *c)
+{
+	struct request *r;
+
+	if (c->starting)
+		return; /* the outer walk picks up whatever changed */
+	c->starting = true;
+	while ((r = c->rq_unstarted)) {
+		if ((r->kind == REQ_READ && c->writes_active) ||
+		    (r->kind == REQ_WRITE && c->reads_active))
+			break;
+		/* Move on first: starting may complete (and free) r. */
+		c->rq_unstarted = r->next;
+		while (c->rq_unstarted && !is_io(c->rq_unstarted))
+			c->rq_unstarted = c->rq_unstarted->next;
+		r->started = true;
+		if (r->kind == REQ_READ)
+			c->reads_active++;
+		else
+			c->writes_active++;
+		c->ops->start(c, r);
+	}
+	c->starting = false;
+}
+
+void conn_request_ready(struct conn *c, struct request *r)
+{
+	if (r->started && r->kind == REQ_READ)
+		c->reads_active--;
+	else if (r->started && r->kind == REQ_WRITE)
+		c->writes_active--;
+	start_ready(c);
+	if (c->rq_head && c->rq_head->npending == 0)
 		drain_ready(c);
 }
 
-static void stats_detail(struct client *c, const char *arg, size_t len);
-
-static void enqueue(struct client *c, struct request *r)
+void conn_enqueue(struct conn *c, struct request *r)
 {
 	r->next = NULL;
 	if (c->rq_tail)
@@ -245,212 +219,83 @@ static void enqueue(struct client *c, struct request *r)
 		c->rq_head = r;
 	c->rq_tail = r;
 	c->nreq++;
+	c->req_bytes += r->pinned;
+	if (is_io(r)) {
+		if (!c->rq_unstarted)
+			c->rq_unstarted = r;
+		start_ready(c);
+	} else if (r == c->rq_head) {
+		drain_ready(c);
+	}
 }
 
-static void reply_text(struct client *c, const char *text, size_t len)
+void conn_reply(struct conn *c, const char *text, size_t len)
 {
 	struct request *r;
 
 	/* Nothing ahead of it: straight to the output. */
 	if (!c->rq_head) {
-		if (out_bytes(c, text, len) < 0)
+		if (conn_out_bytes(c, text, len) < 0)
 			c->broken = true;
 		wpending_add(c);
 		return;
 	}
 	r = request_new_text(c, text, len);
 	if (!r) {
-		c->broken = true;
-		wpending_add(c);
+		conn_break(c);
 		return;
 	}
-	enqueue(c, r);
+	conn_enqueue(c, r);
 }
 
-static void start_get(struct client *c, const struct pc_cmd *cmd)
+void conn_stop_reading(struct conn *c)
 {
-	struct server *srv = c->srv;
-	struct request *r;
-
-	srv->stats.cmd_get++;
-	srv->stats.get_keys += cmd->nkeys;
-	/* Over the value memory budget: refuse new reads until it drains,
-	 * rather than let one storm take the machine's memory. */
-	if (srv->stats.value_bytes > (uint64_t)srv->cfg.max_memory_mb << 20) {
-		static const char oom[] = "SERVER_ERROR out of memory\r\n";
-		srv->stats.out_of_memory++;
-		log_limited(&srv->log, LVL_WARN, &srv->ll_memory,
-		            "max_memory_mb (%ld) reached by values in flight: refusing reads",
-		            srv->cfg.max_memory_mb);
-		reply_text(c, oom, sizeof(oom) - 1);
-		return;
-	}
-	r = request_new_get(c, cmd->type == PC_GETS, cmd->keys, cmd->nkeys);
-	if (!r) {
-		static const char oom[] = "SERVER_ERROR out of memory\r\n";
-		reply_text(c, oom, sizeof(oom) - 1);
-		return;
-	}
-	r->started = ev_now(srv->loop);
-	enqueue(c, r);
-	/* One extra pending count while joining, so that slots failing at once
-	 * cannot complete (and free) the request under our feet. */
-	r->npending++;
-	for (uint32_t i = 0; i < r->nslots; i++) {
-		if (inflight_join(&srv->inflight, &r->slots[i]) < 0)
-			request_slot_error(&r->slots[i], "out of memory");
-	}
-	if (--r->npending == 0)
-		client_request_ready(c, r);
+	c->stop_reading = true;
+	wpending_add(c);
 }
 
-static void handle(struct client *c, enum pc_status st, const struct pc_cmd *cmd)
+void conn_break(struct conn *c)
 {
-	struct server *srv = c->srv;
-	char buf[4096];
-	size_t n;
-
-	if (cmd->client_error)
-		srv->stats.client_errors++;
-	if (cmd->unsupported)
-		srv->stats.cmd_unsupported++;
-	if (cmd->too_many_keys) {
-		srv->stats.too_many_keys++;
-		log_limited(&srv->log, LVL_INFO, &srv->ll_too_many_keys,
-		            "%s: get with more than max_keys_per_request (%ld) keys refused", c->name,
-		            srv->cfg.max_keys_per_request);
-	}
-	if (st == PC_CLOSE) {
-		if (cmd->reply)
-			reply_text(c, cmd->reply, strlen(cmd->reply));
-		log_limited(&srv->log, LVL_INFO, &srv->ll_bad_input, "%s: closing: %s", c->name,
-		            cmd->why ? cmd->why : "bad input");
-		c->stop_reading = true;
-		wpending_add(c);
-		return;
-	}
-	switch (cmd->type) {
-	case PC_GET:
-	case PC_GETS:
-		start_get(c, cmd);
-		break;
-	case PC_VERSION:
-		n = (size_t)snprintf(buf, sizeof(buf), "VERSION %s\r\n", COALESCED_VERSION);
-		reply_text(c, buf, n);
-		break;
-	case PC_QUIT:
-		/* Earlier requests are still answered; nothing after quit is read. */
-		c->stop_reading = true;
-		wpending_add(c);
-		break;
-	case PC_STATS:
-		if (cmd->argslen >= 5 && memcmp(cmd->args, "reset", 5) == 0 &&
-		    (cmd->argslen == 5 || cmd->args[5] == ' ')) {
-			stats_reset(&srv->stats);
-			reply_text(c, "RESET\r\n", 7);
-			break;
-		}
-		if (cmd->argslen >= 6 && memcmp(cmd->args, "detail", 6) == 0 &&
-		    (cmd->argslen == 6 || cmd->args[6] == ' ')) {
-			stats_detail(c, cmd->args + 6, cmd->argslen - 6);
-			break;
-		}
-		if (cmd->argslen) {
-			/* memcached's answer to a sub-command it does not know. */
-			reply_text(c, "ERROR\r\n", 7);
-			srv->stats.client_errors++;
-			break;
-		}
-		if (!c->rq_head) {
-			if (compose_stats(c) < 0)
-				c->broken = true;
-			wpending_add(c);
-		} else {
-			struct request *r = request_new_stats(c);
-			if (r)
-				enqueue(c, r);
-			else
-				c->broken = true;
-		}
-		break;
-	case PC_REPLY:
-		reply_text(c, cmd->reply, strlen(cmd->reply));
-		break;
-	case PC_SILENT:
-		break;
-	}
+	c->broken = true;
+	wpending_add(c);
 }
 
-/* stats detail on|off|dump, with memcached's replies. */
-static void stats_detail(struct client *c, const char *arg, size_t len)
-{
-	struct stats *st = &c->srv->stats;
-	static const char usage[] = "CLIENT_ERROR usage: stats detail on|off|dump\r\n";
-
-	while (len && *arg == ' ') {
-		arg++;
-		len--;
-	}
-	while (len && arg[len - 1] == ' ')
-		len--;
-	if (len == 2 && memcmp(arg, "on", 2) == 0) {
-		st->detail.off = false;
-		reply_text(c, "OK\r\n", 4);
-	} else if (len == 3 && memcmp(arg, "off", 3) == 0) {
-		st->detail.off = true;
-		reply_text(c, "OK\r\n", 4);
-	} else if (len == 4 && memcmp(arg, "dump", 4) == 0) {
-		size_t n;
-		char *dump = stats_detail_dump(st, &n);
-		if (!dump) {
-			c->broken = true;
-			wpending_add(c);
-			return;
-		}
-		reply_text(c, dump, n);
-		free(dump);
-	} else {
-		st->client_errors++;
-		reply_text(c, usage, sizeof(usage) - 1);
-	}
-}
-
-static bool should_pause(const struct client *c)
+static bool should_pause(const struct conn *c)
 {
 	const struct config *cfg = &c->srv->cfg;
 
+	/* Requests waiting and replies unsent both pin memory: together they
+	 * are bounded by max_output_bytes, whatever the client sends. */
 	return c->nreq >= (uint32_t)cfg->max_pending_requests ||
-	       c->out_bytes >= (size_t)cfg->max_output_bytes;
+	       c->out_bytes + c->req_bytes >= (size_t)cfg->max_output_bytes;
 }
 
-static void timer_update(struct client *c);
+static void timer_update(struct conn *c);
 
 /* Parse and dispatch what rbuf holds, until it is used up or the client must
  * wait (backpressure, quit, fatal error). */
-static void client_process(struct client *c)
+static void conn_process(struct conn *c)
 {
 	size_t off = 0;
 
 	while (off < c->rlen && !c->stop_reading && !c->broken) {
-		struct pc_cmd cmd;
-		size_t used;
-		enum pc_status st;
+		size_t used = 0;
 
 		if (should_pause(c)) {
 			c->paused = true;
 			c->srv->stats.backpressure_pauses++;
-			log_limited(&c->srv->log, LVL_INFO, &c->srv->ll_backpressure,
-			            "%s: not read until it takes its replies (%u unanswered, %zu bytes "
-			            "queued)",
-			            c->name, c->nreq, c->out_bytes);
+			log_limited(
+			    &c->srv->log, LVL_INFO, &c->srv->ll_backpressure,
+			    "%s: not read until it takes its replies (%u unanswered, %zu bytes "
+			    "queued)",
+			    c->name, c->nreq, c->out_bytes);
 			ev_io_stop(c->srv->loop, &c->rio);
 			break;
 		}
-		st = pc_parse(&c->parser, c->rbuf + off, c->rlen - off, &cmd, &used);
+		bool done = c->ops->feed(c, c->rbuf + off, c->rlen - off, &used);
 		off += used;
-		if (st == PC_NEED_MORE)
+		if (!done)
 			break;
-		handle(c, st, &cmd);
 	}
 	if (off) {
 		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
@@ -458,7 +303,7 @@ static void client_process(struct client *c)
 	}
 	/* Bytes left over (or a data block under way) are an unfinished request,
 	 * unless parsing merely paused on complete ones. */
-	if ((c->rlen > 0 && !c->paused) || c->parser.swallow > 0) {
+	if ((c->rlen > 0 && !c->paused) || c->ops->partial(c)) {
 		if (c->partial_since == 0) {
 			c->partial_since = ev_now(c->srv->loop);
 			timer_update(c);
@@ -468,26 +313,30 @@ static void client_process(struct client *c)
 	}
 }
 
-static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* One read and what it brings. Returns 1 if bytes came, 0 if none are
+ * there now or the client half-closed, -1 if the connection was closed. */
+static int conn_read(struct conn *c)
 {
-	struct client *c = w->data;
-	size_t want = c->srv->cfg.max_line_bytes + READ_CHUNK;
+	size_t want = c->ops->max_line(c) + READ_CHUNK;
 	ssize_t n;
 
-	(void)loop;
-	(void)revents;
 	/* Start small and double when a read fills the buffer: 10 000 mostly
 	 * idle connections must not each pin a 16 KiB buffer, while a busy
 	 * pipelining client grows to full size within a few reads. */
-	if (c->rlen == c->rcap && c->rcap < want) {
+	if (c->rlen == c->rcap) {
 		size_t cap = c->rcap ? c->rcap * 2 : READ_MIN;
 		char *nb;
 		if (cap > want)
 			cap = want;
+		/* A reload may have lowered the line limit below what is
+		 * buffered: a full buffer must never read as end of file. The
+		 * parser refuses the overlong line on the next pass. */
+		if (cap <= c->rlen)
+			cap = c->rlen + READ_CHUNK;
 		nb = realloc(c->rbuf, cap);
 		if (!nb) {
-			client_close(c, "out of memory");
-			return;
+			conn_close(c, "out of memory");
+			return -1;
 		}
 		c->rbuf = nb;
 		c->rcap = cap;
@@ -495,27 +344,35 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return;
-		client_close(c, strerror(errno));
-		return;
+			return 0;
+		conn_close(c, strerror(errno));
+		return -1;
 	}
 	if (n == 0) {
 		/* Half-close: still answer everything asked so far. */
 		c->eof = true;
 		ev_io_stop(c->srv->loop, &c->rio);
 		wpending_add(c);
-		return;
+		return 0;
 	}
 	c->srv->stats.bytes_read += (uint64_t)n;
 	c->rlen += (size_t)n;
 	c->last_active = ev_now(c->srv->loop);
-	client_process(c);
+	conn_process(c);
+	return 1;
+}
+
+static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	conn_read(w->data);
 }
 
 /* Drop arena bytes already sent. Needed because the arena only resets when
  * the queue empties, which a client that reads slowly but steadily may never
  * let happen. */
-static void arena_compact(struct client *c)
+static void arena_compact(struct conn *c)
 {
 	size_t base = c->alen;
 
@@ -534,12 +391,12 @@ static void arena_compact(struct client *c)
 }
 
 /* Returns -1 if the client was closed. */
-static int client_write(struct client *c)
+static int conn_write(struct conn *c)
 {
 	struct server *srv = c->srv;
 
 	if (c->broken) {
-		client_close(c, "reply could not be built");
+		conn_close(c, "reply could not be built");
 		return -1;
 	}
 	while (c->ihead < c->nitems) {
@@ -561,7 +418,7 @@ static int client_write(struct client *c)
 				ev_io_start(srv->loop, &c->wio);
 				return 0;
 			}
-			client_close(c, strerror(errno));
+			conn_close(c, strerror(errno));
 			return -1;
 		}
 		srv->stats.bytes_written += (uint64_t)n;
@@ -585,21 +442,21 @@ static int client_write(struct client *c)
 	 * is done. (Bytes left after a FIN are an unfinished line, unless reading
 	 * was paused with complete lines still buffered.) */
 	if (!c->rq_head && (c->stop_reading || (c->eof && !c->paused))) {
-		client_close(c, NULL);
+		conn_close(c, NULL);
 		return -1;
 	}
 	return 0;
 }
 
 /* After output drained: take up reading again if backpressure had stopped it. */
-static bool client_resume(struct client *c)
+static bool conn_resume(struct conn *c)
 {
 	if (!c->paused || should_pause(c))
 		return false;
 	c->paused = false;
 	if (!c->eof && !c->stop_reading)
 		ev_io_start(c->srv->loop, &c->rio);
-	client_process(c);
+	conn_process(c);
 	if (c->eof)
 		wpending_add(c); /* may be finished now */
 	return true;
@@ -607,22 +464,22 @@ static bool client_resume(struct client *c)
 
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct client *c = w->data;
+	struct conn *c = w->data;
 
 	(void)loop;
 	(void)revents;
-	if (client_write(c) == 0)
-		client_resume(c);
+	if (conn_write(c) == 0)
+		conn_resume(c);
 }
 
-bool client_write_pending(struct server *srv)
+bool conn_write_pending(struct server *srv)
 {
 	bool parsed = false;
-	struct client *c;
+	struct conn *c;
 
 	while ((c = srv->wpending)) {
 		wpending_del(c);
-		if (client_write(c) == 0 && client_resume(c))
+		if (conn_write(c) == 0 && conn_resume(c))
 			parsed = true;
 	}
 	return parsed;
@@ -630,7 +487,7 @@ bool client_write_pending(struct server *srv)
 
 /* One timer per client for both timeouts; it is moved only when it fires
  * (ev.pod, "be smart about timeouts"), not on every read. */
-static double next_deadline(const struct client *c)
+static double next_deadline(const struct conn *c)
 {
 	const struct config *cfg = &c->srv->cfg;
 	double d = 0;
@@ -645,7 +502,7 @@ static double next_deadline(const struct client *c)
 	return d;
 }
 
-static void timer_update(struct client *c)
+static void timer_update(struct conn *c)
 {
 	struct ev_loop *loop = c->srv->loop;
 	double d = next_deadline(c), after;
@@ -664,7 +521,7 @@ static void timer_update(struct client *c)
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct client *c = w->data;
+	struct conn *c = w->data;
 	const struct config *cfg = &c->srv->cfg;
 	double now = ev_now(loop);
 
@@ -675,14 +532,14 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		log_limited(&c->srv->log, LVL_INFO, &c->srv->ll_request_timeout,
 		            "%s: closing: request not completed within %ld ms", c->name,
 		            cfg->request_timeout_ms);
-		client_close(c, "request timeout");
+		conn_close(c, "request timeout");
 		return;
 	}
 	/* Waiting on our own upstream, or on the client to read, is not idleness. */
 	if (cfg->idle_timeout_s > 0 && now >= c->last_active + (double)cfg->idle_timeout_s) {
 		if (!c->rq_head && c->ihead == c->nitems) {
 			c->srv->stats.idle_timeouts++;
-			client_close(c, "idle timeout");
+			conn_close(c, "idle timeout");
 			return;
 		}
 		c->last_active = now;
@@ -690,9 +547,9 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	timer_update(c);
 }
 
-struct client *client_new(struct server *srv, int fd, const char *peer)
+struct conn *conn_new(struct server *srv, int fd, const char *peer, const struct session_ops *ops)
 {
-	struct client *c = calloc(1, sizeof(*c));
+	struct conn *c = calloc(1, sizeof(*c));
 
 	if (!c) {
 		close(fd);
@@ -700,19 +557,23 @@ struct client *client_new(struct server *srv, int fd, const char *peer)
 	}
 	c->srv = srv;
 	c->fd = fd;
+	c->ops = ops;
+	if (ops->init(c) < 0) {
+		free(c);
+		close(fd);
+		return NULL;
+	}
 	c->id = ++srv->next_client_id;
 	snprintf(c->name, sizeof(c->name), "client %" PRIu64 " (%s)", c->id, peer);
-	pc_init(&c->parser, (size_t)srv->cfg.max_line_bytes);
-	c->parser.max_keys = (uint32_t)srv->cfg.max_keys_per_request;
 	ev_io_init(&c->rio, read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
 	ev_init(&c->timer, timer_cb);
 	c->rio.data = c->wio.data = c->timer.data = c;
 	c->last_active = ev_now(srv->loop);
-	c->next = srv->clients;
-	if (srv->clients)
-		srv->clients->prev = c;
-	srv->clients = c;
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
 	srv->stats.curr_connections++;
 	srv->stats.total_connections++;
 	ev_io_start(srv->loop, &c->rio);
@@ -721,7 +582,7 @@ struct client *client_new(struct server *srv, int fd, const char *peer)
 	return c;
 }
 
-void client_trim(struct client *c, ev_tstamp idle_since)
+void conn_trim(struct conn *c, ev_tstamp idle_since)
 {
 	if (c->last_active > idle_since)
 		return;
@@ -740,14 +601,31 @@ void client_trim(struct client *c, ev_tstamp idle_since)
 	}
 }
 
-void client_finish(struct client *c)
+void conn_configure(struct conn *c)
 {
+	c->ops->configure(c);
+	/* A new idle timeout may end sooner than the armed timer. */
+	timer_update(c);
+}
+
+void conn_finish(struct conn *c)
+{
+	/* What the client sent before the stop may still sit in the socket
+	 * buffer: read and answer it too (bounded, and not past backpressure),
+	 * so that nothing received is dropped and the close sends FIN, not RST. */
+	for (int i = 0; i < 64 && !c->eof && !c->stop_reading && !c->paused; i++) {
+		int r = conn_read(c);
+		if (r < 0)
+			return;
+		if (r == 0)
+			break;
+	}
 	c->eof = true;
 	ev_io_stop(c->srv->loop, &c->rio);
 	wpending_add(c);
 }
 
-void client_close(struct client *c, const char *why)
+void conn_close(struct conn *c, const char *why)
 {
 	struct server *srv = c->srv;
 	struct request *r, *next;
@@ -759,7 +637,7 @@ void client_close(struct client *c, const char *why)
 	wpending_del(c);
 	for (r = c->rq_head; r; r = next) {
 		next = r->next;
-		for (uint32_t i = 0; i < r->nslots; i++)
+		for (uint32_t i = 0; r->started && i < r->nslots; i++)
 			if (r->slots[i].state == SLOT_PENDING)
 				inflight_leave(&srv->inflight, &r->slots[i]);
 		request_free(r);
@@ -769,11 +647,11 @@ void client_close(struct client *c, const char *why)
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		srv->clients = c->next;
+		srv->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
 	close(c->fd);
-	pc_free(&c->parser);
+	c->ops->destroy(c);
 	free(c->rbuf);
 	free(c->items);
 	free(c->arena);
