@@ -568,7 +568,7 @@ static int unix_connect(const char *path)
  * tu_coalesced_start() waits for: retry, within a bound. */
 static int metrics_connect(int port, const char *path)
 {
-	double end = tu_now() + (getenv("COALESCED_WRAPPER") ? 60 : 10);
+	double end = tu_now() + tu_guard_ms(10000) / 1000.0;
 	int fd;
 
 	while ((fd = path ? unix_connect(path) : tu_connect(port)) < 0 && tu_now() < end)
