@@ -35,6 +35,12 @@ double tu_slowdown(void);
 /* ms as a hang guard: multiplied by tu_slowdown(). */
 int tu_guard_ms(int ms);
 
+/* For a test that judges a daemon by its resident memory: under ASan,
+ * freed memory waits in a quarantine (256 MB by default) before it is
+ * reused, which looks like growth; daemons started after this call (in
+ * this test process) run without it. No effect on other builds. */
+void tu_judging_rss(void);
+
 /* Start a real memcached on a free port (or port, if > 0). */
 void tu_memcached_start(struct proc *p, int port);
 /* Start a real redis-server on a free port: no persistence, its log in
