@@ -82,12 +82,14 @@ asan: deps
 		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" CHECK_PRE=
 
 # The daemon runs under valgrind in every integration test; any error it
-# reports makes its exit status 99, which the tests check.
+# reports makes its exit status 99, which the tests check. Tests scale their
+# waits by CK_TIMEOUT_MULTIPLIER (tu_guard_ms); VALGRIND=1 stays for tests
+# written before that.
 valgrind: deps
 	$(MAKE) $(BIN) $(BUILD)/check_all $(FAKE)
 	COALESCED_BIN=$(abspath $(BIN)) FAKE_UPSTREAM=$(abspath $(FAKE)) \
 	COALESCED_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
-	CK_TIMEOUT_MULTIPLIER=6 \
+	CK_TIMEOUT_MULTIPLIER=6 VALGRIND=1 \
 		valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 		--trace-children=no $(BUILD)/check_all
 
