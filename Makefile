@@ -60,8 +60,12 @@ $(FAKE): tests/fake_upstream.c | $(BUILD)
 $(BUILD) $(BUILD)/tests:
 	mkdir -p $@
 
+# deps: every package make check needs; deps-run: only what make run needs.
 deps:
-	@sh tests/deps.sh
+	@sh tests/deps.sh test
+deps-run:
+	@sh tests/deps.sh run
+.PHONY: deps-run
 
 # The whole suite: unit tests in-process, integration tests against real
 # memcached, the fake upstream and the daemon. Check prints the summary.
@@ -100,8 +104,12 @@ check-all:
 	$(MAKE) asan
 	$(MAKE) valgrind
 
-run: deps $(BIN)
-	@sh tests/run_demo.sh ./$(BIN)
+# A demo memcached with three keys and coalesced in front of it on
+# 127.0.0.1:$(COALESCED_PORT) (default 11311), in the foreground; Ctrl-C stops
+# both. The build waits for deps-run, hence the recursive make.
+run: deps-run
+	@$(MAKE) --no-print-directory $(BIN)
+	@COALESCED_PORT='$(COALESCED_PORT)' sh tests/run_demo.sh $(abspath $(BIN))
 
 format:
 	clang-format -i src/*.c src/*.h tests/*.c tests/*.h

@@ -3,6 +3,7 @@
 
 #include "inflight.h"
 #include "log.h"
+#include "pool.h"
 #include "stats.h"
 #include "upstream.h"
 #include "value.h"
@@ -13,6 +14,31 @@
 
 static void flush(struct batcher *b, uint32_t s, bool force);
 
+/*
+ * A due batch waits for its server to have room. Whatever gives it room (a
+ * reply, a failure, a connection made or lost, a reload) happens in a
+ * callback of this loop, so offering every due batch again once the
+ * iteration's callbacks are done covers them all, and no backend has to
+ * remember to ask for it. Highest priority: this runs before the daemon's
+ * own prepare watcher writes client output, so an error it causes (a server
+ * found down) goes out at once.
+ */
+static void due_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct batcher *b = w->data;
+	bool waiting = false;
+
+	(void)revents;
+	for (uint32_t s = 0; s < b->nservers; s++) {
+		if (b->open[s] && b->open[s]->due)
+			flush(b, s, false);
+		if (b->open[s] && b->open[s]->due)
+			waiting = true;
+	}
+	if (!waiting)
+		ev_prepare_stop(loop, w);
+}
+
 static void leeway_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct batcher *b = w->data;
@@ -22,34 +48,40 @@ static void leeway_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	flush(b, (uint32_t)(w - b->timers), false);
 }
 
-int batcher_init(struct batcher *b, struct ev_loop *loop, uint32_t nservers, struct stats *st,
-                 const struct log *lg, struct inflight *t, struct upstream *up)
+int batcher_init(struct batcher *b, struct ev_loop *loop, struct stats *st, const struct log *lg,
+                 struct inflight *t)
 {
 	memset(b, 0, sizeof(*b));
 	b->loop = loop;
 	b->stats = st;
 	b->log = lg;
 	b->inflight = t;
-	b->up = up;
-	b->nservers = nservers;
 	b->set.max_keys = 100;
 	b->set.retries = 1;
-	b->open = calloc(nservers, sizeof(*b->open));
-	b->timers = calloc(nservers, sizeof(*b->timers));
-	if (!b->open || !b->timers) {
-		free(b->open);
-		free(b->timers);
-		return -1;
-	}
-	for (uint32_t i = 0; i < nservers; i++) {
-		ev_init(&b->timers[i], leeway_cb);
-		b->timers[i].data = b;
-	}
+	ev_prepare_init(&b->due, due_cb);
+	ev_set_priority(&b->due, EV_MAXPRI);
+	b->due.data = b;
 	return 0;
+}
+
+void batcher_configure(struct batcher *b, const struct batcher_settings *set)
+{
+	b->set = *set;
+	/* A batch opened under leeway 0 has no timer and counted on the
+	 * end-of-iteration flush, which a leeway turns off: give it its window. */
+	if (set->leeway_ms <= 0)
+		return;
+	for (uint32_t s = 0; s < b->nservers; s++) {
+		if (b->open[s] && !b->open[s]->due && !ev_is_active(&b->timers[s])) {
+			ev_timer_set(&b->timers[s], set->leeway_ms / 1000.0, 0.);
+			ev_timer_start(b->loop, &b->timers[s]);
+		}
+	}
 }
 
 void batcher_destroy(struct batcher *b)
 {
+	ev_prepare_stop(b->loop, &b->due);
 	for (uint32_t i = 0; i < b->nservers; i++) {
 		ev_timer_stop(b->loop, &b->timers[i]);
 		free(b->open[i]);
@@ -58,7 +90,7 @@ void batcher_destroy(struct batcher *b)
 	free(b->timers);
 }
 
-static struct batch *batch_new(struct batcher *b, uint32_t cap, uint16_t server)
+static struct batch *batch_new(struct batcher *b, uint32_t cap, uint32_t server)
 {
 	struct batch *bt = malloc(sizeof(*bt) + cap * sizeof(bt->e[0]));
 
@@ -71,8 +103,9 @@ static struct batch *batch_new(struct batcher *b, uint32_t cap, uint16_t server)
 	return bt;
 }
 
-int batcher_set_servers(struct batcher *b, uint32_t nservers, struct upstream *up)
+int batcher_set_upstream(struct batcher *b, struct upstream *up)
 {
+	uint32_t nservers = pool_server_count(up->pool);
 	struct batch **open = calloc(nservers, sizeof(*open));
 	ev_timer *timers = calloc(nservers, sizeof(*timers));
 
@@ -95,60 +128,56 @@ int batcher_set_servers(struct batcher *b, uint32_t nservers, struct upstream *u
 	b->timers = timers;
 	b->nservers = nservers;
 	b->up = up;
-	b->inflight->nservers = nservers;
 	b->generation++;
 	return 0;
 }
 
-/* Hand bt to the backend; false if it is busy and bt stays with the caller. */
-static void count_upstream(struct batcher *b, struct batch *bt);
+/* One entry going upstream (+1), or not after all (-1). */
+static void count_key(struct batcher *b, struct entry *e, int d)
+{
+	struct detail_prefix *row = detail_row(&b->stats->detail, e->prefix);
 
+	if (row)
+		row->upstream += (uint64_t)(int64_t)d;
+	b->stats->upstream_keys += (uint64_t)(int64_t)d;
+	e->attempts += (uint32_t)d;
+}
+
+/* Hand bt to the backend; false if it is busy and bt stays with the caller. */
 static bool submit(struct batcher *b, struct batch *bt, bool force)
 {
 	uint32_t n = bt->n;
 
+	/* Counted before: the backend may fail and free the batch at once, and
+	 * takes back what it does not send (batch_refuse). Undone if busy. */
 	for (uint32_t i = 0; i < n; i++) {
-		bt->e[i]->attempts++;
 		bt->e[i]->batch = bt;
 		bt->e[i]->batch_pos = i;
+		count_key(b, bt->e[i], 1);
 	}
-	/* Counted before the backend may fail and free the batch at once; undone
-	 * below if the backend was busy. */
-	count_upstream(b, bt);
+	b->stats->upstream_batches++;
 	if (!upstream_submit(b->up, bt, force)) {
-		for (uint32_t i = 0; i < n; i++) {
-			struct detail_prefix *row = detail_row(&b->stats->detail, bt->e[i]->prefix);
-			if (row)
-				row->upstream--;
-		}
-		for (uint32_t i = 0; i < n; i++)
-			bt->e[i]->attempts--;
+		for (uint32_t i = 0; i < bt->n; i++)
+			count_key(b, bt->e[i], -1);
+		b->stats->upstream_batches--;
 		return false;
 	}
-	/* bt may be gone already (failed at once): count from the copy. */
-	b->stats->upstream_batches++;
-	b->stats->upstream_keys += n;
 	hist_add(&b->stats->batch_keys, (double)n);
 	return true;
 }
 
-static void count_upstream(struct batcher *b, struct batch *bt)
-{
-	for (uint32_t i = 0; i < bt->n; i++) {
-		struct detail_prefix *row = detail_row(&b->stats->detail, bt->e[i]->prefix);
-		if (row)
-			row->upstream++;
-	}
-}
-
 int batch_add(struct batcher *b, struct entry *e)
 {
-	struct batch *bt = b->open[e->server];
+	struct batch *bt;
+
+	e->server = pool_locate(b->up->pool, e->key, e->keylen);
+	bt = b->open[e->server];
 
 	if (!bt) {
 		bt = batch_new(b, b->set.max_keys, e->server);
 		if (!bt)
 			return -1;
+		bt->open = true;
 		b->open[e->server] = bt;
 		if (b->set.leeway_ms > 0) {
 			ev_timer_set(&b->timers[e->server], b->set.leeway_ms / 1000.0, 0.);
@@ -168,7 +197,9 @@ bool batch_cancel(struct batcher *b, struct entry *e)
 {
 	struct batch *bt = e->batch;
 
-	if (!bt || b->open[e->server] != bt)
+	/* Asked of the batch, not of b->open[e->server]: after a reload that
+	 * shrank the servers, e->server may lie beyond that array. */
+	if (!bt || !bt->open || b->open[bt->server] != bt)
 		return false;
 	/* Swap-remove: the place is free for another key, and the order of keys
 	 * in an upstream request carries no meaning. */
@@ -191,11 +222,14 @@ static void flush(struct batcher *b, uint32_t s, bool force)
 		return;
 	}
 	/* Busy upstream: the batch stays open and keeps collecting keys until
-	 * batch_ready() (natural batching: the busier, the bigger). */
+	 * the backend takes it (natural batching: the busier, the bigger). */
 	b->open[s] = NULL;
+	bt->open = false;
 	if (!submit(b, bt, force)) {
 		b->open[s] = bt;
+		bt->open = true;
 		bt->due = true;
+		ev_prepare_start(b->loop, &b->due);
 	}
 }
 
@@ -204,12 +238,6 @@ void batch_flush_all(struct batcher *b, bool force)
 	for (uint32_t s = 0; s < b->nservers; s++)
 		if (b->open[s])
 			flush(b, s, force);
-}
-
-void batch_ready(struct batcher *b, uint32_t s)
-{
-	if (s < b->nservers && b->open[s] && b->open[s]->due)
-		flush(b, s, false);
 }
 
 static bool key_eq(const struct entry *e, const char *key, size_t len)
@@ -240,6 +268,22 @@ void batch_value(struct batch *bt, uint32_t pos, struct value *v)
 	e->replied = true;
 	value_unref(e->value);
 	e->value = v;
+}
+
+void batch_refuse(struct batcher *b, struct batch *bt, uint32_t pos, const char *reason)
+{
+	struct entry *e = bt->e[pos];
+
+	count_key(b, e, -1);
+	bt->e[pos] = bt->e[--bt->n];
+	bt->e[pos]->batch_pos = pos;
+	if (bt->n == 0)
+		b->stats->upstream_batches--;
+	e->batch = NULL;
+	value_unref(e->value);
+	e->value = NULL;
+	/* Retrying cannot help: the same backend would refuse it again. */
+	inflight_fail(b->inflight, e, reason);
 }
 
 void batch_complete(struct batcher *b, struct batch *bt)
@@ -289,7 +333,6 @@ void batch_fail(struct batcher *b, struct batch *bt, enum batch_error why, const
 			/* The servers changed since: the key may belong elsewhere now,
 			 * so it goes back through an open batch. */
 			if (bt->generation != b->generation) {
-				inflight_reassign(b->inflight, e);
 				if (batch_add(b, e) == 0)
 					continue;
 			} else {

@@ -17,7 +17,6 @@ int inflight_init(struct inflight *t, struct stats *st, struct batcher *b)
 	t->stats = st;
 	t->batcher = b;
 	t->coalesce = true;
-	t->nservers = 1;
 	return t->buckets ? 0 : -1;
 }
 
@@ -35,7 +34,7 @@ void inflight_destroy(struct inflight *t)
 	t->buckets = NULL;
 }
 
-/* FNV-1a: keys are short; good spread for the table and server choice. */
+/* FNV-1a: keys are short; good spread for the table. */
 uint64_t inflight_hash(const char *key, size_t len)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
@@ -43,18 +42,6 @@ uint64_t inflight_hash(const char *key, size_t len)
 		h ^= (unsigned char)key[i];
 		h *= 0x100000001b3ULL;
 	}
-	return h;
-}
-
-/* FNV's high bits barely depend on a key's last bytes (k1, k2, ... would all
- * land on one server): mix every bit in before choosing (murmur3's fmix64). */
-static uint64_t server_hash(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
 	return h;
 }
 
@@ -78,14 +65,30 @@ static void grow(struct inflight *t)
 	t->nbuckets = n;
 }
 
-static struct entry *lookup(struct inflight *t, const char *key, size_t len, uint64_t h)
+/* The joinable entry for key; *stale set if a stale one was passed over. */
+static struct entry *lookup(struct inflight *t, const char *key, size_t len, uint64_t h,
+                            bool *stale)
 {
 	struct entry *e = t->buckets[h & (t->nbuckets - 1)];
 
-	for (; e; e = e->hnext)
-		if (e->hash == h && e->keylen == len && memcmp(e->key, key, len) == 0)
+	for (; e; e = e->hnext) {
+		if (e->hash != h || e->keylen != len || memcmp(e->key, key, len) != 0)
+			continue;
+		if (!e->stale)
 			return e;
+		*stale = true;
+	}
 	return NULL;
+}
+
+void inflight_write_done(struct inflight *t, const char *key, size_t len)
+{
+	uint64_t h = inflight_hash(key, len);
+	bool stale = false;
+	struct entry *e = t->coalesce ? lookup(t, key, len, h, &stale) : NULL;
+
+	if (e && !(e->batch && e->batch->open))
+		e->stale = true;
 }
 
 static void unlink_entry(struct inflight *t, struct entry *e)
@@ -118,7 +121,8 @@ static void attach(struct entry *e, struct slot *s)
 int inflight_join(struct inflight *t, struct slot *s)
 {
 	uint64_t h = inflight_hash(s->key, s->keylen);
-	struct entry *e = t->coalesce ? lookup(t, s->key, s->keylen, h) : NULL;
+	bool stale = false;
+	struct entry *e = t->coalesce ? lookup(t, s->key, s->keylen, h, &stale) : NULL;
 	uint32_t prefix = e ? e->prefix : detail_index(&t->stats->detail, s->key, s->keylen);
 	struct detail_prefix *row = detail_row(&t->stats->detail, prefix);
 
@@ -131,6 +135,8 @@ int inflight_join(struct inflight *t, struct slot *s)
 			row->coalesced++;
 		return 0;
 	}
+	if (stale)
+		t->stats->reads_after_write++;
 	e = calloc(1, sizeof(*e) + s->keylen + 1);
 	if (!e)
 		return -1;
@@ -138,7 +144,6 @@ int inflight_join(struct inflight *t, struct slot *s)
 	e->prefix = prefix;
 	e->keylen = s->keylen;
 	memcpy(e->key, s->key, s->keylen);
-	e->server = (uint16_t)(server_hash(h) % t->nservers);
 	if (t->coalesce) {
 		if (t->count >= t->nbuckets)
 			grow(t);
@@ -159,11 +164,6 @@ int inflight_join(struct inflight *t, struct slot *s)
 		inflight_fail(t, e, "upstream unavailable");
 	}
 	return 0;
-}
-
-void inflight_reassign(struct inflight *t, struct entry *e)
-{
-	e->server = (uint16_t)(server_hash(e->hash) % t->nservers);
 }
 
 void inflight_drop(struct inflight *t, struct entry *e)

@@ -36,9 +36,10 @@ struct entry {
 	struct value *value; /* hit seen in the reply being read; owned */
 	bool replied;        /* the reply being read named this key */
 	bool in_table;
-	uint16_t server;
+	bool stale;      /* a write completed while it was fetched: joins no reader */
+	uint32_t server; /* the batcher's choice, from the pool */
 	uint32_t prefix; /* row in the per-prefix statistics */
-	uint8_t keylen;
+	uint32_t keylen;
 	char key[];
 };
 
@@ -49,7 +50,6 @@ struct inflight {
 	size_t live;     /* all entries, in the table or not */
 	struct entry *all;
 	bool coalesce;
-	uint32_t nservers;
 	struct stats *stats;
 	struct batcher *batcher;
 };
@@ -70,9 +70,14 @@ void inflight_leave(struct inflight *t, struct slot *s);
 void inflight_resolve(struct inflight *t, struct entry *e, struct value *v);
 /* Fail every waiter with reason, then free the entry. */
 void inflight_fail(struct inflight *t, struct entry *e, const char *reason);
-/* Choose e's server again, after the servers changed. */
-void inflight_reassign(struct inflight *t, struct entry *e);
 /* Free an entry nobody waits for. */
 void inflight_drop(struct inflight *t, struct entry *e);
+
+/* A write of key completed (read-your-writes, DESIGN 9): a fetch of key that
+ * is already under way may have read the old value, so readers arriving from
+ * now on start a new one; its current waiters still get its value. A fetch
+ * still collecting in an open batch begins after the write and stays
+ * joinable. */
+void inflight_write_done(struct inflight *t, const char *key, size_t len);
 
 #endif

@@ -2,10 +2,9 @@
  * and graceful stop; see server.h. */
 #include "server.h"
 
-#include "addr.h"
+#include "backend.h"
 #include "conn.h"
 #include "upstream.h"
-#include "upstream_memcache.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,16 +12,16 @@
 static void apply_settings(struct server *srv)
 {
 	const struct config *c = &srv->cfg;
-	struct upstream_settings us = {
-	    .connect_timeout_ms = (uint32_t)c->connect_timeout_ms,
-	    .timeout_ms = (uint32_t)c->timeout_ms,
-	    .pipeline_depth = (uint32_t)c->pipeline_depth,
+	struct upstream_settings us;
+	struct batcher_settings bs = {
+	    .leeway_ms = c->leeway_ms,
+	    .max_keys = (uint32_t)c->max_keys,
+	    .retries = (uint32_t)c->retries,
 	};
 
+	backend_settings(c, &us);
 	srv->log.level = (int)c->log_level;
-	srv->batcher.set.leeway_ms = c->leeway_ms;
-	srv->batcher.set.max_keys = (uint32_t)c->max_keys;
-	srv->batcher.set.retries = (uint32_t)c->retries;
+	batcher_configure(&srv->batcher, &bs);
 	srv->inflight.coalesce = c->coalesce;
 	if (srv->up)
 		srv->up->ops->configure(srv->up, &us);
@@ -49,34 +48,21 @@ static void reap_retired(struct server *srv)
  * backend, which drains; new keys go to a new one. No client notices. */
 static int switch_upstream(struct server *srv, const struct config *nc)
 {
-	struct addr_list servers;
-	struct upstream_settings us = {
-	    .connect_timeout_ms = (uint32_t)nc->connect_timeout_ms,
-	    .timeout_ms = (uint32_t)nc->timeout_ms,
-	    .pipeline_depth = (uint32_t)nc->pipeline_depth,
-	};
+	struct backend_env env = {srv->loop, &srv->batcher, &srv->stats, &srv->log};
 	struct upstream *nu, **r;
 	char err[512];
 
-	if (addr_list_parse(nc->servers, false, &servers, err, sizeof(err)) < 0) {
-		log_error(&srv->log, "reload: %s", err);
-		return -1;
-	}
 	r = realloc(srv->retired, (srv->nretired + 1) * sizeof(*r));
 	if (r)
 		srv->retired = r;
-	nu = r ? upstream_memcache_new(srv->loop, &servers, (uint32_t)nc->connections, &us,
-	                               &srv->batcher, &srv->stats, &srv->log)
-	       : NULL;
+	nu = r ? backend_new(nc, &env, err, sizeof(err)) : NULL;
 	if (!nu) {
-		addr_list_free(&servers);
-		log_error(&srv->log, "reload: out of memory; upstream unchanged");
+		log_error(&srv->log, "reload: %s; upstream unchanged", r ? err : "out of memory");
 		return -1;
 	}
 	batch_flush_all(&srv->batcher, true);
-	if (batcher_set_servers(&srv->batcher, (uint32_t)servers.n, nu) < 0) {
+	if (batcher_set_upstream(&srv->batcher, nu) < 0) {
 		nu->ops->destroy(nu);
-		addr_list_free(&servers);
 		log_error(&srv->log, "reload: out of memory; upstream unchanged");
 		return -1;
 	}
@@ -85,7 +71,6 @@ static int switch_upstream(struct server *srv, const struct config *nc)
 	srv->up = nu;
 	log_info(&srv->log, "upstream now %s (%ld connections each); the old one drains",
 	         nc->servers, nc->connections);
-	addr_list_free(&servers);
 	return 0;
 }
 
@@ -131,8 +116,7 @@ static void stop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg, const struct log *lg)
 {
-	struct addr_list servers;
-	struct upstream_settings us;
+	struct backend_env env = {loop, &srv->batcher, &srv->stats, &srv->log};
 	char err[512];
 
 	memset(srv, 0, sizeof(*srv));
@@ -145,18 +129,11 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg, co
 		log_error(&srv->log, "out of memory");
 		return EXIT_START;
 	}
-	if (addr_list_parse(srv->cfg.servers, false, &servers, err, sizeof(err)) < 0) {
-		log_error(&srv->log, "%s", err);
-		return EXIT_START;
-	}
 	if (inflight_init(&srv->inflight, &srv->stats, &srv->batcher) < 0 ||
-	    batcher_init(&srv->batcher, loop, (uint32_t)servers.n, &srv->stats, &srv->log,
-	                 &srv->inflight, NULL) < 0) {
-		addr_list_free(&servers);
+	    batcher_init(&srv->batcher, loop, &srv->stats, &srv->log, &srv->inflight) < 0) {
 		log_error(&srv->log, "out of memory");
 		return EXIT_START;
 	}
-	srv->inflight.nservers = (uint32_t)servers.n;
 	apply_settings(srv);
 
 	ev_prepare_init(&srv->prepare, prepare_cb);
@@ -165,17 +142,11 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg, co
 	srv->prepare.data = srv->stop_timer.data = srv;
 	ev_prepare_start(loop, &srv->prepare);
 
-	us.connect_timeout_ms = (uint32_t)srv->cfg.connect_timeout_ms;
-	us.timeout_ms = (uint32_t)srv->cfg.timeout_ms;
-	us.pipeline_depth = (uint32_t)srv->cfg.pipeline_depth;
-	srv->up = upstream_memcache_new(loop, &servers, (uint32_t)srv->cfg.connections, &us,
-	                                &srv->batcher, &srv->stats, &srv->log);
-	addr_list_free(&servers);
-	if (!srv->up) {
-		log_error(&srv->log, "out of memory");
+	srv->up = backend_new(&srv->cfg, &env, err, sizeof(err));
+	if (!srv->up || batcher_set_upstream(&srv->batcher, srv->up) < 0) {
+		log_error(&srv->log, "%s", srv->up ? "out of memory" : err);
 		return EXIT_START;
 	}
-	srv->batcher.up = srv->up;
 	return EXIT_OK;
 }
 

@@ -431,6 +431,14 @@ static void handle(struct conn *c, enum pc_status st, const struct pc_cmd *cmd)
 		break;
 	case PC_SILENT:
 		break;
+	default: {
+		/* Writes and meta commands: parsed, not forwarded yet. */
+		static const char unsup[] = "SERVER_ERROR not supported\r\n";
+		srv->stats.cmd_unsupported++;
+		if (!cmd->noreply)
+			conn_reply(c, unsup, sizeof(unsup) - 1);
+		break;
+	}
 	}
 }
 

@@ -17,12 +17,40 @@
 	}
 
 static const struct stat_counter counters[] = {
-    G(curr_connections), U(total_connections), U(rejected_connections), U(cmd_get),
-    U(get_keys),         U(get_hits),          U(get_misses),           U(keys_coalesced),
-    U(upstream_batches), U(upstream_keys),     U(upstream_errors),      U(upstream_timeouts),
-    U(upstream_retries), U(client_errors),     U(cmd_unsupported),      U(bytes_read),
-    U(bytes_written),    G(inflight_keys),     U(too_many_keys),        U(out_of_memory),
-    U(request_timeouts), U(idle_timeouts),     U(backpressure_pauses),  G(value_bytes),
+    G(curr_connections),
+    U(total_connections),
+    U(rejected_connections),
+    U(cmd_get),
+    U(get_keys),
+    U(get_hits),
+    U(get_misses),
+    U(keys_coalesced),
+    U(upstream_batches),
+    U(upstream_keys),
+    U(upstream_errors),
+    U(upstream_timeouts),
+    U(upstream_retries),
+    U(client_errors),
+    U(cmd_unsupported),
+    U(bytes_read),
+    U(bytes_written),
+    G(inflight_keys),
+    U(too_many_keys),
+    U(out_of_memory),
+    U(request_timeouts),
+    U(idle_timeouts),
+    U(backpressure_pauses),
+    G(value_bytes),
+    U(cmd_set),
+    U(cmd_touch),
+    U(cmd_delete),
+    U(cmd_incr),
+    U(cmd_decr),
+    U(cmd_flush),
+    U(cmd_meta),
+    U(writes_forwarded),
+    U(write_errors),
+    U(reads_after_write),
 };
 
 static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -186,7 +214,7 @@ size_t stats_format(const struct stats *st, pid_t pid, uint64_t uptime, const ch
 
 #define ADD(...)                                                                                   \
 	do {                                                                                       \
-		r = snprintf(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, __VA_ARGS__);       \
+		r = snprintf(n < cap ? buf + n : NULL, n < cap ? cap - n : 0, __VA_ARGS__);        \
 		n += (size_t)(r > 0 ? r : 0);                                                      \
 	} while (0)
 

@@ -77,7 +77,19 @@ struct stats {
 	uint64_t request_timeouts;
 	uint64_t idle_timeouts;
 	uint64_t backpressure_pauses;
-	uint64_t value_bytes;             /* gauge: bytes of values alive */
+	uint64_t value_bytes; /* gauge: bytes of values alive */
+	/* Writes (DESIGN 9), named as memcached names them. */
+	uint64_t cmd_set;   /* set add replace append prepend cas ms */
+	uint64_t cmd_touch; /* touch gat gats */
+	uint64_t cmd_delete;
+	uint64_t cmd_incr;
+	uint64_t cmd_decr;
+	uint64_t cmd_flush;
+	uint64_t cmd_meta;                /* mg ms md ma mn me */
+	uint64_t writes_forwarded;        /* commands sent upstream as themselves */
+	uint64_t write_errors;            /* of those, failed without an upstream reply */
+	uint64_t reads_after_write;       /* reads that could not join a fetch: a write
+	                                     of the key completed during it */
 	struct histogram request_seconds; /* client get/gets, parse to reply */
 	struct histogram batch_seconds;   /* upstream batch, send to END */
 	struct histogram batch_keys;      /* keys per upstream batch */

@@ -28,7 +28,8 @@
 	X(memory_suite)                                                                            \
 	X(stop_suite)                                                                              \
 	X(ketama_suite)                                                                            \
-	X(pg_codec_suite)
+	X(pg_codec_suite)                                                                          \
+	X(demo_suite)
 
 #define DECLARE(name) Suite *name(void);
 SUITES(DECLARE)

@@ -28,6 +28,9 @@
  *   fake_stats               "STAT requests <n>", "STAT keys <n>", "END": get/gets lines and
  *                            keys in them received since start or the last fake_reset
  *   fake_reset               zero those counters (the mode is left alone); replies "OK"
+ *   fake_restart <ms>        as if the server restarted: close every other connection (FIN,
+ *                            replies still queued are dropped), refuse connections for <ms> ms,
+ *                            then listen again on the same port; replies "OK"
  *
  * Modes (the mode in force when a request is read decides how it is answered):
  *   normal                   answer as described above
@@ -188,6 +191,9 @@ static struct {
 	size_t nconns, capconns;
 	struct tok *toks;
 	size_t captoks;
+	int lfd;             /* the listening socket; -1 while "restarting" */
+	unsigned port;       /* its port, to listen again on */
+	int64_t relisten_at; /* when to listen again */
 } g;
 
 static void die(const char *fmt, ...)
@@ -652,6 +658,24 @@ static void handle_line(struct conn *c, const char *line, size_t n)
 		reply_now(c, "OK\r\n");
 		return;
 	}
+	if (ntoks > 0 && tok_is(&t[0], "fake_restart")) {
+		uint64_t ms;
+
+		if (ntoks != 2 || !parse_num(&t[1], &ms)) {
+			reply_now(c, "CLIENT_ERROR fake_restart takes one number\r\n");
+			return;
+		}
+		/* Swept (closed) at the end of this loop turn. */
+		for (size_t i = 0; i < g.nconns; i++)
+			if (g.conns[i] != c)
+				g.conns[i]->dead = true;
+		if (g.lfd >= 0)
+			close(g.lfd);
+		g.lfd = -1;
+		g.relisten_at = g.now + (int64_t)ms * 1000;
+		reply_now(c, "OK\r\n");
+		return;
+	}
 
 	record_line(line, n);
 	if (ntoks > 0 && tok_is(&t[0], "gets"))
@@ -876,7 +900,8 @@ static bool accept_all(int lfd)
 	}
 }
 
-static int listen_on(unsigned port)
+/* announce: print "PORT <n>" once listening (the first time only). */
+static int listen_on(unsigned port, bool announce)
 {
 	struct sockaddr_in sa;
 	socklen_t salen = sizeof(sa);
@@ -897,8 +922,11 @@ static int listen_on(unsigned port)
 		die("fcntl: %s", strerror(errno));
 	if (getsockname(fd, (struct sockaddr *)&sa, &salen) < 0)
 		die("getsockname: %s", strerror(errno));
-	printf("PORT %u\n", (unsigned)ntohs(sa.sin_port));
-	fflush(stdout);
+	g.port = (unsigned)ntohs(sa.sin_port);
+	if (announce) {
+		printf("PORT %u\n", g.port);
+		fflush(stdout);
+	}
 	return fd;
 }
 
@@ -946,7 +974,7 @@ int main(int argc, char **argv)
 	int64_t accept_paused_until = 0;
 	unsigned long port = 0;
 	char *end;
-	int opt, lfd;
+	int opt;
 
 	while ((opt = getopt(argc, argv, "p:r:h")) != -1) {
 		switch (opt) {
@@ -969,7 +997,7 @@ int main(int argc, char **argv)
 		usage();
 
 	setup_process();
-	lfd = listen_on((unsigned)port);
+	g.lfd = listen_on((unsigned)port, true);
 
 	for (;;) {
 		int64_t next = NEVER;
@@ -981,10 +1009,14 @@ int main(int argc, char **argv)
 			pfds = xrealloc(pfds, cappfds * sizeof(*pfds));
 		}
 		g.now = now_us();
-		pfds[0].fd = lfd;
+		if (g.lfd < 0 && g.relisten_at <= g.now)
+			g.lfd = listen_on(g.port, false);
+		pfds[0].fd = g.lfd; /* poll() skips it while negative */
 		pfds[0].events = accept_paused_until <= g.now ? POLLIN : 0;
 		if (!pfds[0].events)
 			next = accept_paused_until;
+		if (g.lfd < 0)
+			next = g.relisten_at;
 		for (i = 0; i < g.nconns; i++) {
 			struct conn *c = g.conns[i];
 
@@ -1035,7 +1067,7 @@ int main(int argc, char **argv)
 			if (g.conns[i]->dead)
 				conn_destroy(i);
 		}
-		if ((pfds[0].revents & POLLIN) && !accept_all(lfd))
+		if (g.lfd >= 0 && (pfds[0].revents & POLLIN) && !accept_all(g.lfd))
 			accept_paused_until = g.now + 100000;
 	}
 }

@@ -1,11 +1,13 @@
 /* coalesce: the in-flight table and the batcher together (DESIGN 4), on a
  * real libev loop, with a fake backend that records submitted batches and
  * answers only when a test tells it to. */
+#include "addr.h"
 #include "batch.h"
 #include "conn.h"
 #include "proto_client.h"
 #include "inflight.h"
 #include "log.h"
+#include "pool.h"
 #include "request.h"
 #include "stats.h"
 #include "upstream.h"
@@ -66,6 +68,34 @@ static struct {
 	size_t nreqs;
 } fx;
 
+/* A pool of n servers (nothing listens there: the fake backend never
+ * connects). */
+static struct pool *make_pool(uint32_t n)
+{
+	char text[512] = "", err[256];
+	struct addr_list l;
+	struct pool *p;
+
+	for (uint32_t i = 0; i < n; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s127.0.0.1:%u",
+		         i ? "," : "", 1 + i);
+	ck_assert_int_eq(addr_list_parse(text, false, &l, err, sizeof(err)), 0);
+	p = pool_new(&l);
+	addr_list_free(&l);
+	ck_assert_ptr_nonnull(p);
+	return p;
+}
+
+/* The fake backend now has n servers (a reload): the batcher follows. */
+static void set_servers(uint32_t n)
+{
+	struct pool *old = fx.f.up.pool;
+
+	fx.f.up.pool = make_pool(n);
+	ck_assert_int_eq(batcher_set_upstream(&fx.b, &fx.f.up), 0);
+	pool_free(old);
+}
+
 static void setup(void)
 {
 	memset(&fx, 0, sizeof(fx));
@@ -75,7 +105,8 @@ static void setup(void)
 	fx.f.up.ops = &fake_ops;
 	fx.f.loop = fx.loop;
 	ck_assert_int_eq(inflight_init(&fx.t, &fx.st, &fx.b), 0);
-	ck_assert_int_eq(batcher_init(&fx.b, fx.loop, 1, &fx.st, &fx.lg, &fx.t, &fx.f.up), 0);
+	ck_assert_int_eq(batcher_init(&fx.b, fx.loop, &fx.st, &fx.lg, &fx.t), 0);
+	set_servers(1);
 	fx.b.set.leeway_ms = 0;
 	fx.b.set.max_keys = 100;
 	fx.b.set.retries = 1;
@@ -104,6 +135,7 @@ static void teardown(void)
 		request_free(fx.reqs[i]);
 	batcher_destroy(&fx.b);
 	inflight_destroy(&fx.t);
+	pool_free(fx.f.up.pool);
 	ev_loop_destroy(fx.loop);
 }
 
@@ -386,12 +418,10 @@ START_TEST(test_leeway_zero_waits_for_flush_all)
 }
 END_TEST
 
-/* Two upstream servers: a batcher and a table that know about both. */
+/* Two upstream servers. */
 static void two_servers(void)
 {
-	batcher_destroy(&fx.b);
-	ck_assert_int_eq(batcher_init(&fx.b, fx.loop, 2, &fx.st, &fx.lg, &fx.t, &fx.f.up), 0);
-	fx.t.nservers = 2;
+	set_servers(2);
 }
 
 /* Keys go to one batch per server, each holding only the keys that server
@@ -418,7 +448,7 @@ START_TEST(test_one_batch_per_server)
 }
 END_TEST
 
-/* Regression (src/inflight.c inflight_join): the server is (FNV-1a >> 32) % n, and
+/* Regression (server choice, now src/pool.c pool_locate): the server was (FNV-1a >> 32) % n, and
  * FNV-1a's last multiply (by 2^40 + 0x1b3) barely reaches bits 32-39 from the
  * last byte, so keys that differ only in their last byte ("k0".."k19",
  * "user:10".."user:19") all land on the same server when there are two.
@@ -926,8 +956,16 @@ START_TEST(test_match_duplicate_keys)
 }
 END_TEST
 
+/* One loop iteration in which nothing happens; its prepare phase is where
+ * the batcher offers due batches again. */
+static void end_of_iteration(void)
+{
+	ev_run(fx.loop, EVRUN_NOWAIT);
+}
+
 /* Natural batching: while the upstream is busy, a due batch stays open and
- * keeps collecting keys; it goes when the backend says it has room. */
+ * keeps collecting keys; it goes once the backend takes it, offered again
+ * at the end of every loop iteration. */
 START_TEST(busy_upstream_keeps_batch_open_and_collecting)
 {
 	fx.f.busy = true;
@@ -939,7 +977,7 @@ START_TEST(busy_upstream_keeps_batch_open_and_collecting)
 	batch_flush_all(&fx.b, false);
 	ck_assert_uint_eq(fx.f.n, 0);
 	fx.f.busy = false;
-	batch_ready(&fx.b, 0);
+	end_of_iteration();
 	ck_assert_uint_eq(fx.f.n, 1);
 	ck_assert_uint_eq(fx.f.sub[0]->n, 3);
 	ck_assert(!fx.f.forced[0]);
@@ -950,11 +988,11 @@ START_TEST(busy_upstream_keeps_batch_open_and_collecting)
 }
 END_TEST
 
-START_TEST(batch_ready_waits_for_the_leeway)
+START_TEST(end_of_iteration_waits_for_the_leeway)
 {
 	fx.b.set.leeway_ms = 50;
 	GET("a");
-	batch_ready(&fx.b, 0);
+	end_of_iteration();
 	ck_assert_uint_eq(fx.f.n, 0);
 }
 END_TEST
@@ -992,10 +1030,50 @@ START_TEST(cancel_from_due_batch)
 	batch_flush_all(&fx.b, false);
 	inflight_leave(&fx.t, &r->slots[0]);
 	fx.f.busy = false;
-	batch_ready(&fx.b, 0);
+	end_of_iteration();
 	ck_assert_uint_eq(fx.f.n, 1);
 	ck_assert_uint_eq(fx.f.sub[0]->n, 1);
 	ck_assert_str_eq(fx.f.sub[0]->e[0]->key, "b");
+}
+END_TEST
+
+/* A due batch is the batcher's to offer again, after every loop iteration,
+ * for as long as the backend refuses it; nothing the backend does (or
+ * forgets to do) decides whether it ever goes (issue 8, item 8). Once none
+ * is due, the batcher stops looking. */
+START_TEST(due_batch_offered_after_every_iteration)
+{
+	fx.f.busy = true;
+	GET("a");
+	batch_flush_all(&fx.b, false);
+	ck_assert_uint_eq(fx.f.refused, 1);
+	ck_assert(fx.b.open[0]->due);
+	ck_assert(ev_is_active(&fx.b.due));
+	end_of_iteration();
+	end_of_iteration();
+	ck_assert_uint_eq(fx.f.refused, 3);
+	ck_assert_uint_eq(fx.f.n, 0);
+	fx.f.busy = false;
+	end_of_iteration();
+	ck_assert_uint_eq(fx.f.n, 1);
+	ck_assert(!fx.f.forced[0]);
+	ck_assert_ptr_null(fx.b.open[0]);
+	ck_assert(!ev_is_active(&fx.b.due));
+}
+END_TEST
+
+/* A reload that turns a leeway on: a batch opened under leeway 0 has no
+ * timer, and the end-of-iteration flush no longer runs; it must still go. */
+START_TEST(batch_open_when_leeway_turns_on_still_goes)
+{
+	struct batcher_settings set = fx.b.set;
+
+	GET("a");
+	ck_assert(!ev_is_active(&fx.b.timers[0]));
+	set.leeway_ms = 5;
+	batcher_configure(&fx.b, &set);
+	run_until_submitted(2.0);
+	ck_assert_uint_eq(fx.f.n, 1);
 }
 END_TEST
 
@@ -1006,7 +1084,7 @@ START_TEST(retry_after_server_change_is_rerouted)
 	GET("a", "b");
 	batch_flush_all(&fx.b, false);
 	ck_assert_uint_eq(fx.f.n, 1);
-	ck_assert_int_eq(batcher_set_servers(&fx.b, 3, &fx.f.up), 0);
+	set_servers(3);
 	batch_fail(&fx.b, take(0), BATCH_UNAVAILABLE, NULL, NULL);
 	/* Not resubmitted directly: waiting in open batches. */
 	ck_assert_uint_eq(fx.f.n, 1);
@@ -1022,6 +1100,95 @@ START_TEST(retry_after_server_change_is_rerouted)
 	ck_assert_uint_eq(fx.f.sub[1]->e[0]->attempts, 2);
 }
 END_TEST
+
+/* Issue 8 item 9: keys sent to three servers, then a reload down to one,
+ * then the client leaves. Each entry still names its old server, beyond the
+ * new open-batch array: batch_cancel must not index it (ASan: heap buffer
+ * overflow). The sent keys stay until their replies, then go. */
+START_TEST(leave_after_reload_that_shrank_servers)
+{
+	char keys[30][8];
+	struct request *r[30];
+
+	set_servers(3);
+	for (int i = 0; i < 30; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+		r[i] = GET(keys[i]);
+	}
+	batch_flush_all(&fx.b, false);
+	ck_assert_uint_eq(fx.f.n, 3);
+	set_servers(1);
+	for (int i = 0; i < 30; i++)
+		inflight_leave(&fx.t, &r[i]->slots[0]);
+	ck_assert_uint_eq(fx.t.live, 30);
+	for (size_t i = 0; i < 3; i++)
+		batch_fail(&fx.b, take(i), BATCH_UNAVAILABLE, NULL, NULL);
+	ck_assert_uint_eq(fx.t.live, 0);
+	ck_assert_uint_eq(fx.st.inflight_keys, 0);
+	ck_assert_uint_eq(fx.f.n, 3);
+}
+END_TEST
+
+/* Keys of RESP clients may be far longer than memcached's 250 bytes: an
+ * entry keeps the whole length (it kept it in a uint8_t), and a reply is
+ * matched on the whole key. */
+START_TEST(long_keys_kept_and_matched_whole)
+{
+	enum { LEN = 70000 };
+	struct batch *bt = calloc(1, sizeof(*bt) + 2 * sizeof(bt->e[0]));
+	struct entry *e[2];
+
+	ck_assert_ptr_nonnull(bt);
+	for (int i = 0; i < 2; i++) {
+		e[i] = calloc(1, sizeof(*e[i]) + LEN);
+		ck_assert_ptr_nonnull(e[i]);
+		memset(e[i]->key, 'k', LEN);
+		e[i]->key[LEN - 1] = (char)('a' + i);
+		e[i]->keylen = LEN;
+		ck_assert_uint_eq(e[i]->keylen, LEN);
+		bt->e[bt->n++] = e[i];
+	}
+	bt->cap = 2;
+	ck_assert_int_eq(batch_match(bt, e[1]->key, LEN), 1);
+	ck_assert_int_eq(batch_match(bt, e[0]->key, LEN), 0);
+	ck_assert_int_eq(batch_match(bt, e[0]->key, LEN - 1), -1);
+	ck_assert_int_eq(batch_match(bt, e[0]->key, LEN % 256), -1);
+	free(e[0]);
+	free(e[1]);
+	free(bt);
+}
+END_TEST
+
+/* A 64 KiB key (a RESP client's) goes through the table and the batcher
+ * whole: it coalesces, is sent once, and its reply is matched. */
+START_TEST(key_of_64_kib_end_to_end)
+{
+	enum { LEN = 65536 + 7 };
+	char *key = malloc(LEN + 1);
+	struct request *r1, *r2;
+	struct value *v = val("big");
+
+	ck_assert_ptr_nonnull(key);
+	memset(key, 'k', LEN);
+	key[LEN] = '\0';
+	r1 = GET(key);
+	r2 = GET(key);
+	ck_assert_ptr_eq(r1->slots[0].entry, r2->slots[0].entry);
+	ck_assert_uint_eq(r1->slots[0].entry->keylen, LEN);
+	batch_flush_all(&fx.b, false);
+	ck_assert_uint_eq(fx.f.n, 1);
+	ck_assert_uint_eq(fx.f.sub[0]->n, 1);
+	reply(fx.f.sub[0], key, v);
+	batch_complete(&fx.b, take(0));
+	ck_assert_int_eq(r1->slots[0].state, SLOT_HIT);
+	ck_assert_int_eq(r2->slots[0].state, SLOT_HIT);
+	ck_assert_uint_eq(fx.t.live, 0);
+	free(key);
+}
+END_TEST
+
+/* tests/test_upstream.c: the pool and the backends. */
+void upstream_tcases(Suite *s);
 
 Suite *coalesce_suite(void)
 {
@@ -1057,10 +1224,12 @@ Suite *coalesce_suite(void)
 	tcase_add_test(tc, test_inflight_keys_gauge);
 	tcase_add_test(tc, test_table_grows_and_still_coalesces);
 	tcase_add_test(tc, busy_upstream_keeps_batch_open_and_collecting);
-	tcase_add_test(tc, batch_ready_waits_for_the_leeway);
+	tcase_add_test(tc, end_of_iteration_waits_for_the_leeway);
 	tcase_add_test(tc, full_batch_forced_through_busy_upstream);
 	tcase_add_test(tc, retry_forced_through_busy_upstream);
 	tcase_add_test(tc, cancel_from_due_batch);
+	tcase_add_test(tc, due_batch_offered_after_every_iteration);
+	tcase_add_test(tc, batch_open_when_leeway_turns_on_still_goes);
 	tcase_add_test(tc, retry_after_server_change_is_rerouted);
 
 	tcase_add_loop_test(te, test_fail_retries_then_fails_with_reason, 0,
@@ -1084,12 +1253,16 @@ Suite *coalesce_suite(void)
 	tcase_add_test(tm, test_match_unknown_key);
 	tcase_add_test(tm, test_match_same_key_twice);
 	tcase_add_test(tm, test_match_duplicate_keys);
+	tcase_add_test(tm, long_keys_kept_and_matched_whole);
+	tcase_add_test(tm, key_of_64_kib_end_to_end);
 
 	/* Each fails on a gap in src/; see the comment at the test. */
 	tcase_add_test(tb, test_left_key_does_not_count_toward_max_keys);
 	tcase_add_test(tb, test_keys_differing_in_last_byte_spread_over_servers);
+	tcase_add_test(tb, leave_after_reload_that_shrank_servers);
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		suite_add_tcase(s, all[i]);
+	upstream_tcases(s);
 	return s;
 }

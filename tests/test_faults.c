@@ -262,15 +262,20 @@ START_TEST(every_waiter_gets_the_error)
 }
 END_TEST
 
-/* Random faults under load: every request gets the right value or one
- * SERVER_ERROR line, never a wrong value, and nothing stays in flight. The
- * load is a fixed amount of work (enough values and errors seen), however
- * long it takes; the time bound only catches requests left unanswered. */
-START_TEST(chaos_never_delivers_a_wrong_value)
+/*
+ * Random faults: every request gets the right value or one SERVER_ERROR
+ * line, never a wrong value, and nothing stays in flight. nclients (at
+ * most 30) each send one request at a time for at least `seconds` and
+ * until at least min_ok values, and some errors if want_errors, have come
+ * back: a fixed amount of work, however long it takes (the time bound only
+ * catches requests left unanswered). pct percent of upstream requests meet
+ * a fault. With restarts, the upstream also goes away for 150 ms twice a
+ * second while the load lasts.
+ */
+static void chaos(const char *const *opts, int nclients, double seconds, int pct, long min_ok,
+                  bool want_errors, bool restarts)
 {
 	enum { N = 30 };
-	const char *opts[] = {"upstream.timeout_ms=200", "upstream.retries=1", "batch.leeway_ms=1",
-	                      NULL};
 	struct {
 		int fd;
 		char want[512];
@@ -282,20 +287,30 @@ START_TEST(chaos_never_delivers_a_wrong_value)
 	uint32_t seed = 99;
 	long ok = 0, errors = 0;
 	bool enough = false;
-	double end;
+	double until, end, next_restart;
+	char mode[64];
 
+	ck_assert_int_le(nclients, N);
 	start(opts);
-	tu_fake_ctl(fake.port, "fake_mode chaos 20");
+	snprintf(mode, sizeof(mode), "fake_mode chaos %d", pct);
+	tu_fake_ctl(fake.port, mode);
 	memset(c, 0, sizeof(c));
-	for (int i = 0; i < N; i++) {
+	for (int i = 0; i < nclients; i++) {
 		c[i].fd = tu_connect(co.port);
 		ck_assert_int_ge(c[i].fd, 0);
 	}
+	until = tu_now() + seconds;
 	end = tu_now() + tu_guard_ms(120000) / 1000.0;
+	next_restart = tu_now() + 0.5;
 	for (;;) {
 		bool idle = true;
-		enough = enough || (ok >= 500 && errors >= 5);
-		for (int i = 0; i < N; i++) {
+		enough =
+		    enough || (tu_now() >= until && ok >= min_ok && (errors > 0 || !want_errors));
+		if (restarts && tu_now() >= next_restart && !enough) {
+			tu_fake_ctl(fake.port, "fake_restart 150");
+			next_restart += 0.5;
+		}
+		for (int i = 0; i < nclients; i++) {
 			bool done = c[i].wlen && c[i].glen &&
 			            (c[i].glen >= c[i].wlen ||
 			             (strncmp(c[i].got, "SERVER_ERROR", 12) == 0 &&
@@ -344,13 +359,13 @@ START_TEST(chaos_never_delivers_a_wrong_value)
 			break;
 		ck_assert_msg(tu_now() < end, "requests still unanswered: %ld values, %ld errors",
 		              ok, errors);
-		for (int i = 0; i < N; i++) {
+		for (int i = 0; i < nclients; i++) {
 			pf[i].fd = c[i].fd;
 			pf[i].events = POLLIN;
 		}
-		if (poll(pf, N, 50) <= 0)
+		if (poll(pf, (nfds_t)nclients, 50) <= 0)
 			continue;
-		for (int i = 0; i < N; i++) {
+		for (int i = 0; i < nclients; i++) {
 			if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
 			ssize_t r =
@@ -359,8 +374,10 @@ START_TEST(chaos_never_delivers_a_wrong_value)
 			c[i].glen += (size_t)r;
 		}
 	}
-	for (int i = 0; i < N; i++)
+	for (int i = 0; i < nclients; i++)
 		close(c[i].fd);
+	ck_assert_msg(ok >= min_ok && (errors > 0 || !want_errors), "%ld values, %ld errors", ok,
+	              errors);
 	/* Every request was answered, so nothing of theirs is in flight; a
 	 * late upstream reply may still be pending, which a timeout ends. */
 	end = tu_now() + tu_guard_ms(10000) / 1000.0;
@@ -369,8 +386,88 @@ START_TEST(chaos_never_delivers_a_wrong_value)
 	ck_assert_int_eq(tu_stat(co.port, "inflight_keys"), 0);
 	stop();
 }
+
+START_TEST(chaos_never_delivers_a_wrong_value)
+{
+	const char *opts[] = {"upstream.timeout_ms=200", "upstream.retries=1", "batch.leeway_ms=1",
+	                      NULL};
+
+	chaos(opts, 30, 3, 20, 100, true, false);
+}
 END_TEST
 
+/* The same with a leeway, little traffic, the smallest pool and an upstream
+ * that also restarts: batches stay small and often wait for the one
+ * connection while it is lost and found again (issue 8, item 8). */
+START_TEST(chaos_with_leeway_and_one_connection)
+{
+	const char *opts[] = {"upstream.timeout_ms=200",   "upstream.retries=1",
+	                      "batch.leeway_ms=1",         "upstream.connections=1",
+	                      "upstream.pipeline_depth=1", NULL};
+
+	chaos(opts, 3, 3, 50, 1, false, true);
+}
+END_TEST
+
+/*
+ * Issue 8, item 8, exactly: A's batch is read and never answered; B's batch
+ * then finds the only connection full and waits as due; the upstream closes
+ * and comes back 0.5 s later. A gets its error; B must get an answer too,
+ * and the keys in flight must go back to 0. It hung: a due batch left only
+ * when a connection reported room, which a failed reconnect never did.
+ */
+START_TEST(due_batch_answered_when_upstream_restarts)
+{
+	const char *opts[] = {"batch.leeway_ms=1", "upstream.connections=1",
+	                      "upstream.pipeline_depth=1", "upstream.timeout_ms=5000", NULL};
+	int a, b;
+	char *r;
+	double end;
+
+	start(opts);
+	tu_fake_ctl(fake.port, "fake_mode hang");
+	a = tu_connect(co.port);
+	tu_sends(a, "get a\r\n");
+	/* A's batch reached the upstream while it hangs, however slow we are. */
+	end = tu_now() + tu_guard_ms(10000) / 1000.0;
+	while (tu_fake_stat(fake.port, "requests") < 1 && tu_now() < end)
+		tu_sleep_ms(10);
+	tu_fake_ctl(fake.port, "fake_mode normal");
+	b = tu_connect(co.port);
+	tu_sends(b, "get b\r\n");
+	end = tu_now() + tu_guard_ms(10000) / 1000.0;
+	while (tu_stat(co.port, "inflight_keys") < 2 && tu_now() < end)
+		tu_sleep_ms(10);
+	ck_assert_int_eq(tu_stat(co.port, "inflight_keys"), 2);
+	tu_fake_ctl(fake.port, "fake_restart 500");
+
+	r = tu_recv_until(a, NULL, 3000, NULL);
+	ck_assert_str_eq(r, "SERVER_ERROR upstream unavailable\r\n");
+	free(r);
+	r = tu_recv_until(b, NULL, 3000, NULL);
+	ck_assert_msg(strcmp(r, "SERVER_ERROR upstream unavailable\r\n") == 0 ||
+	                  strcmp(r, "VALUE b 0 3\r\nv:b\r\nEND\r\n") == 0,
+	              "B: got '%s'", r);
+	free(r);
+	close(a);
+	close(b);
+	ck_assert_int_eq(tu_stat(co.port, "inflight_keys"), 0);
+
+	/* Once the upstream is back, new keys are served. */
+	end = tu_now() + tu_guard_ms(10000) / 1000.0;
+	for (;;) {
+		r = tu_roundtrip(co.port, "get c\r\n", 3000);
+		if (strcmp(r, "VALUE c 0 3\r\nv:c\r\nEND\r\n") == 0)
+			break;
+		ck_assert_msg(tu_now() < end, "not served again after the restart: '%s'", r);
+		free(r);
+		tu_sleep_ms(100);
+	}
+	free(r);
+	ck_assert_int_eq(tu_stat(co.port, "inflight_keys"), 0);
+	stop();
+}
+END_TEST
 
 /* A server that hangs up on an established connection is reconnected at
  * once: the very next request is served, not failed during a backoff. */
@@ -382,6 +479,55 @@ START_TEST(lost_connection_reconnects_at_once)
 	tu_fake_ctl(fake.port, "fake_mode fail_next 1");
 	expect("get a\r\n", "SERVER_ERROR upstream unavailable\r\n", 0, 1000);
 	expect("get b\r\n", "VALUE b 0 3\r\nv:b\r\nEND\r\n", 0, 1000);
+	stop();
+}
+END_TEST
+
+/* Wait (bounded) until coalesced's log holds text. */
+static void expect_log(const struct proc *p, const char *text)
+{
+	double end = tu_now() + tu_guard_ms(10000) / 1000.0;
+	char *log = NULL;
+
+	for (;;) {
+		free(log);
+		log = tu_read_file(p->log, NULL);
+		if (log && strstr(log, text))
+			break;
+		ck_assert_msg(tu_now() < end, "no '%s' in the log:\n%s", text, log ? log : "");
+		tu_sleep_ms(20);
+	}
+	free(log);
+}
+
+/* Issue 8, item 6: an upstream failure in the log says why, in the words of
+ * the system or of the server, not just "unavailable; 0 batches failed". */
+START_TEST(failure_logs_say_why)
+{
+	const char *opts[] = {"upstream.retries=0", "upstream.timeout_ms=200", NULL};
+	char servers[64], want[128];
+	int port = tu_free_port();
+
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d", port);
+	tu_coalesced_start(&co, servers, opts);
+	expect("get a\r\n", "SERVER_ERROR upstream unavailable\r\n", 0, 1500);
+	snprintf(want, sizeof(want),
+	         "upstream 127.0.0.1:%d: unavailable: connect to 127.0.0.1:%d: "
+	         "Connection refused",
+	         port, port);
+	expect_log(&co, want);
+	tu_stop_clean(&co);
+
+	start(opts);
+	tu_fake_ctl(fake.port, "fake_mode hang");
+	expect("get a\r\n", "SERVER_ERROR upstream timeout\r\n", 100, 1500);
+	expect_log(&co, ": timeout: no reply after 200 ms; 1 batch failed");
+	tu_fake_ctl(fake.port, "fake_mode close");
+	expect("get b\r\n", "SERVER_ERROR upstream unavailable\r\n", 0, 1500);
+	expect_log(&co, ": unavailable: closed by peer mid-reply; 1 batch failed");
+	tu_fake_ctl(fake.port, "fake_mode server_error out of memory");
+	expect("get c\r\n", "SERVER_ERROR upstream error: out of memory\r\n", 0, 1500);
+	expect_log(&co, ": error reply: out of memory; 1 batch failed");
 	stop();
 }
 END_TEST
@@ -404,7 +550,10 @@ Suite *faults_suite(void)
 	tcase_add_test(tc, stopped_upstream_times_out_then_recovers);
 	tcase_add_test(tc, every_waiter_gets_the_error);
 	tcase_add_test(tc, chaos_never_delivers_a_wrong_value);
+	tcase_add_test(tc, chaos_with_leeway_and_one_connection);
+	tcase_add_test(tc, due_batch_answered_when_upstream_restarts);
 	tcase_add_test(tc, lost_connection_reconnects_at_once);
+	tcase_add_test(tc, failure_logs_say_why);
 	suite_add_tcase(s, tc);
 	return s;
 }

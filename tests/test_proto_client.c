@@ -3,12 +3,14 @@
  *
  * Every input is fed the way a connection sees it: in one read, one byte per
  * read, and in reads split at pseudo-random points (fixed seeds, so failures
- * reproduce). The caller model is the one in client.c: keep the unconsumed
+ * reproduce). The caller model is the one in conn.c: keep the unconsumed
  * bytes, append the new ones, call pc_parse until it needs more. All feeds
  * must give the same results, and those must match memcached 1.6.18 as
- * measured (/tmp/notes/memcached_oracle.md), except where DESIGN §3 makes
- * coalesced stricter (get/gets keys with a byte <= 0x20 or 0x7f, NUL
- * included, are refused with CLIENT_ERROR bad command line format).
+ * measured, except where DESIGN §3 makes coalesced stricter (keys with a
+ * byte <= 0x20 or 0x7f, NUL included, and meta flag tokens with a control
+ * byte, are refused with CLIENT_ERROR bad command line format). The
+ * conformance suite's "parser against memcached" case holds the same forms
+ * to a running memcached.
  *
  * Tests in the "regressions" case pin down disagreements with memcached that
  * the parser once had (see the comments there).
@@ -46,6 +48,14 @@ struct result {
 	size_t *klen;
 	bool has_args;
 	size_t args_off, argslen;
+	/* The parts of writes and meta commands. */
+	bool noreply, has_exptime, key_base64, too_large, too_many_keys;
+	uint32_t flags, level;
+	int32_t exptime;
+	uint64_t cas, delta;
+	bool has_data;
+	size_t data_off, datalen;
+	char *mflags; /* the meta flags joined by spaces (malloc'd), or NULL */
 };
 
 struct run {
@@ -145,6 +155,66 @@ static const char *show(const char *in, size_t len)
 	return out;
 }
 
+/* The fields of writes and meta commands, with the header's promises
+ * about where their bytes are. */
+static void record_parts(struct result *r, const struct pc_cmd *cmd, const char *buf, size_t used,
+                         size_t base, const char *what)
+{
+	r->noreply = cmd->noreply;
+	r->has_exptime = cmd->has_exptime;
+	r->key_base64 = cmd->key_base64;
+	r->too_large = cmd->too_large;
+	r->too_many_keys = cmd->too_many_keys;
+	r->flags = cmd->flags;
+	r->level = cmd->level;
+	r->exptime = cmd->exptime;
+	r->cas = cmd->cas;
+	r->delta = cmd->delta;
+	for (uint32_t i = 0; i < cmd->nkeys; i++) {
+		const struct pc_key *k = &cmd->keys[i];
+		ck_assert_msg(k->len >= 1 && k->len <= PC_KEY_MAX, "%s: key %u of %zu bytes", what,
+		              i, k->len);
+		for (size_t j = 0; j < k->len; j++)
+			ck_assert_msg((unsigned char)k->p[j] > 0x20 && k->p[j] != 0x7f,
+			              "%s: key %u has a control byte", what, i);
+	}
+	if (cmd->data) {
+		/* The block follows its line and ends the consumed bytes, CRLF after. */
+		ck_assert_msg(cmd->data > buf && cmd->data[-1] == '\n' &&
+		                  cmd->data + cmd->datalen + 2 == buf + used &&
+		                  memcmp(cmd->data + cmd->datalen, "\r\n", 2) == 0,
+		              "%s: data block misplaced", what);
+		r->has_data = true;
+		r->data_off = base + (size_t)(cmd->data - buf);
+		r->datalen = cmd->datalen;
+	} else {
+		ck_assert_msg(cmd->datalen == 0, "%s: datalen without data", what);
+	}
+	if (cmd->nmflags) {
+		size_t n = 0, cap = 1;
+		ck_assert(cmd->nmflags <= PC_MFLAGS_MAX);
+		for (uint32_t i = 0; i < cmd->nmflags; i++)
+			cap += cmd->mflags[i].arglen + 2;
+		r->mflags = malloc(cap);
+		ck_assert(r->mflags != NULL);
+		for (uint32_t i = 0; i < cmd->nmflags; i++) {
+			const struct pc_mflag *f = &cmd->mflags[i];
+			ck_assert_msg(f->arg >= buf && f->arg + f->arglen <= buf + used &&
+			                  f->arg[-1] == f->flag,
+			              "%s: meta flag %u outside its token", what, i);
+			for (size_t j = 0; j < f->arglen; j++)
+				ck_assert_msg((unsigned char)f->arg[j] > 0x20 && f->arg[j] != 0x7f,
+				              "%s: meta flag %u has a control byte", what, i);
+			if (i)
+				r->mflags[n++] = ' ';
+			r->mflags[n++] = f->flag;
+			memcpy(r->mflags + n, f->arg, f->arglen);
+			n += f->arglen;
+		}
+		r->mflags[n] = '\0';
+	}
+}
+
 static void record(struct run *run, const struct pc_cmd *cmd, enum pc_status st, const char *buf,
                    size_t used, size_t base, const char *what)
 {
@@ -160,7 +230,7 @@ static void record(struct run *run, const struct pc_cmd *cmd, enum pc_status st,
 	r->client_error = cmd->client_error;
 	r->unsupported = cmd->unsupported;
 	r->end = base + used;
-	if (st == PC_COMMAND && (cmd->type == PC_GET || cmd->type == PC_GETS)) {
+	if (st == PC_COMMAND && cmd->nkeys) {
 		r->nkeys = cmd->nkeys;
 		r->koff = calloc(cmd->nkeys + 1, sizeof(size_t));
 		r->klen = calloc(cmd->nkeys + 1, sizeof(size_t));
@@ -174,6 +244,8 @@ static void record(struct run *run, const struct pc_cmd *cmd, enum pc_status st,
 			r->klen[i] = cmd->keys[i].len;
 		}
 	}
+	if (st == PC_COMMAND)
+		record_parts(r, cmd, buf, used, base, what);
 	if (st == PC_COMMAND && cmd->type == PC_STATS && cmd->args) {
 		ck_assert_msg(cmd->args >= buf && cmd->args + cmd->argslen <= buf + used,
 		              "%s: stats args outside the consumed bytes", what);
@@ -198,6 +270,7 @@ static void run_free(struct run *run)
 	for (size_t i = 0; i < run->n; i++) {
 		free(run->r[i].koff);
 		free(run->r[i].klen);
+		free(run->r[i].mflags);
 	}
 	run->n = 0;
 }
@@ -205,7 +278,8 @@ static void run_free(struct run *run)
 /* Feed in[0..len) through a fresh parser, read by read as s decides. The
  * buffer handed to pc_parse is always exactly as long as its content, so a
  * sanitizer catches any read past len. */
-static void feed(struct run *run, const char *in, size_t len, size_t max_line, struct splitter *s)
+static void feed(struct run *run, const char *in, size_t len, size_t max_line, size_t max_value,
+                 struct splitter *s)
 {
 	struct pc_parser p;
 	char *buf = NULL;
@@ -215,6 +289,8 @@ static void feed(struct run *run, const char *in, size_t len, size_t max_line, s
 	memset(run, 0, sizeof(*run));
 	snprintf(what, sizeof(what), "\"%s\" (%s)", show(in, len), s->name);
 	pc_init(&p, max_line);
+	if (max_value)
+		p.max_value = max_value;
 	while (pos < len && !run->closed) {
 		size_t n = next_chunk(s, len - pos);
 		char *nb = realloc(buf, blen + n);
@@ -296,24 +372,33 @@ static void same_run(const struct run *a, const struct run *b, const char *in, s
 		ck_assert_msg(x->has_args == y->has_args && x->args_off == y->args_off &&
 		                  x->argslen == y->argslen,
 		              "\"%s\": result %zu stats args differ %s", what, i, mode);
+		ck_assert_msg(x->noreply == y->noreply && x->has_exptime == y->has_exptime &&
+		                  x->key_base64 == y->key_base64 && x->too_large == y->too_large &&
+		                  x->too_many_keys == y->too_many_keys && x->flags == y->flags &&
+		                  x->level == y->level && x->exptime == y->exptime &&
+		                  x->cas == y->cas && x->delta == y->delta &&
+		                  x->has_data == y->has_data && x->data_off == y->data_off &&
+		                  x->datalen == y->datalen && same_str(x->mflags, y->mflags),
+		              "\"%s\": result %zu: command parts differ %s", what, i, mode);
 	}
 }
 
 /* Feed in one read into *whole, then byte by byte and with NSEEDS random
  * splits, each of which must give what the single read gave. */
-static void run_all_modes(const char *in, size_t len, size_t max_line, struct run *whole)
+static void run_all_modes(const char *in, size_t len, size_t max_line, size_t max_value,
+                          struct run *whole)
 {
 	struct splitter s = split_whole();
 	struct run r;
 
-	feed(whole, in, len, max_line, &s);
+	feed(whole, in, len, max_line, max_value, &s);
 	s = split_bytes();
-	feed(&r, in, len, max_line, &s);
+	feed(&r, in, len, max_line, max_value, &s);
 	same_run(whole, &r, in, len, s.name);
 	run_free(&r);
 	for (unsigned seed = 1; seed <= NSEEDS; seed++) {
 		s = split_random(seed);
-		feed(&r, in, len, max_line, &s);
+		feed(&r, in, len, max_line, max_value, &s);
 		same_run(whole, &r, in, len, s.name);
 		run_free(&r);
 	}
@@ -333,13 +418,22 @@ struct want {
 	size_t end; /* stream offset after this result; 0: the whole input */
 	const char *keys[8];
 	const char *args;
+	/* Writes and meta commands: every part not given must be 0/false. */
+	bool noreply, has_exptime, b64, too_large;
+	uint32_t cflags, level; /* cflags: a storage command's client flags */
+	int32_t exptime;
+	uint64_t cas, delta;
+	const char *data; /* the data block (NULL: none) */
+	size_t dlen;      /* its length, when it holds a NUL */
+	const char *mflags;
 };
 
 struct pcase {
 	const char *in;
 	size_t len;
 	struct want w[4];
-	size_t left; /* bytes still waiting at the end of the input */
+	size_t left;      /* bytes still waiting at the end of the input */
+	size_t max_value; /* the parser's, when not the default */
 };
 
 #define L(lit) (sizeof(lit) - 1)
@@ -349,6 +443,24 @@ struct pcase {
 #define R_BAD_CHUNK "CLIENT_ERROR bad data chunk\r\n"
 #define R_TOO_LONG "CLIENT_ERROR line too long\r\n"
 #define R_UNSUPPORTED "SERVER_ERROR not supported\r\n"
+#define R_TOO_LARGE "SERVER_ERROR object too large for cache\r\n"
+#define R_BAD_EXPTIME "CLIENT_ERROR invalid exptime argument\r\n"
+#define R_BAD_DELTA "CLIENT_ERROR invalid numeric delta argument\r\n"
+#define R_DELETE_USAGE "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
+#define R_END "END\r\n"
+#define R_MG_TOO_MANY "CLIENT_ERROR options flags are too long\r\n"
+#define R_META_TOO_MANY "CLIENT_ERROR options flags too long\r\n"
+#define R_DUP_FLAG "CLIENT_ERROR duplicate flag\r\n"
+#define R_INVALID_FLAG "CLIENT_ERROR invalid flag\r\n"
+#define R_INVALID_OR_DUP "CLIENT_ERROR invalid or duplicate flag\r\n"
+#define R_DECODE_KEY "CLIENT_ERROR error decoding key\r\n"
+#define R_BAD_TOKEN "CLIENT_ERROR bad token in command line format\r\n"
+#define R_M_LENGTH "CLIENT_ERROR incorrect length for M token\r\n"
+#define R_BAD_INITIAL "CLIENT_ERROR invalid numeric initial value\r\n"
+#define R_BAD_DELTA_VALUE "CLIENT_ERROR invalid numeric delta value\r\n"
+#define R_OPAQUE_LONG "CLIENT_ERROR opaque token too long\r\n"
+#define R_MS_MODE "CLIENT_ERROR invalid mode for ms M token\r\n"
+#define R_MA_MODE "CLIENT_ERROR invalid mode for ma M token\r\n"
 
 #define W_GET(e, ...)                                                                              \
 	{                                                                                          \
@@ -386,6 +498,18 @@ struct pcase {
 	{                                                                                          \
 		.st = PC_CLOSE, .reply = (text), .flags = F_CE                                     \
 	}
+/* A parsed command of type t ending at e, with the parts given as
+ * designated initializers: W_CMD(PC_SET, 0, .keys = {"k"}, .data = "x"). */
+#define W_CMD(t, e, ...)                                                                           \
+	{                                                                                          \
+		.st = PC_COMMAND, .type = (t), .end = (e), __VA_ARGS__                             \
+	}
+/* A value over max_value: answered, then its block discarded. */
+#define W_TOO_LARGE(e, ...)                                                                        \
+	{                                                                                          \
+		.st = PC_COMMAND, .type = PC_REPLY, .reply = R_TOO_LARGE, .end = (e),              \
+		.too_large = true, __VA_ARGS__                                                     \
+	}
 
 /* A case: the input literal (NULs included) and its expected results. */
 #define C(lit, ...)                                                                                \
@@ -413,6 +537,39 @@ struct pcase {
 #define K50 K10 K10 K10 K10 K10
 #define K250 K50 K50 K50 K50 K50
 #define K251 K250 "k"
+
+static void check_parts(const struct want *w, const struct result *r, const struct pcase *c,
+                        const char *what, size_t i)
+{
+	ck_assert_msg(r->noreply == w->noreply, "\"%s\": result %zu: noreply %d", what, i,
+	              r->noreply);
+	ck_assert_msg(r->has_exptime == w->has_exptime, "\"%s\": result %zu: has_exptime %d", what,
+	              i, r->has_exptime);
+	ck_assert_msg(r->key_base64 == w->b64, "\"%s\": result %zu: key_base64 %d", what, i,
+	              r->key_base64);
+	ck_assert_msg(r->too_large == w->too_large, "\"%s\": result %zu: too_large %d", what, i,
+	              r->too_large);
+	ck_assert_msg(r->flags == w->cflags, "\"%s\": result %zu: flags %u", what, i, r->flags);
+	ck_assert_msg(r->level == w->level, "\"%s\": result %zu: level %u", what, i, r->level);
+	ck_assert_msg(r->exptime == w->exptime, "\"%s\": result %zu: exptime %d", what, i,
+	              (int)r->exptime);
+	ck_assert_msg(r->cas == w->cas, "\"%s\": result %zu: cas %llu", what, i,
+	              (unsigned long long)r->cas);
+	ck_assert_msg(r->delta == w->delta, "\"%s\": result %zu: delta %llu", what, i,
+	              (unsigned long long)r->delta);
+	if (w->data) {
+		size_t dl = w->dlen ? w->dlen : strlen(w->data);
+		ck_assert_msg(r->has_data && r->datalen == dl &&
+		                  memcmp(c->in + r->data_off, w->data, dl) == 0,
+		              "\"%s\": result %zu: data \"%s\"", what, i,
+		              r->has_data ? show(c->in + r->data_off, r->datalen) : "(none)");
+	} else {
+		ck_assert_msg(!r->has_data, "\"%s\": result %zu: data where there is none", what,
+		              i);
+	}
+	ck_assert_msg(same_str(r->mflags, w->mflags), "\"%s\": result %zu: meta flags \"%s\"", what,
+	              i, r->mflags ? r->mflags : "(none)");
+}
 
 static void check_want(const struct run *run, const struct pcase *c)
 {
@@ -468,6 +625,7 @@ static void check_want(const struct run *run, const struct pcase *c)
 			ck_assert_msg(!r->has_args, "\"%s\": stats args where there are none",
 			              what);
 		}
+		check_parts(w, r, c, what, i);
 	}
 	if (!run->closed)
 		ck_assert_msg(run->left == c->left, "\"%s\": %zu bytes left waiting, expected %zu",
@@ -478,7 +636,7 @@ static void check_case(const struct pcase *c, size_t max_line)
 {
 	struct run whole;
 
-	run_all_modes(c->in, c->len, max_line, &whole);
+	run_all_modes(c->in, c->len, max_line, c->max_value, &whole);
 	check_want(&whole, c);
 	run_free(&whole);
 }
@@ -549,7 +707,7 @@ START_TEST(test_get_keys_past_23_tokens)
 		char *in = build("get", " b", nkeys, "   \r\n", &len);
 		struct run r;
 
-		run_all_modes(in, len, MAX_LINE, &r);
+		run_all_modes(in, len, MAX_LINE, 0, &r);
 		ck_assert_uint_eq(r.n, 1);
 		ck_assert_int_eq(r.r[0].type, PC_GET);
 		ck_assert_uint_eq(r.r[0].nkeys, nkeys);
@@ -877,7 +1035,7 @@ START_TEST(test_2048_rule_counts_across_reads)
 	struct splitter s = split_list(two_reads, 2);
 	struct run r;
 
-	feed(&r, in, len, MAX_LINE, &s);
+	feed(&r, in, len, MAX_LINE, 0, &s);
 	ck_assert_uint_eq(r.n, 1);
 	ck_assert_int_eq(r.r[0].st, PC_COMMAND);
 	ck_assert_int_eq(r.r[0].type, PC_REPLY);
@@ -885,7 +1043,7 @@ START_TEST(test_2048_rule_counts_across_reads)
 	run_free(&r);
 
 	s = split_list(three_reads, 3);
-	feed(&r, in, len, MAX_LINE, &s);
+	feed(&r, in, len, MAX_LINE, 0, &s);
 	ck_assert_uint_eq(r.n, 1);
 	ck_assert_int_eq(r.r[0].st, PC_CLOSE);
 	ck_assert_ptr_null(r.r[0].reply);
@@ -903,14 +1061,14 @@ START_TEST(test_long_nonget_line_depends_on_reads)
 	struct splitter s = split_whole();
 	struct run r;
 
-	feed(&r, in, len, MAX_LINE, &s);
+	feed(&r, in, len, MAX_LINE, 0, &s);
 	ck_assert_uint_eq(r.n, 1);
 	ck_assert_int_eq(r.r[0].type, PC_VERSION);
 	ck_assert_uint_eq(r.r[0].end, len);
 	run_free(&r);
 
 	s = split_bytes();
-	feed(&r, in, len, MAX_LINE, &s);
+	feed(&r, in, len, MAX_LINE, 0, &s);
 	ck_assert_uint_eq(r.n, 1);
 	ck_assert_int_eq(r.r[0].st, PC_CLOSE);
 	ck_assert_ptr_null(r.r[0].reply);
@@ -925,7 +1083,7 @@ static void check_get_of_a(const char *prefix, size_t nkeys, enum pc_type type)
 	char *in = build(prefix, "a ", nkeys, "\r\n", &len);
 	struct run r;
 
-	run_all_modes(in, len, MAX_LINE, &r);
+	run_all_modes(in, len, MAX_LINE, 0, &r);
 	ck_assert_uint_eq(r.n, 1);
 	ck_assert_int_eq(r.r[0].st, PC_COMMAND);
 	ck_assert_int_eq(r.r[0].type, type);
@@ -1003,7 +1161,7 @@ START_TEST(test_get_line_at_max_line_boundary)
 	char *in = build("get ", "a ", 2046, "\n", &len);
 	struct run r;
 
-	run_all_modes(in, len, 4096, &r);
+	run_all_modes(in, len, 4096, 0, &r);
 	ck_assert_uint_eq(r.n, 1);
 	ck_assert_int_eq(r.r[0].type, PC_GET);
 	ck_assert_uint_eq(r.r[0].nkeys, 2046);
@@ -1031,7 +1189,7 @@ START_TEST(test_get_of_thousands_of_keys)
 	for (size_t k = 0; k < nkeys; k++)
 		len += (size_t)sprintf(in + len, " k%04zu", k);
 	len += (size_t)sprintf(in + len, "\r\n");
-	run_all_modes(in, len, MAX_LINE, &r);
+	run_all_modes(in, len, MAX_LINE, 0, &r);
 	ck_assert_uint_eq(r.n, 1);
 	ck_assert_int_eq(r.r[0].type, PC_GET);
 	ck_assert_uint_eq(r.r[0].nkeys, nkeys);
@@ -1127,60 +1285,82 @@ START_TEST(test_scan_never_rereads_searched_bytes)
 END_TEST
 
 /* ------------------------------------------------------------------------ */
-/* Storage commands: refused, with the data block consumed                  */
+/* Storage commands: parsed once the whole data block is there              */
+
+#define W_STORE(t, e, k, d, ...) W_CMD(t, e, .keys = {k}, .data = (d), __VA_ARGS__)
+#define W_SET(e, k, d, ...) W_STORE(PC_SET, e, k, d, __VA_ARGS__)
 
 static const struct pcase storage_ok[] = {
-    C("set k 0 0 3\r\nxyz\r\n", W_UNSUP(0)),
-    C("set k 0 0 3\r\nx\r\n\r\n", W_UNSUP(0)), /* CRLF inside the block */
-    C("set k 0 0 0\r\n\r\n", W_UNSUP(0)),
-    C("set k 0 0 3 foo\r\nxyz\r\n", W_UNSUP(0)), /* only "noreply" means noreply */
-    C("add k 0 0 1\r\nx\r\n", W_UNSUP(0)),
-    C("replace k 0 0 1\r\nx\r\n", W_UNSUP(0)),
-    C("append k 0 0 1\r\nx\r\n", W_UNSUP(0)),
-    C("prepend k 0 0 1\r\nx\r\n", W_UNSUP(0)),
-    C("cas k 0 0 1 1\r\nx\r\n", W_UNSUP(0)),
-    C("set k 0 0 3\r\nabc\r\nget k\r\n", W_UNSUP(L("set k 0 0 3\r\nabc\r\n")), W_GET(0, "k")),
-    C("set k 0 0 3\r\nabc\r\nset k 0 0 1\r\nx\r\n", W_UNSUP(L("set k 0 0 3\r\nabc\r\n")),
-      W_UNSUP(0)),
-    C("set k 0 0 1\r\nx\r\nversion\r\n", W_UNSUP(L("set k 0 0 1\r\nx\r\n")), W_VERSION(0)),
-    C("set " K250 " 0 0 1\r\nx\r\n", W_UNSUP(0)),
+    C("set k 0 0 3\r\nxyz\r\n", W_SET(0, "k", "xyz")),
+    C("set k 0 0 3\nxyz\r\n", W_SET(0, "k", "xyz")),
+    C("set k 0 0 3\r\nx\r\n\r\n", W_SET(0, "k", "x\r\n")), /* CRLF inside the block */
+    C("set k 0 0 0\r\n\r\n", W_SET(0, "k", "")),
+    C("set k 0 0 5\r\na\0b\nc\r\n", W_SET(0, "k", "a\0b\nc", .dlen = 5)),
+    C("set k 0 0 3 foo\r\nxyz\r\n", W_SET(0, "k", "xyz")), /* only "noreply" means noreply */
+    C("set k 1 2 3\r\nxyz\r\n", W_SET(0, "k", "xyz", .cflags = 1, .exptime = 2)),
+    C("add k 7 0 1\r\nx\r\n", W_STORE(PC_ADD, 0, "k", "x", .cflags = 7)),
+    C("replace k 0 -1 1\r\nx\r\n", W_STORE(PC_REPLACE, 0, "k", "x", .exptime = -1)),
+    C("append k 0 0 1\r\nx\r\n", W_STORE(PC_APPEND, 0, "k", "x")),
+    C("prepend k 0 0 1\r\nx\r\n", W_STORE(PC_PREPEND, 0, "k", "x")),
+    C("cas k 0 0 1 1\r\nx\r\n", W_STORE(PC_CAS, 0, "k", "x", .cas = 1)),
+    C("cas k 0 0 1 18446744073709551615\r\nx\r\n", W_STORE(PC_CAS, 0, "k", "x", .cas = UINT64_MAX)),
+    C("set k 0 0 3\r\nabc\r\nget k\r\n", W_SET(L("set k 0 0 3\r\nabc\r\n"), "k", "abc"),
+      W_GET(0, "k")),
+    C("set k 0 0 3\r\nabc\r\nset j 0 0 1\r\nx\r\n", W_SET(L("set k 0 0 3\r\nabc\r\n"), "k", "abc"),
+      W_SET(0, "j", "x")),
+    C("set k 0 0 1\r\nx\r\nversion\r\n", W_SET(L("set k 0 0 1\r\nx\r\n"), "k", "x"), W_VERSION(0)),
+    C("set " K250 " 0 0 1\r\nx\r\n", W_SET(0, K250, "x")),
+    C("set \xc3\xa9t\xc3\xa9 0 0 1\r\nx\r\n", W_SET(0, "\xc3\xa9t\xc3\xa9", "x")),
+    /* memcached reads the line up to a NUL: what follows it is not there. */
+    C("set k 0 0 1\0junk\r\nx\r\n", W_SET(0, "k", "x")),
+    C("set k 0 0 1 noreply\0junk\r\nx\r\n", W_SET(0, "k", "x", .noreply = true)),
+    /* The block is taken whole, whatever it holds. */
+    C("set k 0 0 7\r\nget a\r\n\r\n", W_SET(0, "k", "get a\r\n")),
 };
 
-START_TEST(test_storage_refused_after_data)
+START_TEST(test_storage_parsed_with_data)
 {
 	check_case(&storage_ok[_i], MAX_LINE);
 }
 END_TEST
 
 static const struct pcase storage_noreply[] = {
-    C("set k 0 0 3 noreply\r\nxyz\r\n", W_SILENT(0, F_UNSUP)),
-    C("append k 0 0 1 noreply\r\nx\r\n", W_SILENT(0, F_UNSUP)),
-    C("cas k 0 0 1 1 noreply\r\nx\r\n", W_SILENT(0, F_UNSUP)),
-    C("set k 0 0 1 noreply\r\nx\r\nget a\r\n", W_SILENT(L("set k 0 0 1 noreply\r\nx\r\n"), F_UNSUP),
-      W_GET(0, "a")),
+    C("set k 0 0 3 noreply\r\nxyz\r\n", W_SET(0, "k", "xyz", .noreply = true)),
+    C("append k 0 0 1 noreply\r\nx\r\n", W_STORE(PC_APPEND, 0, "k", "x", .noreply = true)),
+    C("cas k 0 0 1 1 noreply\r\nx\r\n", W_STORE(PC_CAS, 0, "k", "x", .cas = 1, .noreply = true)),
+    C("set k 0 0 1 noreply\r\nx\r\nget a\r\n",
+      W_SET(L("set k 0 0 1 noreply\r\nx\r\n"), "k", "x", .noreply = true), W_GET(0, "a")),
 };
 
-START_TEST(test_storage_noreply_silent)
+START_TEST(test_storage_noreply)
 {
 	check_case(&storage_noreply[_i], MAX_LINE);
 }
 END_TEST
 
-/* Numbers as memcached's safe_strtol/strtoul read them: libc strto* with a
- * sign, leading zeros and trailing white space; bytes truncated to int32. */
+/* Numbers as memcached's safe_strtol/strtoul/strtoull read them: libc
+ * strto* with a sign, leading zeros and trailing white space; stored in the
+ * field's width as is. */
 static const struct pcase storage_numbers[] = {
-    C("set k 0 0 +1\r\nx\r\n", W_UNSUP(0)),
-    C("set k 0 0 01\r\nx\r\n", W_UNSUP(0)),
-    C("set k 0 0 1 \r\nx\r\n", W_UNSUP(0)),
-    C("set k 0 0  1\r\nx\r\n", W_UNSUP(0)),
-    C("set k 0 0 1\nx\r\n", W_UNSUP(0)),
-    C("set k 0 0 1\t\r\nx\r\n", W_UNSUP(0)),
-    C("set k 0 0 1\r\r\nx\r\n", W_UNSUP(0)),
-    C("set k 0 0 4294967297\r\nx\r\n", W_UNSUP(0)), /* bytes = 1 */
-    C("set k 4294967296 0 1\r\nx\r\n", W_UNSUP(0)),
-    C("set k 0 99999999999 1\r\nx\r\n", W_UNSUP(0)),
-    C("set k 0 -1 1\r\nx\r\n", W_UNSUP(0)),
-    C("cas k 0 0 1 18446744073709551615\r\nx\r\n", W_UNSUP(0)),
+    C("set k 0 0 +1\r\nx\r\n", W_SET(0, "k", "x")),
+    C("set k 0 0 01\r\nx\r\n", W_SET(0, "k", "x")),
+    C("set k 0 0 1 \r\nx\r\n", W_SET(0, "k", "x")),
+    C("set k 0 0  1\r\nx\r\n", W_SET(0, "k", "x")),
+    C("set k 0 0 1\nx\r\n", W_SET(0, "k", "x")),
+    C("set k 0 0 1\t\r\nx\r\n", W_SET(0, "k", "x")),
+    C("set k 0 0 1\r\r\nx\r\n", W_SET(0, "k", "x")),
+    C("set k 0 0 -0\r\n\r\n", W_SET(0, "k", "")),
+    C("set k 0 0 4294967297\r\nx\r\n", W_SET(0, "k", "x")), /* bytes = 1 */
+    C("set k 4294967296 0 1\r\nx\r\n", W_SET(0, "k", "x")), /* flags = 0 */
+    C("set k 4294967295 0 1\r\nx\r\n", W_SET(0, "k", "x", .cflags = UINT32_MAX)),
+    C("set k 18446744073709551615 0 1\r\nx\r\n", W_SET(0, "k", "x", .cflags = UINT32_MAX)),
+    C("set k -0 0 1\r\nx\r\n", W_SET(0, "k", "x")),
+    C("set k +5 0 1\r\nx\r\n", W_SET(0, "k", "x", .cflags = 5)),
+    C("set k 0 99999999999 1\r\nx\r\n", W_SET(0, "k", "x", .exptime = 1215752191)),
+    C("set k 0 -1 1\r\nx\r\n", W_SET(0, "k", "x", .exptime = -1)),
+    C("set k 0 -2147483648 1\r\nx\r\n", W_SET(0, "k", "x", .exptime = INT32_MIN)),
+    C("set k 0 2147483648 1\r\nx\r\n", W_SET(0, "k", "x", .exptime = INT32_MIN)),
+    C("cas k 0 0 1 007\r\nx\r\n", W_STORE(PC_CAS, 0, "k", "x", .cas = 7)),
 };
 
 START_TEST(test_storage_numbers_as_memcached)
@@ -1198,9 +1378,14 @@ static const struct pcase storage_bad_chunk[] = {
     C("set k 0 0 3\r\nget a\r\n", W_CHUNK(L("set k 0 0 3\r\nget a")), W_ERROR(0)),
     C("set k 0 0 1\r\nxy\r\n", W_CHUNK(L("set k 0 0 1\r\nxy\r")), W_ERROR(0)),
     C("set k 0 0 1\r\nxyzget a\r\n", W_CHUNK(L("set k 0 0 1\r\nxyz")), W_GET(0, "a")),
+    C("set k 0 0 1\r\nx\n\r\n", W_CHUNK(L("set k 0 0 1\r\nx\n\r")), W_ERROR(0)),
     C("set k 0 0 3 noreply\r\nxyzW\r\n", W_SILENT(L("set k 0 0 3 noreply\r\nxyzW\r"), F_CE),
       W_ERROR(0)),
+    C("cas k 0 0 1 1 noreply\r\nxy\r\n", W_SILENT(L("cas k 0 0 1 1 noreply\r\nxy\r"), F_CE),
+      W_ERROR(0)),
     C("ms k 2\r\nabc\r\n", W_CHUNK(L("ms k 2\r\nabc\r")), W_ERROR(0)),
+    /* Meta commands always answer errors, q or not. */
+    C("ms k 2 q\r\nabc\r\n", W_CHUNK(L("ms k 2 q\r\nabc\r")), W_ERROR(0)),
 };
 
 START_TEST(test_storage_bad_data_chunk)
@@ -1210,13 +1395,16 @@ START_TEST(test_storage_bad_data_chunk)
 END_TEST
 
 static const struct pcase storage_waiting[] = {
-    /* Everything given is consumed into the block; no reply yet. */
-    WAIT("set k 0 0 3\r\n", 0),
-    WAIT("set k 0 0 3\r\nxy\r\n", 0),
-    WAIT("set k 0 0 3\r\nxyz\n", 0),
-    WAIT("set k 0 0 1\r\nx\n", 0),
-    WAIT("set k 0 0 2147483645\r\nabc\r\n", 0),  /* INT_MAX - 2: the largest */
-    WAIT("set k 0 0 99999999999\r\nabc\r\n", 0), /* truncated to 1215752191 */
+    /* Nothing is consumed until the whole block is there. */
+    WAIT("set k 0 0 3\r\n", L("set k 0 0 3\r\n")),
+    WAIT("set k 0 0 3\r\nxy\r\n", L("set k 0 0 3\r\nxy\r\n")),
+    WAIT("set k 0 0 3\r\nxyz\n", L("set k 0 0 3\r\nxyz\n")),
+    WAIT("set k 0 0 3\r\nxyz\r", L("set k 0 0 3\r\nxyz\r")),
+    WAIT("set k 0 0 1\r\nx\n", L("set k 0 0 1\r\nx\n")),
+    WAIT("ms k 2\r\na", L("ms k 2\r\na")),
+    CL("get a\r\nset k 0 0 3\r\nab", L("set k 0 0 3\r\nab"), W_GET(L("get a\r\n"), "a")),
+    CL("set k 0 0 1\r\nx\r\nset k 0 0 3\r\nab", L("set k 0 0 3\r\nab"),
+       W_SET(L("set k 0 0 1\r\nx\r\n"), "k", "x")),
 };
 
 START_TEST(test_storage_waits_for_data)
@@ -1233,17 +1421,27 @@ static const struct pcase storage_malformed[] = {
     C("set k 0 0\r\nxyz\r\n", W_ERROR(L("set k 0 0\r\n")), W_ERROR(0)),
     C("set k 0 0 3 noreply extra\r\nxyz\r\n", W_ERROR(L("set k 0 0 3 noreply extra\r\n")),
       W_ERROR(0)),
+    C("set k 0 0 1 2 3\r\nx\r\n", W_ERROR(L("set k 0 0 1 2 3\r\n")), W_ERROR(0)),
     C("cas k 0 0 1\r\nx\r\n", W_ERROR(L("cas k 0 0 1\r\n")), W_ERROR(0)),
+    C("cas k 0 0 1 1 noreply x\r\nx\r\n", W_ERROR(L("cas k 0 0 1 1 noreply x\r\n")), W_ERROR(0)),
+    C("set k 0 0\0 1\r\nx\r\n", W_ERROR(L("set k 0 0\0 1\r\n")), W_ERROR(0)),
     C("set k 0 0 -1\r\n", W_BADFMT(0)),
     C("set k 0 0 -1\r\nx\r\n", W_BADFMT(L("set k 0 0 -1\r\n")), W_ERROR(0)),
     C("set k 0 0 abc\r\nxyz\r\n", W_BADFMT(L("set k 0 0 abc\r\n")), W_ERROR(0)),
+    C("set k 0 0 1x\r\nx\r\n", W_BADFMT(L("set k 0 0 1x\r\n")), W_ERROR(0)),
     C("set k 0 0 0x1\r\nx\r\n", W_BADFMT(L("set k 0 0 0x1\r\n")), W_ERROR(0)),
     C("set k abc 0 1\r\nx\r\n", W_BADFMT(L("set k abc 0 1\r\n")), W_ERROR(0)),
+    C("set k 1.5 0 1\r\nx\r\n", W_BADFMT(L("set k 1.5 0 1\r\n")), W_ERROR(0)),
     C("set k 0 abc 1\r\nx\r\n", W_BADFMT(L("set k 0 abc 1\r\n")), W_ERROR(0)),
+    C("set k 0 1e3 1\r\nx\r\n", W_BADFMT(L("set k 0 1e3 1\r\n")), W_ERROR(0)),
     C("set k -1 0 1\r\nx\r\n", W_BADFMT(L("set k -1 0 1\r\n")), W_ERROR(0)),
+    C("set k 0 99999999999999999999 1\r\nx\r\n", W_BADFMT(L("set k 0 99999999999999999999 1\r\n")),
+      W_ERROR(0)),
     C("set " K251 " 0 0 1\r\nx\r\n", W_BADFMT(L("set " K251 " 0 0 1\r\n")), W_ERROR(0)),
     C("cas k 0 0 1 x\r\nx\r\n", W_BADFMT(L("cas k 0 0 1 x\r\n")), W_ERROR(0)),
     C("cas k 0 0 1 -1\r\nx\r\n", W_BADFMT(L("cas k 0 0 1 -1\r\n")), W_ERROR(0)),
+    C("cas k 0 0 1 18446744073709551616\r\nx\r\n",
+      W_BADFMT(L("cas k 0 0 1 18446744073709551616\r\n")), W_ERROR(0)),
     C("set k 0 0 2147483647\r\n", W_BADFMT(0)),
     C("set k 0 0 2147483646\r\n", W_BADFMT(0)),
     C("set k 0 0 99999999999999999999\r\nx\r\n", W_BADFMT(L("set k 0 0 99999999999999999999\r\n")),
@@ -1254,6 +1452,8 @@ static const struct pcase storage_malformed[] = {
     C("set k 0 0 -1 noreply\r\n", W_SILENT(0, F_CE)),
     C("set k 0 0 noreply\r\nx\r\n", W_SILENT(L("set k 0 0 noreply\r\n"), F_CE), W_ERROR(0)),
     C("cas k 0 0 1 noreply\r\nx\r\n", W_SILENT(L("cas k 0 0 1 noreply\r\n"), F_CE), W_ERROR(0)),
+    C("set " K251 " 0 0 1 noreply\r\nx\r\n", W_SILENT(L("set " K251 " 0 0 1 noreply\r\n"), F_CE),
+      W_ERROR(0)),
 };
 
 START_TEST(test_storage_malformed_swallows_nothing)
@@ -1262,22 +1462,561 @@ START_TEST(test_storage_malformed_swallows_nothing)
 }
 END_TEST
 
-/* Meta set carries a data block too. */
-static const struct pcase mset[] = {
-    C("ms k 2\r\nab\r\n", W_UNSUP(0)),
-    C("ms k 2 T0 F5\r\nab\r\n", W_UNSUP(0)),
-    C("ms k 2 noreply\r\nab\r\n", W_UNSUP(0)), /* meta commands have no noreply */
-    C("ms k 0\r\n\r\nget a\r\n", W_UNSUP(L("ms k 0\r\n\r\n")), W_GET(0, "a")),
-    C("ms k\r\n", W_BADFMT(0)),
-    C("ms k x\r\n", W_BADFMT(0)),
-    C("ms k -1\r\n", W_BADFMT(0)),
-    C("ms " K251 " 2\r\nab\r\n", W_BADFMT(L("ms " K251 " 2\r\n")), W_ERROR(0)),
-    WAIT("ms k 2\r\na", 0),
+/* A value over max_value: memcached's error at once (none with noreply),
+ * then the block is discarded as it arrives, unchecked. Only set and ms
+ * tell the key, whose old value memcached drops. */
+static const struct pcase too_large[] = {
+    {.in = "set k 0 0 4\r\nabcd\r\nget a\r\n",
+     .len = L("set k 0 0 4\r\nabcd\r\nget a\r\n"),
+     .max_value = 3,
+     .w = {W_TOO_LARGE(L("set k 0 0 4\r\n"), .keys = {"k"}), W_GET(0, "a")}},
+    {.in = "set k 0 0 3\r\nabc\r\n",
+     .len = L("set k 0 0 3\r\nabc\r\n"),
+     .max_value = 3,
+     .w = {W_SET(0, "k", "abc")}},
+    {.in = "set k 0 0 4 noreply\r\nabcd\r\nget a\r\n",
+     .len = L("set k 0 0 4 noreply\r\nabcd\r\nget a\r\n"),
+     .max_value = 3,
+     .w = {{.st = PC_COMMAND,
+            .type = PC_SILENT,
+            .end = L("set k 0 0 4 noreply\r\n"),
+            .too_large = true,
+            .keys = {"k"}},
+           W_GET(0, "a")}},
+    {.in = "add k 0 0 4\r\nabcd\r\nget a\r\n",
+     .len = L("add k 0 0 4\r\nabcd\r\nget a\r\n"),
+     .max_value = 3,
+     .w = {W_TOO_LARGE(L("add k 0 0 4\r\n")), W_GET(0, "a")}},
+    {.in = "cas k 0 0 4 1\r\nabcd\r\nget a\r\n",
+     .len = L("cas k 0 0 4 1\r\nabcd\r\nget a\r\n"),
+     .max_value = 3,
+     .w = {W_TOO_LARGE(L("cas k 0 0 4 1\r\n")), W_GET(0, "a")}},
+    /* The discarded bytes need not end in CRLF. */
+    {.in = "set k 0 0 4\r\nabcdefget a\r\n",
+     .len = L("set k 0 0 4\r\nabcdefget a\r\n"),
+     .max_value = 3,
+     .w = {W_TOO_LARGE(L("set k 0 0 4\r\n"), .keys = {"k"}), W_GET(0, "a")}},
+    {.in = "set k 0 0 9\r\nget x\r\n\r\n\r\nget a\r\n",
+     .len = L("set k 0 0 9\r\nget x\r\n\r\n\r\nget a\r\n"),
+     .max_value = 3,
+     .w = {W_TOO_LARGE(L("set k 0 0 9\r\n"), .keys = {"k"}), W_GET(0, "a")}},
+    /* A key coalesced refuses is not told. */
+    {.in = "set a\tb 0 0 4\r\nabcd\r\nget a\r\n",
+     .len = L("set a\tb 0 0 4\r\nabcd\r\nget a\r\n"),
+     .max_value = 3,
+     .w = {W_TOO_LARGE(L("set a\tb 0 0 4\r\n")), W_GET(0, "a")}},
+    {.in = "ms k 4 T0\r\nabcd\r\nget a\r\n",
+     .len = L("ms k 4 T0\r\nabcd\r\nget a\r\n"),
+     .max_value = 3,
+     .w = {W_TOO_LARGE(L("ms k 4 T0\r\n"), .keys = {"k"}), W_GET(0, "a")}},
+    {.in = "ms YWJj 4 b q\r\nabcd\r\nget a\r\n",
+     .len = L("ms YWJj 4 b q\r\nabcd\r\nget a\r\n"),
+     .max_value = 3,
+     .w = {W_TOO_LARGE(L("ms YWJj 4 b q\r\n"), .keys = {"YWJj"}, .b64 = true), W_GET(0, "a")}},
+    /* memcached's other checks come first. */
+    {.in = "ms k 4 zz\r\nabcd\r\nget a\r\n",
+     .len = L("ms k 4 zz\r\nabcd\r\nget a\r\n"),
+     .max_value = 3,
+     .w = {W_REPLY(L("ms k 4 zz\r\n"), R_INVALID_FLAG, F_CE), W_GET(0, "a")}},
+    {.in = "set k 0 x 4\r\nabcd\r\n",
+     .len = L("set k 0 x 4\r\nabcd\r\n"),
+     .max_value = 3,
+     .w = {W_BADFMT(L("set k 0 x 4\r\n")), W_ERROR(0)}},
+    /* With the default limit of 1 MiB. */
+    C("set k 0 0 2147483645\r\nabc\r\n", W_TOO_LARGE(L("set k 0 0 2147483645\r\n"), .keys = {"k"})),
+    C("set k 0 0 99999999999\r\nabc\r\n",
+      W_TOO_LARGE(L("set k 0 0 99999999999\r\n"), .keys = {"k"})),
+    C("set k 0 0 1048577\r\nabc\r\n", W_TOO_LARGE(L("set k 0 0 1048577\r\n"), .keys = {"k"})),
+    WAIT("set k 0 0 1048576\r\nabc\r\n", L("set k 0 0 1048576\r\nabc\r\n")),
 };
 
-START_TEST(test_meta_set_refused_after_data)
+START_TEST(test_storage_too_large_discarded)
 {
-	check_case(&mset[_i], MAX_LINE);
+	check_case(&too_large[_i], MAX_LINE);
+}
+END_TEST
+
+/* DESIGN §3's stricter keys: memcached would store these, so their block is
+ * read (and dropped) to keep the stream in step. */
+static const struct pcase storage_bad_key[] = {
+    C("set a\tb 0 0 1\r\nx\r\nget c\r\n", W_BADFMT(L("set a\tb 0 0 1\r\n")), W_GET(0, "c")),
+    C("set a\x7f 0 0 1\r\nx\r\nget c\r\n", W_BADFMT(L("set a\x7f 0 0 1\r\n")), W_GET(0, "c")),
+    C("cas \x01 0 0 1 1\r\nx\r\nget c\r\n", W_BADFMT(L("cas \x01 0 0 1 1\r\n")), W_GET(0, "c")),
+    C("set a\x01 0 0 1 noreply\r\nx\r\nget c\r\n", W_SILENT(L("set a\x01 0 0 1 noreply\r\n"), F_CE),
+      W_GET(0, "c")),
+    C("set a\rb 0 0 3\r\nxyzget c\r\n", W_BADFMT(L("set a\rb 0 0 3\r\n")), W_ERROR(0)),
+    C("ms a\tb 2\r\nab\r\nget c\r\n", W_BADFMT(L("ms a\tb 2\r\n")), W_GET(0, "c")),
+};
+
+START_TEST(test_storage_bad_key_discards_block)
+{
+	check_case(&storage_bad_key[_i], MAX_LINE);
+}
+END_TEST
+
+/* p->need says how much to buffer; nothing is consumed before. */
+START_TEST(test_storage_need)
+{
+	static const char in[] = "set k 0 0 5\r\nhello\r\nget a\r\n";
+	const size_t line = L("set k 0 0 5\r\n");
+	struct pc_parser p;
+	struct pc_cmd cmd;
+	size_t used;
+
+	pc_init(&p, MAX_LINE);
+	for (size_t n = 1; n < line; n++) {
+		ck_assert_int_eq(pc_parse(&p, in, n, &cmd, &used), PC_NEED_MORE);
+		ck_assert_uint_eq(p.need, 0);
+	}
+	for (size_t n = line; n < line + 7; n++) {
+		ck_assert_int_eq(pc_parse(&p, in, n, &cmd, &used), PC_NEED_MORE);
+		ck_assert_uint_eq(used, 0);
+		ck_assert_uint_eq(p.need, line + 7);
+	}
+	ck_assert_int_eq(pc_parse(&p, in, sizeof(in) - 1, &cmd, &used), PC_COMMAND);
+	ck_assert_int_eq(cmd.type, PC_SET);
+	ck_assert_uint_eq(used, line + 7);
+	ck_assert_ptr_eq(cmd.data, in + line);
+	ck_assert_uint_eq(cmd.datalen, 5);
+	ck_assert_uint_eq(p.need, 0);
+	ck_assert_int_eq(pc_parse(&p, in + used, sizeof(in) - 1 - used, &cmd, &used), PC_COMMAND);
+	ck_assert_int_eq(cmd.type, PC_GET);
+	pc_free(&p);
+}
+END_TEST
+
+/* A 1 MiB value: the block is never searched or copied; the parser looks
+ * only at its line and its last two bytes. The pages between are made
+ * unreadable, so a parser that reads them crashes. */
+START_TEST(test_storage_block_never_read)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	size_t page = ps > 0 ? (size_t)ps : 4096, vlen = 1048576;
+	size_t npages = (vlen + 64) / page + 2, size = npages * page;
+	char *buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int hl = snprintf(buf, 64, "set big 0 0 %zu\r\n", vlen);
+	size_t total = (size_t)hl + vlen + 2, n;
+	struct pc_parser p;
+	struct pc_cmd cmd;
+	size_t used;
+
+	ck_assert(buf != MAP_FAILED);
+	memset(buf + hl, 'v', vlen);
+	memcpy(buf + hl + vlen, "\r\n", 2);
+	pc_init(&p, MAX_LINE);
+	ck_assert(mprotect(buf + page, ((total - 2) / page - 1) * page, PROT_NONE) == 0);
+	/* Arriving in 16 KiB reads, as a connection sees it. */
+	for (n = (size_t)hl; n < total; n += 16384) {
+		ck_assert_int_eq(pc_parse(&p, buf, n, &cmd, &used), PC_NEED_MORE);
+		ck_assert_uint_eq(used, 0);
+		ck_assert_uint_eq(p.need, total);
+	}
+	ck_assert_int_eq(pc_parse(&p, buf, total, &cmd, &used), PC_COMMAND);
+	ck_assert_int_eq(cmd.type, PC_SET);
+	ck_assert_uint_eq(used, total);
+	ck_assert_ptr_eq(cmd.data, buf + hl);
+	ck_assert_uint_eq(cmd.datalen, vlen);
+	pc_free(&p);
+	munmap(buf, size);
+}
+END_TEST
+
+/* A value over the limit goes by without being buffered, across reads. */
+START_TEST(test_storage_too_large_across_reads)
+{
+	size_t vlen = 3 * 1048576, len;
+	char *in = malloc(vlen + 64);
+	static const size_t reads[] = {5, 20, 16384, 1048576, 2000000, 3};
+	struct splitter s = split_list(reads, sizeof(reads) / sizeof(reads[0]));
+	struct run r;
+
+	ck_assert(in != NULL);
+	len = (size_t)sprintf(in, "set k 0 0 %zu\r\n", vlen);
+	memset(in + len, 'x', vlen);
+	len += vlen;
+	len += (size_t)sprintf(in + len, "\r\nget a\r\n");
+	feed(&r, in, len, MAX_LINE, 0, &s);
+	ck_assert_uint_eq(r.n, 2);
+	ck_assert_int_eq(r.r[0].type, PC_REPLY);
+	ck_assert_str_eq(r.r[0].reply, R_TOO_LARGE);
+	ck_assert_int_eq(r.r[1].type, PC_GET);
+	ck_assert_uint_eq(r.r[1].end, len);
+	run_free(&r);
+	free(in);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* delete, incr/decr, touch, gat/gats, verbosity, flush_all                  */
+
+#define W_KEY(t, e, k, ...) W_CMD(t, e, .keys = {k}, __VA_ARGS__)
+
+static const struct pcase delete_forms[] = {
+    C("delete k\r\n", W_KEY(PC_DELETE, 0, "k")),
+    C("delete k 0\r\n", W_KEY(PC_DELETE, 0, "k")),
+    C("delete k noreply\r\n", W_KEY(PC_DELETE, 0, "k", .noreply = true)),
+    C("delete k 0 noreply\r\n", W_KEY(PC_DELETE, 0, "k", .noreply = true)),
+    C("delete noreply\r\n", W_KEY(PC_DELETE, 0, "noreply")), /* the key */
+    C("delete " K250 "\r\n", W_KEY(PC_DELETE, 0, K250)),
+    C("delete k\r\nget a\r\n", W_KEY(PC_DELETE, L("delete k\r\n"), "k"), W_GET(0, "a")),
+    C("delete\r\n", W_ERROR(0)),
+    C("delete k 0 noreply x\r\n", W_ERROR(0)),
+    C("delete k 1\r\n", W_REPLY(0, R_DELETE_USAGE, F_CE)),
+    C("delete k 00\r\n", W_REPLY(0, R_DELETE_USAGE, F_CE)),
+    C("delete k x\r\n", W_REPLY(0, R_DELETE_USAGE, F_CE)),
+    C("delete k 0 x\r\n", W_REPLY(0, R_DELETE_USAGE, F_CE)),
+    C("delete k noreply 0\r\n", W_REPLY(0, R_DELETE_USAGE, F_CE)),
+    C("delete k 1 noreply\r\n", W_SILENT(0, F_CE)),
+    C("delete " K251 "\r\n", W_BADFMT(0)),
+    C("delete " K251 " noreply\r\n", W_SILENT(0, F_CE)),
+    /* Stricter than memcached, which deletes "a" for the last three. */
+    C("delete a\tb\r\n", W_BADFMT(0)),
+    C("delete a\0\r\n", W_BADFMT(0)),
+    C("delete a\0b\r\n", W_BADFMT(0)),
+    C("delete a\0 noreply\r\n", W_BADFMT(0)),
+};
+
+START_TEST(test_delete)
+{
+	check_case(&delete_forms[_i], MAX_LINE);
+}
+END_TEST
+
+static const struct pcase arith_forms[] = {
+    C("incr k 1\r\n", W_KEY(PC_INCR, 0, "k", .delta = 1)),
+    C("decr k 1\r\n", W_KEY(PC_DECR, 0, "k", .delta = 1)),
+    C("incr k 0\r\n", W_KEY(PC_INCR, 0, "k")),
+    C("incr k +5\r\n", W_KEY(PC_INCR, 0, "k", .delta = 5)),
+    C("incr k 007\r\n", W_KEY(PC_INCR, 0, "k", .delta = 7)),
+    C("incr k -0\r\n", W_KEY(PC_INCR, 0, "k")),
+    C("decr k 18446744073709551615\r\n", W_KEY(PC_DECR, 0, "k", .delta = UINT64_MAX)),
+    C("incr k 1 noreply\r\n", W_KEY(PC_INCR, 0, "k", .delta = 1, .noreply = true)),
+    C("incr k 1 foo\r\n", W_KEY(PC_INCR, 0, "k", .delta = 1)),
+    C("incr k\r\n", W_ERROR(0)),
+    C("incr k 1 2 3\r\n", W_ERROR(0)),
+    C("decr\r\n", W_ERROR(0)),
+    C("incr k x\r\n", W_REPLY(0, R_BAD_DELTA, F_CE)),
+    C("incr k -1\r\n", W_REPLY(0, R_BAD_DELTA, F_CE)),
+    C("incr k 1.5\r\n", W_REPLY(0, R_BAD_DELTA, F_CE)),
+    C("decr k 18446744073709551616\r\n", W_REPLY(0, R_BAD_DELTA, F_CE)),
+    C("incr k x noreply\r\n", W_SILENT(0, F_CE)),
+    C("incr k noreply\r\n", W_SILENT(0, F_CE)),
+    C("incr " K251 " 1\r\n", W_BADFMT(0)),
+    C("incr " K251 " x\r\n", W_BADFMT(0)), /* the key is checked first */
+    C("incr " K251 " 1 noreply\r\n", W_SILENT(0, F_CE)),
+    C("incr a\x01 1\r\n", W_BADFMT(0)),
+    C("incr a\x01 x\r\n", W_REPLY(0, R_BAD_DELTA, F_CE)), /* memcached's checks first */
+};
+
+START_TEST(test_incr_decr)
+{
+	check_case(&arith_forms[_i], MAX_LINE);
+}
+END_TEST
+
+static const struct pcase touch_forms[] = {
+    C("touch k 10\r\n", W_KEY(PC_TOUCH, 0, "k", .exptime = 10)),
+    C("touch k -1\r\n", W_KEY(PC_TOUCH, 0, "k", .exptime = -1)),
+    C("touch k 0\r\n", W_KEY(PC_TOUCH, 0, "k")),
+    C("touch k 99999999999\r\n", W_KEY(PC_TOUCH, 0, "k", .exptime = 1215752191)),
+    C("touch k 10 noreply\r\n", W_KEY(PC_TOUCH, 0, "k", .exptime = 10, .noreply = true)),
+    C("touch k 10 x\r\n", W_KEY(PC_TOUCH, 0, "k", .exptime = 10)),
+    C("touch k\r\n", W_ERROR(0)),
+    C("touch k 1 2 3\r\n", W_ERROR(0)),
+    C("touch k x\r\n", W_REPLY(0, R_BAD_EXPTIME, F_CE)),
+    C("touch k 1.5\r\n", W_REPLY(0, R_BAD_EXPTIME, F_CE)),
+    C("touch k 99999999999999999999\r\n", W_REPLY(0, R_BAD_EXPTIME, F_CE)),
+    C("touch k noreply\r\n", W_SILENT(0, F_CE)),
+    C("touch k x noreply\r\n", W_SILENT(0, F_CE)),
+    C("touch " K251 " 1\r\n", W_BADFMT(0)),
+    C("touch a\x7f 1\r\n", W_BADFMT(0)),
+};
+
+START_TEST(test_touch)
+{
+	check_case(&touch_forms[_i], MAX_LINE);
+}
+END_TEST
+
+static const struct pcase gat_forms[] = {
+    C("gat 10 a b\r\n", W_CMD(PC_GAT, 0, .exptime = 10, .keys = {"a", "b"})),
+    C("gats 0 a\r\n", W_CMD(PC_GATS, 0, .keys = {"a"})),
+    C("gat -1 a a\r\n", W_CMD(PC_GAT, 0, .exptime = -1, .keys = {"a", "a"})),
+    C("gat 0 a noreply\r\n", W_CMD(PC_GAT, 0, .keys = {"a", "noreply"})),
+    C("gat  5   a  \r\n", W_CMD(PC_GAT, 0, .exptime = 5, .keys = {"a"})),
+    /* No key: memcached answers an empty result. */
+    C("gat 0\r\n", W_REPLY(0, R_END, 0)),
+    C("gats 0 \r\n", W_REPLY(0, R_END, 0)),
+    C("gat\r\n", W_ERROR(0)),
+    C("gats\r\n", W_ERROR(0)),
+    C("gat x a\r\n", W_REPLY(0, R_BAD_EXPTIME, F_CE)),
+    C("gat x\r\n", W_REPLY(0, R_BAD_EXPTIME, F_CE)),
+    C("gats 1.5 a\r\n", W_REPLY(0, R_BAD_EXPTIME, F_CE)),
+    C("gat 0 " K251 "\r\n", W_BADFMT(0)),
+    C("gat 0 a " K251 " b\r\n", W_BADFMT(0)),
+    C("gat 0 a\tb\r\n", W_BADFMT(0)),
+    C("gat 0 a\0\r\n", W_BADFMT(0)),
+    C("gat 0 a\r\ngat 1 b\r\n", W_CMD(PC_GAT, L("gat 0 a\r\n"), .keys = {"a"}),
+      W_CMD(PC_GAT, 0, .exptime = 1, .keys = {"b"})),
+};
+
+START_TEST(test_gat)
+{
+	check_case(&gat_forms[_i], MAX_LINE);
+}
+END_TEST
+
+START_TEST(test_gat_past_23_tokens_and_key_limit)
+{
+	size_t len;
+	char *in = build("gat 7", " b", 30, "\r\n", &len);
+	struct run r;
+
+	run_all_modes(in, len, MAX_LINE, 0, &r);
+	ck_assert_uint_eq(r.n, 1);
+	ck_assert_int_eq(r.r[0].type, PC_GAT);
+	ck_assert_int_eq(r.r[0].exptime, 7);
+	ck_assert_uint_eq(r.r[0].nkeys, 30);
+	run_free(&r);
+	free(in);
+
+	/* max_keys applies as for get. */
+	in = build("gats 7", " b", 9, "\r\n", &len);
+	{
+		struct pc_parser p;
+		struct pc_cmd cmd;
+		size_t used;
+
+		pc_init(&p, MAX_LINE);
+		p.max_keys = 8;
+		ck_assert_int_eq(pc_parse(&p, in, len, &cmd, &used), PC_COMMAND);
+		ck_assert_int_eq(cmd.type, PC_REPLY);
+		ck_assert(cmd.too_many_keys && cmd.client_error);
+		ck_assert_uint_eq(used, len);
+		pc_free(&p);
+	}
+	free(in);
+}
+END_TEST
+
+static const struct pcase verbosity_forms[] = {
+    C("verbosity 1\r\n", W_CMD(PC_VERBOSITY, 0, .level = 1)),
+    C("verbosity 0\r\n", W_CMD(PC_VERBOSITY, 0)),
+    C("verbosity 1 noreply\r\n", W_CMD(PC_VERBOSITY, 0, .level = 1, .noreply = true)),
+    C("verbosity 1 2\r\n", W_CMD(PC_VERBOSITY, 0, .level = 1)),
+    C("verbosity 4294967296\r\n", W_CMD(PC_VERBOSITY, 0)),
+    C("verbosity 4294967295\r\n", W_CMD(PC_VERBOSITY, 0, .level = UINT32_MAX)),
+    C("verbosity\r\n", W_ERROR(0)),
+    C("verbosity 1 2 3\r\n", W_ERROR(0)),
+    C("verbosity x\r\n", W_BADFMT(0)),
+    C("verbosity -1\r\n", W_BADFMT(0)),
+    C("verbosity noreply\r\n", W_SILENT(0, F_CE)),
+    C("verbosity x noreply\r\n", W_SILENT(0, F_CE)),
+};
+
+START_TEST(test_verbosity)
+{
+	check_case(&verbosity_forms[_i], MAX_LINE);
+}
+END_TEST
+
+static const struct pcase flush_forms[] = {
+    C("flush_all\r\n", W_CMD(PC_FLUSH_ALL, 0)),
+    C("flush_all 0\r\n", W_CMD(PC_FLUSH_ALL, 0, .has_exptime = true)),
+    C("flush_all 10\r\n", W_CMD(PC_FLUSH_ALL, 0, .has_exptime = true, .exptime = 10)),
+    C("flush_all -5\r\n", W_CMD(PC_FLUSH_ALL, 0, .has_exptime = true, .exptime = -5)),
+    C("flush_all noreply\r\n", W_CMD(PC_FLUSH_ALL, 0, .noreply = true)),
+    C("flush_all 10 noreply\r\n",
+      W_CMD(PC_FLUSH_ALL, 0, .has_exptime = true, .exptime = 10, .noreply = true)),
+    C("flush_all 1 2\r\n", W_CMD(PC_FLUSH_ALL, 0, .has_exptime = true, .exptime = 1)),
+    C("flush_all 1 2 3\r\n", W_ERROR(0)),
+    C("flush_all x\r\n", W_REPLY(0, R_BAD_EXPTIME, F_CE)),
+    C("flush_all noreply 5\r\n", W_REPLY(0, R_BAD_EXPTIME, F_CE)),
+    C("flush_all x noreply\r\n", W_SILENT(0, F_CE)),
+    C("flush_all noreply noreply\r\n", W_SILENT(0, F_CE)),
+};
+
+START_TEST(test_flush_all)
+{
+	check_case(&flush_forms[_i], MAX_LINE);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Meta commands                                                            */
+
+#define W_META(t, e, k, fl, ...) W_CMD(t, e, .keys = {k}, .mflags = (fl), __VA_ARGS__)
+#define O32 "O" K10 K10 K10 "k"                      /* an opaque token of 32 bytes: the most */
+#define O33 "O" K10 K10 K10 "kk"                     /* one byte too many */
+#define F16 "v t c f k s O1 q T30 N30 R30 h l u P L" /* 16 flags: 17 at most */
+
+static const struct pcase mg_forms[] = {
+    C("mg a\r\n", W_META(PC_MG, 0, "a", NULL)),
+    C("mg a v\r\n", W_META(PC_MG, 0, "a", "v")),
+    C("mg a v t c f k s O123 q T30 N-1 R30 h l u\r\n",
+      W_META(PC_MG, 0, "a", "v t c f k s O123 q T30 N-1 R30 h l u")),
+    C("mg a qfoo MX Fx1\r\n", W_REPLY(0, R_BAD_FORMAT, F_CE)),     /* F's fault keeps the wording */
+    C("mg a qfoo MX F1\r\n", W_META(PC_MG, 0, "a", "qfoo MX F1")), /* M is not checked for mg */
+    C("mg a C5 D1 J2 I E\r\n", W_REPLY(0, R_INVALID_FLAG, F_CE)),  /* no E in 1.6.18 */
+    C("mg a C5 D1 J2 I\r\n", W_META(PC_MG, 0, "a", "C5 D1 J2 I")),
+    C("mg a " F16 "\r\n", W_META(PC_MG, 0, "a", F16)),
+    C("mg a " O32 "\r\n", W_META(PC_MG, 0, "a", O32)),
+    C("mg a k\0junk\r\n", W_META(PC_MG, 0, "a", "k")),
+    C("mg YWJj b v\r\n", W_META(PC_MG, 0, "YWJj", "b v", .b64 = true)),
+    C("mg YQ== b\r\n", W_META(PC_MG, 0, "YQ==", "b", .b64 = true)),
+    C("mg a v q\r\nmn\r\n", W_META(PC_MG, L("mg a v q\r\n"), "a", "v q"), W_CMD(PC_MN, 0)),
+    C("mg\r\n", W_ERROR(0)),
+    C("mg " K251 " v\r\n", W_BADFMT(0)),
+    C("mg " K251 " zz\r\n", W_BADFMT(0)),
+    C("mg a " F16 " I\r\n", W_META(PC_MG, 0, "a", F16 " I")),
+    C("mg a " F16 " I b\r\n", W_REPLY(0, R_MG_TOO_MANY, F_CE)),
+    C("mg a E5\r\n", W_REPLY(0, R_INVALID_FLAG, F_CE)),
+    C("mg a noreply\r\n", W_REPLY(0, R_INVALID_FLAG, F_CE)),
+    C("mg a v v\r\n", W_REPLY(0, R_DUP_FLAG, F_CE)),
+    C("mg a v vx\r\n", W_REPLY(0, R_DUP_FLAG, F_CE)),
+    C("mg a \x80\r\n", W_REPLY(0, R_DUP_FLAG, F_CE)),
+    C("mg a \x7f\r\n", W_REPLY(0, R_DUP_FLAG, F_CE)),
+    C("mg a Tx\r\n", W_REPLY(0, R_BAD_TOKEN, F_CE)),
+    C("mg a T\r\n", W_REPLY(0, R_BAD_TOKEN, F_CE)),
+    C("mg a N\r\n", W_REPLY(0, R_BAD_TOKEN, F_CE)),
+    C("mg a R1.5\r\n", W_REPLY(0, R_BAD_TOKEN, F_CE)),
+    C("mg a Cx\r\n", W_REPLY(0, R_BAD_TOKEN, F_CE)),
+    C("mg a C-1\r\n", W_REPLY(0, R_BAD_TOKEN, F_CE)),
+    C("mg a Fx\r\n", W_BADFMT(0)),
+    C("mg a F-1\r\n", W_BADFMT(0)),
+    C("mg a Tx Fx\r\n", W_REPLY(0, R_BAD_TOKEN, F_CE)),
+    C("mg a Fx Tx\r\n", W_REPLY(0, R_BAD_TOKEN, F_CE)),
+    C("mg a M\r\n", W_REPLY(0, R_M_LENGTH, F_CE)),
+    C("mg a MSS\r\n", W_REPLY(0, R_M_LENGTH, F_CE)),
+    C("mg a Jx\r\n", W_REPLY(0, R_BAD_INITIAL, F_CE)),
+    C("mg a Dx\r\n", W_REPLY(0, R_BAD_DELTA_VALUE, F_CE)),
+    C("mg a Tx Dx\r\n", W_REPLY(0, R_BAD_DELTA_VALUE, F_CE)), /* the last fault */
+    C("mg a Tx zz\r\n", W_REPLY(0, R_INVALID_FLAG, F_CE)),    /* unless it stops */
+    C("mg a Tx v v\r\n", W_REPLY(0, R_DUP_FLAG, F_CE)),
+    C("mg a b\r\n", W_REPLY(0, R_DECODE_KEY, F_CE)),
+    C("mg ==== b\r\n", W_REPLY(0, R_DECODE_KEY, F_CE)),
+    C("mg YQ= b\r\n", W_REPLY(0, R_DECODE_KEY, F_CE)),
+    C("mg a b Tx\r\n", W_REPLY(0, R_BAD_TOKEN, F_CE)),
+    C("mg a " O33 "\r\n", W_REPLY(0, R_OPAQUE_LONG, F_CE)),
+    /* Stricter than memcached: only clean tokens are forwarded. */
+    C("mg a\tb v\r\n", W_BADFMT(0)),
+    C("mg a\0 v\r\n", W_BADFMT(0)),
+    C("mg a v\x01\r\n", W_BADFMT(0)),
+    C("mg a O\x01x\r\n", W_BADFMT(0)),
+    C("mg a T30\t\r\n", W_BADFMT(0)),
+};
+
+START_TEST(test_meta_get)
+{
+	check_case(&mg_forms[_i], MAX_LINE);
+}
+END_TEST
+
+static const struct pcase ms_forms[] = {
+    C("ms k 2\r\nab\r\n", W_META(PC_MS, 0, "k", NULL, .data = "ab")),
+    C("ms k 2 T0 F5 c q k O9 I MS C1\r\nab\r\n",
+      W_META(PC_MS, 0, "k", "T0 F5 c q k O9 I MS C1", .data = "ab")),
+    C("ms k 2 ME\r\nab\r\n", W_META(PC_MS, 0, "k", "ME", .data = "ab")),
+    C("ms k 2 MA\r\nab\r\n", W_META(PC_MS, 0, "k", "MA", .data = "ab")),
+    C("ms k 2 MP\r\nab\r\n", W_META(PC_MS, 0, "k", "MP", .data = "ab")),
+    C("ms k 2 MR\r\nab\r\n", W_META(PC_MS, 0, "k", "MR", .data = "ab")),
+    C("ms k 0\r\n\r\nget a\r\n", W_META(PC_MS, L("ms k 0\r\n\r\n"), "k", NULL, .data = ""),
+      W_GET(0, "a")),
+    C("ms k +2 v\r\nab\r\n", W_META(PC_MS, 0, "k", "v", .data = "ab")),
+    C("ms YWJj 1 b\r\nx\r\n", W_META(PC_MS, 0, "YWJj", "b", .data = "x", .b64 = true)),
+    C("ms k 2 " O32 "\r\nab\r\n", W_META(PC_MS, 0, "k", O32, .data = "ab")),
+    /* Faults before the length: nothing discarded. */
+    C("ms\r\n", W_ERROR(0)),
+    C("ms k\r\n", W_BADFMT(0)),
+    C("ms k\r\nab\r\n", W_BADFMT(L("ms k\r\n")), W_ERROR(0)),
+    C("ms k x\r\n", W_BADFMT(0)),
+    C("ms k -1\r\nab\r\n", W_BADFMT(L("ms k -1\r\n")), W_ERROR(0)),
+    C("ms k 2147483646\r\n", W_BADFMT(0)),
+    C("ms " K251 " 2\r\nab\r\n", W_BADFMT(L("ms " K251 " 2\r\n")), W_ERROR(0)),
+    C("ms " K251 "\r\n", W_BADFMT(0)),
+    C("ms k 2 " F16 "\r\nab\r\n", W_META(PC_MS, 0, "k", F16, .data = "ab")),
+    C("ms k 2 " F16 " I\r\nab\r\n", W_REPLY(L("ms k 2 " F16 " I\r\n"), R_META_TOO_MANY, F_CE),
+      W_ERROR(0)),
+    /* Faults after it: the block is discarded, unchecked. */
+    C("ms k 2 noreply\r\nab\r\nget a\r\n", W_REPLY(L("ms k 2 noreply\r\n"), R_INVALID_FLAG, F_CE),
+      W_GET(0, "a")),
+    C("ms k 2 v v\r\nab\r\nget a\r\n", W_REPLY(L("ms k 2 v v\r\n"), R_DUP_FLAG, F_CE),
+      W_GET(0, "a")),
+    C("ms k 2 T\r\nabcdget a\r\n", W_REPLY(L("ms k 2 T\r\n"), R_BAD_TOKEN, F_CE), W_GET(0, "a")),
+    C("ms k 2 b\r\nab\r\nget a\r\n", W_REPLY(L("ms k 2 b\r\n"), R_DECODE_KEY, F_CE), W_GET(0, "a")),
+    C("ms k 2 Fx\r\nab\r\nget a\r\n", W_BADFMT(L("ms k 2 Fx\r\n")), W_GET(0, "a")),
+    C("ms k 2 MX\r\nab\r\nget a\r\n", W_REPLY(L("ms k 2 MX\r\n"), R_MS_MODE, F_CE), W_GET(0, "a")),
+    C("ms k 2 MI\r\nab\r\nget a\r\n", W_REPLY(L("ms k 2 MI\r\n"), R_MS_MODE, F_CE), W_GET(0, "a")),
+    C("ms k 2 " O33 "\r\nab\r\nget a\r\n", W_REPLY(L("ms k 2 " O33 "\r\n"), R_OPAQUE_LONG, F_CE),
+      W_GET(0, "a")),
+    C("ms k 2 " O33 " MX\r\nab\r\nget a\r\n", W_REPLY(L("ms k 2 " O33 " MX\r\n"), R_MS_MODE, F_CE),
+      W_GET(0, "a")),
+    C("ms k 2 v\x01\r\nab\r\nget a\r\n", W_BADFMT(L("ms k 2 v\x01\r\n")), W_GET(0, "a")),
+};
+
+START_TEST(test_meta_set)
+{
+	check_case(&ms_forms[_i], MAX_LINE);
+}
+END_TEST
+
+static const struct pcase md_ma_forms[] = {
+    C("md k\r\n", W_META(PC_MD, 0, "k", NULL)),
+    C("md k q C5 I T30 O1 k\r\n", W_META(PC_MD, 0, "k", "q C5 I T30 O1 k")),
+    C("md YWJj b\r\n", W_META(PC_MD, 0, "YWJj", "b", .b64 = true)),
+    C("md\r\n", W_ERROR(0)),
+    C("md " K251 "\r\n", W_BADFMT(0)),
+    C("md k zz\r\n", W_REPLY(0, R_INVALID_OR_DUP, F_CE)),
+    C("md k q q\r\n", W_REPLY(0, R_INVALID_OR_DUP, F_CE)),
+    C("md k Tx\r\n", W_REPLY(0, R_INVALID_OR_DUP, F_CE)),
+    C("md k b\r\n", W_REPLY(0, R_INVALID_OR_DUP, F_CE)),
+    C("md k noreply\r\n", W_REPLY(0, R_INVALID_OR_DUP, F_CE)),
+    C("md k " O33 "\r\n", W_REPLY(0, R_OPAQUE_LONG, F_CE)),
+    C("md k " F16 " I b\r\n", W_REPLY(0, R_META_TOO_MANY, F_CE)),
+    C("md a\0\r\n", W_BADFMT(0)),
+    C("ma k\r\n", W_META(PC_MA, 0, "k", NULL)),
+    C("ma k D5 J10 N0 MI q O1 t c v\r\n", W_META(PC_MA, 0, "k", "D5 J10 N0 MI q O1 t c v")),
+    C("ma k MD\r\n", W_META(PC_MA, 0, "k", "MD")),
+    C("ma k M+\r\n", W_META(PC_MA, 0, "k", "M+")),
+    C("ma k M-\r\n", W_META(PC_MA, 0, "k", "M-")),
+    C("ma\r\n", W_ERROR(0)),
+    C("ma " K251 "\r\n", W_BADFMT(0)),
+    C("ma k MX\r\n", W_REPLY(0, R_MA_MODE, F_CE)),
+    C("ma k MS\r\n", W_REPLY(0, R_MA_MODE, F_CE)),
+    C("ma k Dx\r\n", W_REPLY(0, R_INVALID_OR_DUP, F_CE)),
+    C("ma k D-1\r\n", W_REPLY(0, R_INVALID_OR_DUP, F_CE)),
+    C("ma k noreply\r\n", W_REPLY(0, R_INVALID_OR_DUP, F_CE)),
+    C("ma k " O33 "\r\n", W_REPLY(0, R_OPAQUE_LONG, F_CE)),
+    C("ma k " O33 " MX\r\n", W_REPLY(0, R_MA_MODE, F_CE)),
+    C("ma k\x01 D1\r\n", W_BADFMT(0)),
+};
+
+START_TEST(test_meta_delete_and_arithmetic)
+{
+	check_case(&md_ma_forms[_i], MAX_LINE);
+}
+END_TEST
+
+static const struct pcase mn_me_forms[] = {
+    C("mn\r\n", W_CMD(PC_MN, 0)),
+    C("mn foo bar\r\n", W_CMD(PC_MN, 0)),
+    C("mn noreply\r\n", W_CMD(PC_MN, 0)),
+    C("me k\r\n", W_KEY(PC_ME, 0, "k")),
+    C("me k zzz q q\r\n", W_KEY(PC_ME, 0, "k")), /* other flags are ignored */
+    C("me YWJj b\r\n", W_KEY(PC_ME, 0, "YWJj", .b64 = true)),
+    C("me a bx\r\n", W_KEY(PC_ME, 0, "a")), /* only a lone b counts */
+    C("me a v b\r\n", W_KEY(PC_ME, 0, "a")),
+    C("me\r\n", W_BADFMT(0)),
+    C("me " K251 "\r\n", W_BADFMT(0)),
+    C("me a b\r\n", W_BADFMT(0)),
+    C("me a\tb\r\n", W_BADFMT(0)),
+    C("mz\r\n", W_ERROR(0)),
+    C("m1 a\r\n", W_ERROR(0)),
+};
+
+START_TEST(test_meta_noop_and_debug)
+{
+	check_case(&mn_me_forms[_i], MAX_LINE);
 }
 END_TEST
 
@@ -1285,16 +2024,6 @@ END_TEST
 /* Other commands memcached knows                                            */
 
 static const struct pcase refused[] = {
-    C("delete k\r\n", W_UNSUP(0)),
-    C("delete k 0\r\n", W_UNSUP(0)),
-    C("incr k 1\r\n", W_UNSUP(0)),
-    C("decr k 1\r\n", W_UNSUP(0)),
-    C("touch k 0\r\n", W_UNSUP(0)),
-    C("gat 0 a\r\n", W_UNSUP(0)),
-    C("gats 0 a\r\n", W_UNSUP(0)),
-    C("flush_all\r\n", W_UNSUP(0)),
-    C("flush_all 0\r\n", W_UNSUP(0)),
-    C("verbosity 1\r\n", W_UNSUP(0)),
     C("cache_memlimit 100\r\n", W_UNSUP(0)),
     C("shutdown\r\n", W_UNSUP(0)),
     C("shutdown graceful\r\n", W_UNSUP(0)),
@@ -1303,13 +2032,7 @@ static const struct pcase refused[] = {
     C("lru mode flat\r\n", W_UNSUP(0)),
     C("watch\r\n", W_UNSUP(0)),
     C("refresh_certs\r\n", W_UNSUP(0)),
-    C("mg a v\r\n", W_UNSUP(0)),
-    C("md a\r\n", W_UNSUP(0)),
-    C("mn\r\n", W_UNSUP(0)),
-    C("ma a\r\n", W_UNSUP(0)),
-    C("me a\r\n", W_UNSUP(0)),
-    C("mg a v q\r\nmn\r\n", W_UNSUP(L("mg a v q\r\n")), W_UNSUP(0)),
-    C("delete k\r\nget a\r\n", W_UNSUP(L("delete k\r\n")), W_GET(0, "a")),
+    C("shutdown\r\nget a\r\n", W_UNSUP(L("shutdown\r\n")), W_GET(0, "a")),
 };
 
 START_TEST(test_known_commands_refused)
@@ -1320,16 +2043,9 @@ END_TEST
 
 /* Commands whose noreply memcached honours are refused without a word. */
 static const struct pcase refused_noreply[] = {
-    C("delete k noreply\r\n", W_SILENT(0, F_UNSUP)),
-    C("delete k 0 noreply\r\n", W_SILENT(0, F_UNSUP)),
-    C("incr a 1 noreply\r\n", W_SILENT(0, F_UNSUP)),
-    C("decr a 1 noreply\r\n", W_SILENT(0, F_UNSUP)),
-    C("touch k 0 noreply\r\n", W_SILENT(0, F_UNSUP)),
-    C("flush_all noreply\r\n", W_SILENT(0, F_UNSUP)),
-    C("flush_all 0 noreply\r\n", W_SILENT(0, F_UNSUP)),
-    C("verbosity 1 noreply\r\n", W_SILENT(0, F_UNSUP)),
     C("cache_memlimit 100 noreply\r\n", W_SILENT(0, F_UNSUP)),
-    C("delete k noreply\r\nget a\r\n", W_SILENT(L("delete k noreply\r\n"), F_UNSUP), W_GET(0, "a")),
+    C("cache_memlimit 100 noreply\r\nget a\r\n",
+      W_SILENT(L("cache_memlimit 100 noreply\r\n"), F_UNSUP), W_GET(0, "a")),
 };
 
 START_TEST(test_known_commands_noreply_silent)
@@ -1364,13 +2080,13 @@ START_TEST(test_http_rule_skipped_for_words_memcached_nests)
 END_TEST
 
 /*
- * Regression: noreply silences a refused command only where memcached honours it
+ * Regression: noreply silences a command only where memcached honours it
  * (set_noreply_maybe after a passing token-count check). Measured on 1.6.18,
  * each of these still gets a reply (MN, VALUE…END, CLIENT_ERROR invalid flag,
  * ERROR: shutdown not enabled, ERROR, NOT_FOUND…), so silence here breaks
  * DESIGN's "every request gets exactly one reply" and leaves the client
- * waiting. Which reply coalesced sends is its business; that it sends one is
- * what is tested.
+ * waiting. Which reply coalesced sends is its business; that it sends one --
+ * a reply of the parser's own, or a command without noreply -- is tested.
  */
 static const char *const noreply_ignored[] = {
     "mn noreply\r\n",
@@ -1393,8 +2109,9 @@ START_TEST(test_noreply_ignored_where_memcached_ignores_it)
 	const char *in = noreply_ignored[_i];
 	struct run r;
 
-	run_all_modes(in, strlen(in), MAX_LINE, &r);
-	ck_assert_msg(r.n == 1 && r.r[0].st == PC_COMMAND && r.r[0].type == PC_REPLY,
+	run_all_modes(in, strlen(in), MAX_LINE, 0, &r);
+	ck_assert_msg(r.n == 1 && r.r[0].st == PC_COMMAND && r.r[0].type != PC_SILENT &&
+	                  !r.r[0].noreply,
 	              "\"%s\": memcached replies, coalesced must too (type %d)",
 	              show(in, strlen(in)), r.n ? (int)r.r[0].type : -1);
 	run_free(&r);
@@ -1412,11 +2129,16 @@ START_TEST(test_storage_long_zero_padded_numbers)
 	/* On the stack: a failing assertion must not leak (CK_FORK=no). */
 	char in[128];
 	size_t len = build_in(in, sizeof(in), "set k 0 0 ", "0", 70, "1\r\nx\r\n");
-	struct pcase c = DYN(in, len, W_UNSUP(0));
+	struct pcase c = DYN(in, len, W_SET(0, "k", "x"));
 
 	check_case(&c, MAX_LINE);
-	len = build_in(in, sizeof(in), "set k ", "0", 70, " 0 1\r\nx\r\n");
-	c = (struct pcase)DYN(in, len, W_UNSUP(0));
+	len = build_in(in, sizeof(in), "set k ", "0", 70, "7 0 1\r\nx\r\n");
+	c = (struct pcase)DYN(in, len, W_SET(0, "k", "x", .cflags = 7));
+	check_case(&c, MAX_LINE);
+	len =
+	    build_in(in, sizeof(in), "ms k ", "0", 70, "1 T00000000000000000000000000009\r\nx\r\n");
+	c = (struct pcase)DYN(in, len,
+	                      W_META(PC_MS, 0, "k", "T00000000000000000000000000009", .data = "x"));
 	check_case(&c, MAX_LINE);
 }
 END_TEST
@@ -1438,19 +2160,24 @@ END_TEST
  * data length ("CLIENT_ERROR options flags too long", nothing swallowed; the
  * data line then gives ERROR — measured with 17 flags). The parser swallows
  * the block instead, so the two streams fall out of step. 16 flags (19
- * tokens) are swallowed by both.
+ * tokens) are read with their block by both; the same flag twice is
+ * "duplicate flag", the block discarded.
  */
 START_TEST(test_meta_set_too_many_flags_swallows_nothing)
 {
 	char in[128];
-	size_t len = build_in(in, sizeof(in), "ms k 2", " T0", 16, "\r\nab\r\n");
-	struct pcase c = DYN(in, len, W_UNSUP(0));
+	size_t len = build_in(in, sizeof(in), "ms k 2 ", F16, 1, "\r\nab\r\n");
+	struct pcase c = DYN(in, len, W_META(PC_MS, 0, "k", F16, .data = "ab"));
 
 	check_case(&c, MAX_LINE);
-	len = build_in(in, sizeof(in), "ms k 2", " T0", 17, "\r\nab\r\n");
+	len = build_in(in, sizeof(in), "ms k 2 ", F16, 1, " I\r\nab\r\n");
 	c = (struct pcase)DYN(
 	    in, len, W_REPLY(len - L("ab\r\n"), "CLIENT_ERROR options flags too long\r\n", F_CE),
 	    W_ERROR(0));
+	check_case(&c, MAX_LINE);
+	len = build_in(in, sizeof(in), "ms k 2", " T0", 16, "\r\nab\r\nget a\r\n");
+	c = (struct pcase)DYN(in, len, W_REPLY(len - L("ab\r\nget a\r\n"), R_DUP_FLAG, F_CE),
+	                      W_GET(0, "a"));
 	check_case(&c, MAX_LINE);
 }
 END_TEST
@@ -1464,6 +2191,8 @@ Suite *proto_client_suite(void)
 	TCase *cmd = tcase_create("commands");
 	TCase *lines = tcase_create("long_lines");
 	TCase *store = tcase_create("storage");
+	TCase *keycmd = tcase_create("key_commands");
+	TCase *meta = tcase_create("meta");
 	TCase *bugs = tcase_create("regressions");
 
 	tcase_add_loop_test(tc, test_get_forms, 0, NCASES(get_forms));
@@ -1503,15 +2232,35 @@ Suite *proto_client_suite(void)
 	tcase_add_test(lines, test_scan_never_rereads_searched_bytes);
 	suite_add_tcase(s, lines);
 
-	tcase_add_loop_test(store, test_storage_refused_after_data, 0, NCASES(storage_ok));
-	tcase_add_loop_test(store, test_storage_noreply_silent, 0, NCASES(storage_noreply));
+	tcase_set_timeout(store, 60);
+	tcase_add_loop_test(store, test_storage_parsed_with_data, 0, NCASES(storage_ok));
+	tcase_add_loop_test(store, test_storage_noreply, 0, NCASES(storage_noreply));
 	tcase_add_loop_test(store, test_storage_numbers_as_memcached, 0, NCASES(storage_numbers));
 	tcase_add_loop_test(store, test_storage_bad_data_chunk, 0, NCASES(storage_bad_chunk));
 	tcase_add_loop_test(store, test_storage_waits_for_data, 0, NCASES(storage_waiting));
 	tcase_add_loop_test(store, test_storage_malformed_swallows_nothing, 0,
 	                    NCASES(storage_malformed));
-	tcase_add_loop_test(store, test_meta_set_refused_after_data, 0, NCASES(mset));
+	tcase_add_loop_test(store, test_storage_too_large_discarded, 0, NCASES(too_large));
+	tcase_add_loop_test(store, test_storage_bad_key_discards_block, 0, NCASES(storage_bad_key));
+	tcase_add_test(store, test_storage_need);
+	tcase_add_test(store, test_storage_block_never_read);
+	tcase_add_test(store, test_storage_too_large_across_reads);
 	suite_add_tcase(s, store);
+
+	tcase_add_loop_test(keycmd, test_delete, 0, NCASES(delete_forms));
+	tcase_add_loop_test(keycmd, test_incr_decr, 0, NCASES(arith_forms));
+	tcase_add_loop_test(keycmd, test_touch, 0, NCASES(touch_forms));
+	tcase_add_loop_test(keycmd, test_gat, 0, NCASES(gat_forms));
+	tcase_add_test(keycmd, test_gat_past_23_tokens_and_key_limit);
+	tcase_add_loop_test(keycmd, test_verbosity, 0, NCASES(verbosity_forms));
+	tcase_add_loop_test(keycmd, test_flush_all, 0, NCASES(flush_forms));
+	suite_add_tcase(s, keycmd);
+
+	tcase_add_loop_test(meta, test_meta_get, 0, NCASES(mg_forms));
+	tcase_add_loop_test(meta, test_meta_set, 0, NCASES(ms_forms));
+	tcase_add_loop_test(meta, test_meta_delete_and_arithmetic, 0, NCASES(md_ma_forms));
+	tcase_add_loop_test(meta, test_meta_noop_and_debug, 0, NCASES(mn_me_forms));
+	suite_add_tcase(s, meta);
 
 	tcase_add_loop_test(bugs, test_http_rule_skipped_for_words_memcached_nests, 0,
 	                    NCASES(http_nested));

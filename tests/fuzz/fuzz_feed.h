@@ -41,6 +41,7 @@ typedef void (*feed_cb)(void *ctx, const struct feed_call *c);
 struct feed_plan {
 	size_t max_line;
 	uint32_t max_keys;
+	size_t max_value;
 	size_t split; /* one cut at this offset, when chunk is 0 */
 	size_t chunk; /* else reads of this many bytes */
 };
@@ -48,9 +49,10 @@ struct feed_plan {
 /*
  * The first input byte chooses the plan, so that the fuzzer explores cut
  * points alongside contents: bit 0 picks tight limits (max_line 2048, the
- * smallest the configuration allows, and at most 8 keys per get) or loose
- * ones (4096, no key limit); the other seven bits either place one cut
- * proportionally in the input or set a read size of 1 to 64 bytes.
+ * smallest the configuration allows, at most 8 keys per get and values of
+ * at most 64 bytes) or loose ones (4096, no key limit, the default value
+ * limit); the other seven bits either place one cut proportionally in the
+ * input or set a read size of 1 to 64 bytes.
  */
 static inline struct feed_plan feed_plan_of(uint8_t b, size_t n)
 {
@@ -59,6 +61,7 @@ static inline struct feed_plan feed_plan_of(uint8_t b, size_t n)
 
 	pl.max_line = (b & 1) ? 2048 : 4096;
 	pl.max_keys = (b & 1) ? 8 : UINT32_MAX;
+	pl.max_value = (b & 1) ? 64 : PC_VALUE_MAX_DEFAULT;
 	if (sel < 64) {
 		pl.split = n * sel / 64;
 		pl.chunk = 0;
@@ -98,6 +101,7 @@ static inline struct feed_result feed_run(const uint8_t *data, size_t n, const s
 	ASAN_POISON_MEMORY_REGION(mem, n);
 	pc_init(&p, pl->max_line);
 	p.max_keys = pl->max_keys;
+	p.max_value = pl->max_value;
 	/* Every call that returns a command or a close consumes at least one
 	 * byte, and a read ends in at most one call that consumes none: more
 	 * calls than bytes plus reads means the parser is stuck. */

@@ -1,23 +1,31 @@
 /*
  * fuzz_injection: libFuzzer target for the property that matters most in a
  * proxy shared by many clients: whatever bytes a client sends, only clean
- * `gets` lines reach the upstream, so no client can inject a command into,
- * or poison, a request shared with others.
+ * requests reach the upstream -- `gets` lines and, for writes and meta
+ * commands, one line rebuilt from the parsed parts plus exactly the data
+ * block it announces -- so no client can inject a command into, or poison,
+ * a request shared with others.
  *
  * The input is parsed as a connection parses it (fuzz_feed.h). Every get/gets
  * the parser accepts is turned into the upstream line as the daemon does it,
  * alone and batched with the keys of the other commands, and each line goes
- * through a strict checker written without reference to the parser. An
- * independent reading of each complete request line also checks that the
- * parser accepts exactly the get/gets lines whose every key is clean, with
- * exactly those keys. Any violation traps.
+ * through a strict checker written without reference to the parser. Every
+ * other command is rebuilt from its parts as a session forwards it, and goes
+ * through a strict checker too. An independent reading of each complete
+ * request line also checks that the parser accepts exactly the get/gets
+ * lines whose every key is clean, with exactly those keys, and that the key,
+ * flag tokens and data length of any other command it accepts are the ones
+ * on the line. Any violation traps.
  */
 #include "fuzz_feed.h"
 #include "proto_client.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -211,6 +219,223 @@ static void oracle(const struct feed_call *c, const char *s, const char *e)
 	free(t);
 }
 
+static bool is_storage(enum pc_type t)
+{
+	return t == PC_SET || t == PC_ADD || t == PC_REPLACE || t == PC_APPEND || t == PC_PREPEND ||
+	       t == PC_CAS;
+}
+
+/* The declared length of a data block as memcached reads it: a long, kept
+ * in 32 bits. */
+static bool declared_length(const struct span *t, size_t *out)
+{
+	char *buf = malloc(t->n + 1), *end;
+	long v;
+	bool ok;
+
+	CHECK(buf != NULL);
+	memcpy(buf, t->p, t->n);
+	buf[t->n] = '\0';
+	errno = 0;
+	v = strtol(buf, &end, 10);
+	ok = t->n > 0 && errno != ERANGE && end != buf && (int32_t)v >= 0;
+	free(buf);
+	if (ok)
+		*out = (size_t)(int32_t)v;
+	return ok;
+}
+
+/* A token forwarded as sent (a meta flag): wire bytes only, any length. */
+static bool clean_token(const struct span *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (!wire_key_byte((unsigned char)t->p[i]))
+			return false;
+	return t->n > 0;
+}
+
+/*
+ * The independent reading of an accepted write or meta command whose line is
+ * [s, e): its key is the line's second token; a meta command's flags are the
+ * tokens after the key (after the length, for ms), token for token; and a
+ * data block is as long as the line says, right after the line.
+ */
+static void write_oracle(const struct feed_call *c, const char *s, const char *e)
+{
+	const struct pc_cmd *cmd = c->cmd;
+	const char *nl = e, *nul;
+	struct span t[24];
+	size_t nt, first = 2;
+
+	if (e > s && e[-1] == '\r')
+		e--;
+	nul = memchr(s, '\0', (size_t)(e - s));
+	/* memcached reads the line up to a NUL; so does the parser. */
+	nt = split_spaces(s, nul ? nul : e, t, 24);
+	CHECK(nt >= 1 && word_is(&t[0], pc_type_word(cmd->type)));
+	if (cmd->type == PC_GAT || cmd->type == PC_GATS) {
+		size_t max = (size_t)(e - s) / 2 + 2, nk;
+		struct span *k = malloc(max * sizeof(*k));
+		CHECK(k != NULL && nt >= 2);
+		nk = split_spaces(t[1].p + t[1].n, e, k, max);
+		CHECK(nk == cmd->nkeys);
+		for (size_t i = 0; i < nk; i++)
+			CHECK(clean_key(&k[i]) && cmd->keys[i].p == k[i].p &&
+			      cmd->keys[i].len == k[i].n);
+		free(k);
+		return;
+	}
+	if (cmd->nkeys == 1) {
+		CHECK(nt >= 2 && clean_key(&t[1]));
+		CHECK(cmd->keys[0].p == t[1].p && cmd->keys[0].len == t[1].n);
+		/* A NUL right after the key would have cut it short. */
+		CHECK(!nul || t[1].p + t[1].n != nul);
+	}
+	if (is_storage(cmd->type) || cmd->type == PC_MS) {
+		size_t want;
+		CHECK(nt > (cmd->type == PC_MS ? 2u : 4u));
+		CHECK(declared_length(&t[cmd->type == PC_MS ? 2 : 4], &want));
+		CHECK(cmd->datalen == want);
+		CHECK(cmd->data == nl + 1);
+	}
+	if (cmd->type == PC_MS)
+		first = 3;
+	if (cmd->type == PC_MG || cmd->type == PC_MS || cmd->type == PC_MD || cmd->type == PC_MA) {
+		CHECK(nt - first == cmd->nmflags);
+		for (uint32_t i = 0; i < cmd->nmflags; i++) {
+			const struct pc_mflag *f = &cmd->mflags[i];
+			CHECK(f->arg - 1 == t[first + i].p && f->arglen + 1 == t[first + i].n);
+			CHECK(clean_token(&t[first + i]));
+		}
+	}
+}
+
+struct out {
+	char *p;
+	size_t len, cap;
+};
+
+static void put(struct out *o, const void *p, size_t n)
+{
+	if (o->len + n > o->cap) {
+		size_t cap = (o->len + n) * 2;
+		char *nb = realloc(o->p, cap);
+		CHECK(nb != NULL);
+		o->p = nb;
+		o->cap = cap;
+	}
+	memcpy(o->p + o->len, p, n);
+	o->len += n;
+}
+
+static void put_u64(struct out *o, uint64_t v)
+{
+	char tmp[32];
+	int n = snprintf(tmp, sizeof(tmp), " %" PRIu64, v);
+	CHECK(n > 0 && (size_t)n < sizeof(tmp));
+	put(o, tmp, (size_t)n);
+}
+
+static void put_i64(struct out *o, int64_t v)
+{
+	char tmp[32];
+	int n = snprintf(tmp, sizeof(tmp), " %" PRId64, v);
+	CHECK(n > 0 && (size_t)n < sizeof(tmp));
+	put(o, tmp, (size_t)n);
+}
+
+/* A write or meta command as a session forwards it: rebuilt from its parts,
+ * never from the client's bytes. */
+static void encode_write(struct out *o, const struct pc_cmd *cmd)
+{
+	const char *w = pc_type_word(cmd->type);
+
+	CHECK(w != NULL);
+	put(o, w, strlen(w));
+	if (cmd->type == PC_GAT || cmd->type == PC_GATS)
+		put_i64(o, cmd->exptime);
+	for (uint32_t i = 0; i < cmd->nkeys; i++) {
+		put(o, " ", 1);
+		put(o, cmd->keys[i].p, cmd->keys[i].len);
+	}
+	if (is_storage(cmd->type)) {
+		put_u64(o, cmd->flags);
+		put_i64(o, cmd->exptime);
+		put_u64(o, cmd->datalen);
+		if (cmd->type == PC_CAS)
+			put_u64(o, cmd->cas);
+	}
+	if (cmd->type == PC_MS)
+		put_u64(o, cmd->datalen);
+	if (cmd->type == PC_INCR || cmd->type == PC_DECR)
+		put_u64(o, cmd->delta);
+	if (cmd->type == PC_TOUCH || (cmd->type == PC_FLUSH_ALL && cmd->has_exptime))
+		put_i64(o, cmd->exptime);
+	if (cmd->type == PC_VERBOSITY)
+		put_u64(o, cmd->level);
+	if (cmd->type == PC_ME && cmd->key_base64)
+		put(o, " b", 2);
+	for (uint32_t i = 0; i < cmd->nmflags; i++) {
+		put(o, " ", 1);
+		put(o, &cmd->mflags[i].flag, 1);
+		put(o, cmd->mflags[i].arg, cmd->mflags[i].arglen);
+	}
+	if (cmd->noreply)
+		put(o, " noreply", 8);
+	put(o, "\r\n", 2);
+	if (cmd->data) {
+		put(o, cmd->data, cmd->datalen);
+		put(o, "\r\n", 2);
+	}
+}
+
+/*
+ * Strict checker for one rebuilt request: a line of tokens of wire bytes
+ * separated by single spaces, CR LF, then -- for a command that carries
+ * one -- exactly the block the line announces and CR LF. The block length is
+ * read back from the line (the fifth token of a storage command, the third
+ * of ms). Written from the protocol, not the parser.
+ */
+static void strict_request(const char *s, size_t n, enum pc_type type)
+{
+	size_t i = 0, ntok = 0, line, block = 0, at = 0;
+	bool has_block = is_storage(type) || type == PC_MS;
+
+	while (i < n && s[i] != '\r') {
+		size_t k = 0, start;
+		if (ntok)
+			CHECK(s[i++] == ' ');
+		start = i;
+		while (i < n && s[i] != ' ' && s[i] != '\r') {
+			CHECK(wire_key_byte((unsigned char)s[i]));
+			i++;
+			k++;
+		}
+		CHECK(k >= 1);
+		if (has_block && ntok == (type == PC_MS ? 2u : 4u)) {
+			CHECK(k <= 10);
+			for (size_t j = start; j < i; j++) {
+				CHECK(s[j] >= '0' && s[j] <= '9');
+				block = block * 10 + (size_t)(s[j] - '0');
+			}
+			at = ntok;
+		}
+		/* The key: as long as keys may be. */
+		if (ntok == 1 && type != PC_VERBOSITY && type != PC_FLUSH_ALL && type != PC_GAT &&
+		    type != PC_GATS)
+			CHECK(k <= 250);
+		ntok++;
+	}
+	CHECK(i + 1 < n && s[i] == '\r' && s[i + 1] == '\n');
+	line = i + 2;
+	if (!has_block) {
+		CHECK(n == line);
+		return;
+	}
+	CHECK(at != 0);
+	CHECK(n == line + block + 2 && s[n - 2] == '\r' && s[n - 1] == '\n');
+}
+
 static void on_call(void *ctxp, const struct feed_call *c)
 {
 	struct ctx *x = ctxp;
@@ -223,8 +448,25 @@ static void on_call(void *ctxp, const struct feed_call *c)
 	 */
 	if (c->swallow_before == 0 && !(c->first && (unsigned char)c->buf[0] == 0x80)) {
 		const char *nl = memchr(c->buf, '\n', c->len);
-		if (nl && (size_t)(nl - c->buf) <= c->p->max_line)
+		if (nl && (size_t)(nl - c->buf) <= c->p->max_line) {
 			oracle(c, c->buf, nl);
+			if (c->st == PC_COMMAND && pc_type_word(cmd->type) && cmd->type != PC_GET &&
+			    cmd->type != PC_GETS)
+				write_oracle(c, c->buf, nl);
+		}
+	}
+	/* Every key is clean, whatever the command. */
+	if (c->st == PC_COMMAND)
+		for (uint32_t i = 0; i < cmd->nkeys; i++) {
+			struct span k = {cmd->keys[i].p, cmd->keys[i].len};
+			CHECK(clean_key(&k));
+		}
+	if (c->st == PC_COMMAND && pc_type_word(cmd->type) && cmd->type != PC_GET &&
+	    cmd->type != PC_GETS && cmd->type != PC_STATS && cmd->type != PC_QUIT) {
+		struct out o = {0};
+		encode_write(&o, cmd);
+		strict_request(o.p, o.len, cmd->type);
+		free(o.p);
 	}
 	if (c->st != PC_COMMAND || (cmd->type != PC_GET && cmd->type != PC_GETS))
 		return;

@@ -5,8 +5,9 @@
  * parser's limits (fuzz_feed.h); the rest is what a client sends. Each pc_parse() call
  * is checked against the parser's contract, and the whole stream is parsed a
  * second time in one read: wherever the answer may not depend on how TCP cut
- * the stream, both runs must produce the same commands at the same offsets.
- * Any violation traps.
+ * the stream, both runs must produce the same commands at the same offsets,
+ * with the same parts (keys, numbers, data blocks, meta flags). Every part
+ * of a parsed command must lie where the header says. Any violation traps.
  */
 #include "fuzz_feed.h"
 #include "proto_client.h"
@@ -27,10 +28,10 @@
 struct event {
 	enum pc_status st;
 	enum pc_type type;
-	bool client_error, unsupported, too_many_keys;
+	bool client_error, unsupported, too_many_keys, too_large;
 	uint32_t nkeys;
 	size_t end;    /* stream offset after the command (not for PC_CLOSE) */
-	uint64_t hash; /* of the reply text, keys and stats arguments */
+	uint64_t hash; /* of the reply text, keys, arguments and every part */
 };
 
 struct events {
@@ -65,6 +66,104 @@ static bool key_clean(const char *k, size_t n)
 	return true;
 }
 
+static bool bytes_clean(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+		if (ch <= 0x20 || ch == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+static bool is_storage(enum pc_type t)
+{
+	return t == PC_SET || t == PC_ADD || t == PC_REPLACE || t == PC_APPEND || t == PC_PREPEND ||
+	       t == PC_CAS;
+}
+
+static bool is_meta(enum pc_type t)
+{
+	return t == PC_MG || t == PC_MS || t == PC_MD || t == PC_MA || t == PC_MN || t == PC_ME;
+}
+
+/* The parts of a parsed command: where they are and what they hold. */
+static void check_parts(const struct feed_call *c)
+{
+	const struct pc_cmd *cmd = c->cmd;
+	/* The end of a discarded block may come first in the same call. */
+	const char *start = c->buf + c->swallow_before;
+	size_t len = c->consumed - (size_t)c->swallow_before;
+	const char *nl = memchr(start, '\n', len);
+	size_t line;
+
+	/* A command starts with its line, which its keys and flags are from. */
+	CHECK(c->swallow_before <= c->consumed && nl != NULL);
+	line = (size_t)(nl - start);
+	CHECK(cmd->reply == NULL && !cmd->client_error && !cmd->unsupported && !cmd->too_large);
+	CHECK(pc_type_word(cmd->type) != NULL);
+	for (uint32_t i = 0; i < cmd->nkeys; i++) {
+		CHECK(inside(cmd->keys[i].p, cmd->keys[i].len, start, line));
+		CHECK(key_clean(cmd->keys[i].p, cmd->keys[i].len));
+	}
+	if (cmd->type == PC_GET || cmd->type == PC_GETS || cmd->type == PC_GAT ||
+	    cmd->type == PC_GATS)
+		CHECK(cmd->nkeys >= 1 && cmd->nkeys <= c->p->max_keys);
+	else if (cmd->type == PC_MN || cmd->type == PC_VERSION || cmd->type == PC_QUIT ||
+	         cmd->type == PC_STATS || cmd->type == PC_VERBOSITY || cmd->type == PC_FLUSH_ALL)
+		CHECK(cmd->nkeys == 0);
+	else
+		CHECK(cmd->nkeys == 1);
+	if (is_storage(cmd->type) || cmd->type == PC_MS) {
+		/* The block right after the line, CRLF after it, and the command
+		 * ends there. */
+		CHECK(cmd->data == nl + 1);
+		CHECK(cmd->datalen <= c->p->max_value);
+		CHECK(len == line + 1 + cmd->datalen + 2);
+		CHECK(cmd->data[cmd->datalen] == '\r' && cmd->data[cmd->datalen + 1] == '\n');
+	} else {
+		CHECK(cmd->data == NULL && cmd->datalen == 0);
+		CHECK(len == line + 1);
+	}
+	if (is_meta(cmd->type) && cmd->type != PC_MN && cmd->type != PC_ME) {
+		CHECK(cmd->nmflags <= PC_MFLAGS_MAX);
+		for (uint32_t i = 0; i < cmd->nmflags; i++) {
+			const struct pc_mflag *f = &cmd->mflags[i];
+			CHECK(inside(f->arg - 1, f->arglen + 1, start, line));
+			CHECK(f->arg[-1] == f->flag && bytes_clean(f->arg - 1, f->arglen + 1));
+			if (f->flag == 'O')
+				CHECK(f->arglen + 1 <= 32);
+		}
+	} else {
+		/* me takes b alone, and no other flag. */
+		CHECK(cmd->nmflags == 0 && (cmd->type == PC_ME || !cmd->key_base64));
+	}
+	if (cmd->key_base64)
+		CHECK(pc_base64_decode(cmd->keys[0].p, cmd->keys[0].len, NULL) > 0);
+	if (cmd->noreply)
+		CHECK(!is_meta(cmd->type) && cmd->type != PC_GET && cmd->type != PC_GETS &&
+		      cmd->type != PC_GAT && cmd->type != PC_GATS);
+}
+
+static uint64_t hash_parts(uint64_t h, const struct pc_cmd *cmd)
+{
+	h = fnv(h, &cmd->noreply, sizeof(cmd->noreply));
+	h = fnv(h, &cmd->flags, sizeof(cmd->flags));
+	h = fnv(h, &cmd->exptime, sizeof(cmd->exptime));
+	h = fnv(h, &cmd->has_exptime, sizeof(cmd->has_exptime));
+	h = fnv(h, &cmd->cas, sizeof(cmd->cas));
+	h = fnv(h, &cmd->delta, sizeof(cmd->delta));
+	h = fnv(h, &cmd->level, sizeof(cmd->level));
+	h = fnv(h, &cmd->key_base64, sizeof(cmd->key_base64));
+	if (cmd->data)
+		h = fnv(h, cmd->data, cmd->datalen);
+	for (uint32_t i = 0; i < cmd->nmflags; i++) {
+		h = fnv(h, &cmd->mflags[i].flag, 1);
+		h = fnv(h, cmd->mflags[i].arg, cmd->mflags[i].arglen);
+	}
+	return h;
+}
+
 static void check_call(void *ctx, const struct feed_call *c)
 {
 	struct events *ev = ctx;
@@ -73,7 +172,12 @@ static void check_call(void *ctx, const struct feed_call *c)
 
 	CHECK(c->consumed <= c->len);
 	if (c->st == PC_NEED_MORE) {
-		if (c->consumed == 0 && c->swallow_before == 0) {
+		if (c->consumed == 0 && c->swallow_before == 0 && c->p->need) {
+			/* Waiting for a data block: its line is there, the rest not. */
+			CHECK(c->p->swallow == 0);
+			CHECK(c->len < c->p->need);
+			CHECK(memchr(c->buf, '\n', c->len) != NULL);
+		} else if (c->consumed == 0 && c->swallow_before == 0) {
 			/* Waiting for a line end: there must be none in what it was given. */
 			CHECK(c->p->swallow == 0);
 			CHECK(c->p->scanned <= c->len);
@@ -106,6 +210,13 @@ static void check_call(void *ctx, const struct feed_call *c)
 			CHECK(feed_reply_ok(cmd->reply));
 			/* Too many keys is a client's mistake, answered, never sent. */
 			CHECK(!cmd->too_many_keys || cmd->client_error);
+			/* A value over the limit: memcached's words, its block to go. */
+			if (cmd->too_large)
+				CHECK(strcmp(cmd->reply,
+				             "SERVER_ERROR object too large for cache\r\n") == 0 &&
+				      c->p->swallow > 0);
+			CHECK(cmd->nkeys == 0 || cmd->too_large);
+			CHECK(!cmd->data && !cmd->nmflags);
 			break;
 		case PC_STATS:
 			CHECK(cmd->argslen == 0 ||
@@ -113,11 +224,18 @@ static void check_call(void *ctx, const struct feed_call *c)
 			break;
 		case PC_VERSION:
 		case PC_QUIT:
+			break;
 		case PC_SILENT:
+			CHECK(cmd->reply == NULL && !cmd->data && !cmd->nmflags);
+			CHECK(cmd->client_error || cmd->unsupported || cmd->too_large);
+			CHECK(!cmd->too_large || c->p->swallow > 0);
 			break;
 		default:
-			__builtin_trap();
+			check_parts(c);
+			break;
 		}
+		for (uint32_t i = 0; i < cmd->nkeys; i++)
+			CHECK(key_clean(cmd->keys[i].p, cmd->keys[i].len));
 	}
 
 	memset(&e, 0, sizeof(e));
@@ -126,14 +244,16 @@ static void check_call(void *ctx, const struct feed_call *c)
 	e.client_error = cmd->client_error;
 	e.unsupported = cmd->unsupported;
 	e.too_many_keys = cmd->too_many_keys;
+	e.too_large = cmd->too_large;
 	e.nkeys = cmd->nkeys;
 	e.end = c->st == PC_CLOSE ? 0 : c->pos + c->consumed;
 	e.hash = 14695981039346656037ULL;
 	if (cmd->reply)
 		e.hash = fnv(e.hash, cmd->reply, strlen(cmd->reply));
-	if (c->st == PC_COMMAND && (cmd->type == PC_GET || cmd->type == PC_GETS))
-		for (uint32_t i = 0; i < cmd->nkeys; i++)
-			e.hash = fnv(e.hash, cmd->keys[i].p, cmd->keys[i].len);
+	for (uint32_t i = 0; i < cmd->nkeys; i++)
+		e.hash = fnv(e.hash, cmd->keys[i].p, cmd->keys[i].len);
+	if (c->st == PC_COMMAND)
+		e.hash = hash_parts(e.hash, cmd);
 	if (c->st == PC_COMMAND && cmd->type == PC_STATS && cmd->argslen)
 		e.hash = fnv(e.hash, cmd->args, cmd->argslen);
 	if (ev->n == ev->cap) {
@@ -194,7 +314,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(x->st == y->st && x->type == y->type && x->nkeys == y->nkeys);
 			CHECK(x->client_error == y->client_error &&
 			      x->unsupported == y->unsupported &&
-			      x->too_many_keys == y->too_many_keys);
+			      x->too_many_keys == y->too_many_keys && x->too_large == y->too_large);
 			CHECK(x->end == y->end && x->hash == y->hash);
 		}
 		CHECK(ra.closed == rb.closed);
