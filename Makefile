@@ -5,6 +5,7 @@
 #   make run        start a local memcached with demo keys and coalesced in front
 #   make asan       the test suite with ASan + UBSan
 #   make valgrind   the test suite with the daemon under valgrind
+#   make check-all  check, then asan, then valgrind
 #   make format     clang-format the sources
 
 CC ?= cc
@@ -32,7 +33,7 @@ TEST_OBJS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%.o)
 FAKE := $(BUILD)/fake_upstream
 FAKE_REDIS := $(BUILD)/fake_redis
 
-.PHONY: all check check-pre test deps run asan valgrind format clean
+.PHONY: all check check-pre check-all test deps run asan valgrind format clean
 
 # Extra steps (fuzzing, man page lint, install tree, benchmarks) live in
 # mk/*.mk; a fragment adds itself to CHECK_PRE to run before the test runner,
@@ -80,13 +81,19 @@ check: deps
 		$(BUILD)/check_all
 test: check
 
+# CK_TIMEOUT_MULTIPLIER scales Check's test timeouts and every wait in the
+# tests (tests/testutil.h): a slower build gets longer hang guards, never a
+# different verdict. CHECK_PRE is left out: the fuzz targets and the man
+# page lint are the same in every build, and make check runs them.
 asan: deps
-	$(MAKE) check BUILD=build/asan BIN=build/asan/coalesced CC=clang \
+	CK_TIMEOUT_MULTIPLIER=3 $(MAKE) check BUILD=build/asan BIN=build/asan/coalesced CC=clang \
 		CFLAGS="-O1 -g -fno-omit-frame-pointer" \
-		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all"
+		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" CHECK_PRE=
 
 # The daemon runs under valgrind in every integration test; any error it
-# reports makes its exit status 99, which the tests check.
+# reports makes its exit status 99, which the tests check. Tests scale their
+# waits by CK_TIMEOUT_MULTIPLIER (tu_guard_ms); VALGRIND=1 stays for tests
+# written before that.
 valgrind: deps
 	$(MAKE) $(BIN) $(BUILD)/check_all $(FAKE) $(FAKE_REDIS)
 	COALESCED_BIN=$(abspath $(BIN)) FAKE_UPSTREAM=$(abspath $(FAKE)) \
@@ -94,6 +101,13 @@ valgrind: deps
 	CK_TIMEOUT_MULTIPLIER=6 VALGRIND=1 \
 		valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 		--trace-children=no $(BUILD)/check_all
+
+# Everything, one after the other (they would only fight over the cores):
+# the first failure stops it.
+check-all:
+	$(MAKE) check
+	$(MAKE) asan
+	$(MAKE) valgrind
 
 # A demo memcached with three keys and coalesced in front of it on
 # 127.0.0.1:$(COALESCED_PORT) (default 11311), in the foreground; Ctrl-C stops

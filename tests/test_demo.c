@@ -98,7 +98,7 @@ static void demo_start(struct demo *d, int port, int mc_port)
 /* Wait until coalesced accepts connections on the demo's port. */
 static void demo_wait_ready(struct demo *d)
 {
-	double end = tu_now() + 20;
+	double end = tu_now() + tu_guard_ms(20000) / 1000.0;
 
 	while (tu_now() < end) {
 		int fd = tu_connect(d->port);

@@ -26,16 +26,22 @@ static void stop(void)
 	tu_stack_stop(&fake, &co);
 }
 
-/* One get; asserts the reply and that it came within [min_ms, max_ms]. */
+/*
+ * One get; asserts the reply, and that it came no sooner than min_ms (a
+ * timeout that fires early is wrong at any speed). max_ms is the bound the
+ * design promises; the reply is only held to it plus a hang guard, because a
+ * loaded machine or valgrind can delay any reply. Which path answered shows
+ * in the reply text and the counters, not in the time taken.
+ */
 static void expect(const char *req, const char *reply, int min_ms, int max_ms)
 {
 	double t0 = tu_now(), ms;
-	char *r = tu_roundtrip(co.port, req, max_ms + 2000);
+	char *r = tu_roundtrip(co.port, req, max_ms + 10000);
 
 	ms = (tu_now() - t0) * 1000;
-	ck_assert_msg(strcmp(r, reply) == 0, "%s: got '%s', want '%s'", req, r, reply);
-	ck_assert_msg(ms >= min_ms && ms <= max_ms, "%s: answered after %.0f ms, want %d..%d", req,
-	              ms, min_ms, max_ms);
+	ck_assert_msg(strcmp(r, reply) == 0, "%s: got '%s' after %.0f ms, want '%s'", req, r, ms,
+	              reply);
+	ck_assert_msg(ms >= min_ms, "%s: answered after %.0f ms, before %d ms", req, ms, min_ms);
 	free(r);
 }
 
@@ -129,6 +135,8 @@ START_TEST(garbage_and_broken_replies_fail_fast)
 	tu_fake_ctl(fake.port, "fake_mode normal");
 	tu_sleep_ms(1200); /* past the reconnect backoff */
 	expect("get a\r\n", "VALUE a 0 3\r\nv:a\r\nEND\r\n", 0, 1500);
+	/* Failed fast: no answer waited for the timeout. */
+	ck_assert_int_eq(tu_stat(co.port, "upstream_timeouts"), 0);
 	stop();
 }
 END_TEST
@@ -172,7 +180,7 @@ START_TEST(upstream_down_then_up)
 	expect("get a\r\n", "SERVER_ERROR upstream unavailable\r\n", 0, 1500);
 	tu_memcached_start(&mc, port);
 	tu_mc_set(mc.port, "a", 3, "up", 2);
-	end = tu_now() + 5;
+	end = tu_now() + tu_guard_ms(10000) / 1000.0;
 	while (tu_now() < end) {
 		r = tu_roundtrip(co.port, "get a\r\n", 3000);
 		if (strcmp(r, "VALUE a 3 2\r\nup\r\nEND\r\n") == 0)
@@ -182,7 +190,7 @@ START_TEST(upstream_down_then_up)
 		r = NULL;
 		tu_sleep_ms(100);
 	}
-	ck_assert_msg(r, "service did not resume within 5 s");
+	ck_assert_msg(r, "service did not resume");
 	free(r);
 
 	/* Killed mid-life and restarted: service resumes again. */
@@ -193,7 +201,7 @@ START_TEST(upstream_down_then_up)
 	free(r);
 	tu_memcached_start(&mc, port);
 	tu_mc_set(mc.port, "a", 3, "up", 2);
-	end = tu_now() + 5;
+	end = tu_now() + tu_guard_ms(10000) / 1000.0;
 	r = NULL;
 	while (tu_now() < end) {
 		r = tu_roundtrip(co.port, "get a\r\n", 3000);
@@ -227,16 +235,19 @@ END_TEST
 START_TEST(every_waiter_gets_the_error)
 {
 	enum { N = 10 };
-	const char *opts[] = {"upstream.retries=0", NULL};
+	const char *opts[] = {"upstream.retries=0", "upstream.timeout_ms=600000", NULL};
 	int fd[N];
+	double end;
 
 	start(opts);
-	tu_fake_ctl(fake.port, "fake_mode delay 500");
+	kill(fake.pid, SIGSTOP); /* holds the batch in flight, however slow we are */
 	for (int i = 0; i < N; i++) {
 		fd[i] = tu_connect(co.port);
 		tu_sends(fd[i], i % 2 ? "get same other\r\n" : "get same\r\n");
 	}
-	tu_sleep_ms(100);
+	end = tu_now() + tu_guard_ms(10000) / 1000.0;
+	while (tu_stat(co.port, "get_keys") < N + N / 2 && tu_now() < end)
+		tu_sleep_ms(10);
 	/* The upstream dies with the batch in flight. */
 	kill(fake.pid, SIGKILL);
 	for (int i = 0; i < N; i++) {
@@ -254,10 +265,12 @@ END_TEST
 /*
  * Random faults: every request gets the right value or one SERVER_ERROR
  * line, never a wrong value, and nothing stays in flight. nclients (at
- * most 30) each send one request at a time for `seconds`; pct percent of
- * upstream requests meet a fault; at least min_ok values must come back, and
- * some errors if want_errors. With restarts, the upstream also goes away for
- * 150 ms twice a second.
+ * most 30) each send one request at a time for at least `seconds` and
+ * until at least min_ok values, and some errors if want_errors, have come
+ * back: a fixed amount of work, however long it takes (the time bound only
+ * catches requests left unanswered). pct percent of upstream requests meet
+ * a fault. With restarts, the upstream also goes away for 150 ms twice a
+ * second while the load lasts.
  */
 static void chaos(const char *const *opts, int nclients, double seconds, int pct, long min_ok,
                   bool want_errors, bool restarts)
@@ -273,7 +286,8 @@ static void chaos(const char *const *opts, int nclients, double seconds, int pct
 	struct pollfd pf[N];
 	uint32_t seed = 99;
 	long ok = 0, errors = 0;
-	double end, next_restart;
+	bool enough = false;
+	double until, end, next_restart;
 	char mode[64];
 
 	ck_assert_int_le(nclients, N);
@@ -285,11 +299,14 @@ static void chaos(const char *const *opts, int nclients, double seconds, int pct
 		c[i].fd = tu_connect(co.port);
 		ck_assert_int_ge(c[i].fd, 0);
 	}
-	end = tu_now() + seconds;
+	until = tu_now() + seconds;
+	end = tu_now() + tu_guard_ms(120000) / 1000.0;
 	next_restart = tu_now() + 0.5;
 	for (;;) {
 		bool idle = true;
-		if (restarts && tu_now() >= next_restart && tu_now() < end) {
+		enough =
+		    enough || (tu_now() >= until && ok >= min_ok && (errors > 0 || !want_errors));
+		if (restarts && tu_now() >= next_restart && !enough) {
 			tu_fake_ctl(fake.port, "fake_restart 150");
 			next_restart += 0.5;
 		}
@@ -316,7 +333,7 @@ static void chaos(const char *const *opts, int nclients, double seconds, int pct
 				}
 				c[i].wlen = c[i].glen = 0;
 			}
-			if (tu_now() >= end)
+			if (enough)
 				continue;
 			/* Next request: 1..3 keys out of 40. */
 			char req[128];
@@ -338,10 +355,10 @@ static void chaos(const char *const *opts, int nclients, double seconds, int pct
 			tu_send(c[i].fd, req, n);
 			idle = false;
 		}
-		if (idle && tu_now() >= end)
+		if (idle && enough)
 			break;
-		/* Bound: timeouts x attempts, plus leeway and slack. */
-		ck_assert_msg(tu_now() < end + 3, "requests still unanswered 3 s after the load");
+		ck_assert_msg(tu_now() < end, "requests still unanswered: %ld values, %ld errors",
+		              ok, errors);
 		for (int i = 0; i < nclients; i++) {
 			pf[i].fd = c[i].fd;
 			pf[i].events = POLLIN;
@@ -361,7 +378,11 @@ static void chaos(const char *const *opts, int nclients, double seconds, int pct
 		close(c[i].fd);
 	ck_assert_msg(ok >= min_ok && (errors > 0 || !want_errors), "%ld values, %ld errors", ok,
 	              errors);
-	tu_sleep_ms(500);
+	/* Every request was answered, so nothing of theirs is in flight; a
+	 * late upstream reply may still be pending, which a timeout ends. */
+	end = tu_now() + tu_guard_ms(10000) / 1000.0;
+	while (tu_stat(co.port, "inflight_keys") != 0 && tu_now() < end)
+		tu_sleep_ms(20);
 	ck_assert_int_eq(tu_stat(co.port, "inflight_keys"), 0);
 	stop();
 }
@@ -407,11 +428,16 @@ START_TEST(due_batch_answered_when_upstream_restarts)
 	tu_fake_ctl(fake.port, "fake_mode hang");
 	a = tu_connect(co.port);
 	tu_sends(a, "get a\r\n");
-	tu_sleep_ms(100);
+	/* A's batch reached the upstream while it hangs, however slow we are. */
+	end = tu_now() + tu_guard_ms(10000) / 1000.0;
+	while (tu_fake_stat(fake.port, "requests") < 1 && tu_now() < end)
+		tu_sleep_ms(10);
 	tu_fake_ctl(fake.port, "fake_mode normal");
 	b = tu_connect(co.port);
 	tu_sends(b, "get b\r\n");
-	tu_sleep_ms(100);
+	end = tu_now() + tu_guard_ms(10000) / 1000.0;
+	while (tu_stat(co.port, "inflight_keys") < 2 && tu_now() < end)
+		tu_sleep_ms(10);
 	ck_assert_int_eq(tu_stat(co.port, "inflight_keys"), 2);
 	tu_fake_ctl(fake.port, "fake_restart 500");
 
@@ -428,7 +454,7 @@ START_TEST(due_batch_answered_when_upstream_restarts)
 	ck_assert_int_eq(tu_stat(co.port, "inflight_keys"), 0);
 
 	/* Once the upstream is back, new keys are served. */
-	end = tu_now() + 5;
+	end = tu_now() + tu_guard_ms(10000) / 1000.0;
 	for (;;) {
 		r = tu_roundtrip(co.port, "get c\r\n", 3000);
 		if (strcmp(r, "VALUE c 0 3\r\nv:c\r\nEND\r\n") == 0)
@@ -460,7 +486,7 @@ END_TEST
 /* Wait (bounded) until coalesced's log holds text. */
 static void expect_log(const struct proc *p, const char *text)
 {
-	double end = tu_now() + 3;
+	double end = tu_now() + tu_guard_ms(10000) / 1000.0;
 	char *log = NULL;
 
 	for (;;) {

@@ -61,6 +61,7 @@ START_TEST(pipelined_huge_gets_to_a_hung_upstream_stay_bounded)
 	long rss0, rss1;
 
 	ck_assert_ptr_nonnull(line);
+	tu_judging_rss();
 	tu_stack_start(&fake, &co, NULL, opts);
 	tu_fake_ctl(fake.port, "fake_mode hang");
 	rss0 = rss_kib(co.pid);

@@ -568,7 +568,7 @@ static int unix_connect(const char *path)
  * tu_coalesced_start() waits for: retry, within a bound. */
 static int metrics_connect(int port, const char *path)
 {
-	double end = tu_now() + (getenv("COALESCED_WRAPPER") ? 60 : 10);
+	double end = tu_now() + tu_guard_ms(10000) / 1000.0;
 	int fd;
 
 	while ((fd = path ? unix_connect(path) : tu_connect(port)) < 0 && tu_now() < end)
@@ -840,7 +840,7 @@ static void expect_refusal(const char *path, const char *why)
 	snprintf(p.log, sizeof(p.log), "%s/refusal.log", tu_tmpdir());
 	const char *args[] = {"-o", listen, "-o", "upstream.servers=127.0.0.1:1", "-o", opt, NULL};
 	p.pid = tu_coalesced_spawn(args, p.log);
-	st = tu_wait(p.pid, getenv("COALESCED_WRAPPER") ? 30000 : 5000);
+	st = tu_wait(p.pid, 5000);
 	if (st == -1)
 		tu_stop(&p);
 	log = tu_read_file(p.log, NULL);

@@ -1052,7 +1052,7 @@ START_TEST(cluster_dies_with_its_test)
 	ck_assert_int_eq(access(root, F_OK), 0);
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
-	end = tu_now() + 20;
+	end = tu_now() + tu_guard_ms(20000) / 1000.0;
 	while ((running(pm) || access(root, F_OK) == 0) && tu_now() < end)
 		tu_sleep_ms(20);
 	ck_assert_msg(!running(pm), "postmaster %d still running", (int)pm);

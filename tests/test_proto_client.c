@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "proto_client.h"
@@ -1204,16 +1203,10 @@ START_TEST(test_get_of_thousands_of_keys)
 }
 END_TEST
 
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* A 60 000-byte get line arriving one byte per read must not be rescanned
- * from its start on every read. */
+/* A 60 000-byte get line arriving one byte per read: no early result, and
+ * the whole line once its newline is in. That it is not rescanned from its
+ * start on every read is test_scan_never_rereads_searched_bytes's job, which
+ * does not depend on how fast the machine is. */
 START_TEST(test_scan_is_resumable)
 {
 	size_t len;
@@ -1223,12 +1216,9 @@ START_TEST(test_scan_is_resumable)
 	struct pc_cmd cmd;
 	size_t used = 0;
 	enum pc_status st = PC_NEED_MORE;
-	/* valgrind (make valgrind sets VALGRIND) slows everything down. */
-	double limit = getenv("VALGRIND") ? 30.0 : 2.0, t0;
 
 	ck_assert(buf != NULL);
 	pc_init(&p, MAX_LINE);
-	t0 = now_seconds();
 	for (size_t i = 0; i < len; i++) {
 		buf[i] = in[i];
 		st = pc_parse(&p, buf, i + 1, &cmd, &used);
@@ -1240,7 +1230,6 @@ START_TEST(test_scan_is_resumable)
 	ck_assert_int_eq(cmd.type, PC_GET);
 	ck_assert_uint_eq(cmd.nkeys, 12000);
 	ck_assert_uint_eq(used, len);
-	ck_assert_msg(now_seconds() - t0 < limit, "took %.2f s", now_seconds() - t0);
 	pc_free(&p);
 	free(buf);
 	free(in);

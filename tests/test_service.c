@@ -85,7 +85,7 @@ static int notify_socket(char *path, size_t len)
 /* Collect notifications until one contains want (bounded). */
 static bool await_notify(int fd, const char *want, char *all, size_t cap)
 {
-	double end = tu_now() + 10;
+	double end = tu_now() + tu_guard_ms(10000) / 1000.0;
 
 	while (tu_now() < end) {
 		struct pollfd pf = {fd, POLLIN, 0};
@@ -159,7 +159,7 @@ START_TEST(journal_log_format)
 	setenv("JOURNAL_STREAM", js, 1);
 	pid = tu_coalesced_spawn(args, log);
 	unsetenv("JOURNAL_STREAM");
-	end = tu_now() + 10;
+	end = tu_now() + tu_guard_ms(10000) / 1000.0;
 	while (tu_now() < end) {
 		free(text);
 		text = tu_read_file(log, NULL);

@@ -34,9 +34,18 @@ void tu_sleep_ms(int ms)
 		;
 }
 
-static bool under_valgrind(void)
+double tu_slowdown(void)
 {
-	return getenv("VALGRIND") != NULL;
+	const char *s = getenv("CK_TIMEOUT_MULTIPLIER");
+	char *end;
+	double f = s ? strtod(s, &end) : 1;
+
+	return s && (end == s || *end || f < 1) ? 1 : f;
+}
+
+int tu_guard_ms(int ms)
+{
+	return (int)(ms * tu_slowdown());
 }
 
 int tu_free_port(void)
@@ -52,6 +61,16 @@ int tu_free_port(void)
 	port = ntohs(sa.sin_port);
 	close(fd);
 	return port;
+}
+
+void tu_judging_rss(void)
+{
+	const char *old = getenv("ASAN_OPTIONS");
+	char opts[512];
+
+	snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=0", old ? old : "",
+	         old && *old ? ":" : "");
+	setenv("ASAN_OPTIONS", opts, 1);
 }
 
 const char *tu_tmpdir(void)
@@ -126,7 +145,7 @@ int tu_connect(int port)
 
 static void wait_listening(struct proc *p, int ms)
 {
-	double end = tu_now() + ms / 1000.0;
+	double end = tu_now() + tu_guard_ms(ms) / 1000.0;
 	while (tu_now() < end) {
 		int fd = tu_connect(p->port);
 		if (fd >= 0) {
@@ -188,7 +207,7 @@ void tu_fake_start(struct proc *p, const char *record)
 	p->pid = spawn(argv, p->log, pipefd);
 	close(pipefd[1]);
 	/* It prints "PORT <n>" once it listens. */
-	end = tu_now() + 5;
+	end = tu_now() + tu_guard_ms(5000) / 1000.0;
 	while (n < sizeof(line) - 1 && !strchr(line, '\n') && tu_now() < end) {
 		struct pollfd pf = {pipefd[0], POLLIN, 0};
 		if (poll(&pf, 1, 100) > 0) {
@@ -214,6 +233,7 @@ pid_t tu_coalesced_spawn_fd(const char *const *args, const char *errlog, int lis
 	int n = 0;
 	char *wrap = getenv("COALESCED_WRAPPER") ? strdup(getenv("COALESCED_WRAPPER")) : NULL;
 	const char *bin = getenv("COALESCED_BIN") ? getenv("COALESCED_BIN") : "./coalesced";
+	pid_t pid;
 
 	if (wrap)
 		for (char *tok = strtok(wrap, " "); tok && n < 16; tok = strtok(NULL, " "))
@@ -222,7 +242,9 @@ pid_t tu_coalesced_spawn_fd(const char *const *args, const char *errlog, int lis
 	for (int i = 0; args[i] && n < 62; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	return spawn_fd(argv, errlog, NULL, listen_fd);
+	pid = spawn_fd(argv, errlog, NULL, listen_fd);
+	free(wrap); /* the child has its own copy */
+	return pid;
 }
 
 void tu_coalesced_start(struct proc *p, const char *servers, const char *const *opts)
@@ -246,7 +268,7 @@ void tu_coalesced_start(struct proc *p, const char *servers, const char *const *
 	}
 	args[n] = NULL;
 	p->pid = tu_coalesced_spawn(args, p->log);
-	wait_listening(p, under_valgrind() ? 30000 : 5000);
+	wait_listening(p, 5000);
 }
 
 void tu_stack_start(struct proc *fake, struct proc *co, const char *record, const char *const *opts)
@@ -279,7 +301,7 @@ long tu_fake_stat(int port, const char *name)
 
 int tu_wait(pid_t pid, int ms)
 {
-	double end = tu_now() + ms / 1000.0;
+	double end = tu_now() + tu_guard_ms(ms) / 1000.0;
 	int status;
 
 	while (tu_now() < end) {
@@ -300,7 +322,7 @@ int tu_stop(struct proc *p)
 	if (p->pid <= 0)
 		return -1;
 	kill(p->pid, SIGTERM);
-	status = tu_wait(p->pid, under_valgrind() ? 60000 : 10000);
+	status = tu_wait(p->pid, 10000);
 	if (status == -1) {
 		kill(p->pid, SIGKILL);
 		waitpid(p->pid, NULL, 0);
@@ -364,7 +386,7 @@ static char *recv_loop(int fd, const char *stop, size_t want, int quiet_ms, int 
 {
 	size_t cap = 65536, len = 0;
 	char *buf = malloc(cap + 1);
-	double end = tu_now() + ms / 1000.0;
+	double end = tu_now() + tu_guard_ms(ms) / 1000.0;
 
 	ck_assert_ptr_nonnull(buf);
 	for (;;) {
@@ -418,9 +440,30 @@ char *tu_recv_all(int fd, int quiet_ms, int max_ms, size_t *len)
 	return recv_loop(fd, NULL, 0, quiet_ms, max_ms, len);
 }
 
+char *tu_recv_reply(int fd, size_t want, int quiet_ms, int ms, size_t *lenp)
+{
+	size_t len, more;
+	char *buf, *rest;
+
+	if (!want)
+		return recv_loop(fd, NULL, 0, quiet_ms, ms, lenp);
+	buf = recv_loop(fd, NULL, want, -1, ms, &len);
+	if (len == want) {
+		rest = recv_loop(fd, NULL, 0, quiet_ms, ms, &more);
+		buf = realloc(buf, len + more + 1);
+		ck_assert_ptr_nonnull(buf);
+		memcpy(buf + len, rest, more + 1);
+		len += more;
+		free(rest);
+	}
+	if (lenp)
+		*lenp = len;
+	return buf;
+}
+
 bool tu_closed(int fd, int ms)
 {
-	double end = tu_now() + ms / 1000.0;
+	double end = tu_now() + tu_guard_ms(ms) / 1000.0;
 	char buf[4096];
 
 	while (tu_now() < end) {

@@ -3,6 +3,13 @@
  * processes (memcached, the fake upstream, coalesced) stopped by PID, and
  * socket I/O with bounded waits. Every wait has a deadline; nothing here can
  * hang a test.
+ *
+ * A deadline (the ms a helper takes) is a hang guard, never a speed
+ * requirement: a wait ends as soon as what it waits for happens, and the
+ * helpers multiply every deadline by tu_slowdown(), so that the verdict does
+ * not depend on how fast the machine or the build is. Quiet periods (the
+ * quiet_ms of tu_recv_all) are not scaled: they are how long silence means
+ * "nothing more is coming".
  */
 #ifndef COALESCED_TESTUTIL_H
 #define COALESCED_TESTUTIL_H
@@ -21,6 +28,18 @@ struct proc {
 int tu_free_port(void);
 double tu_now(void);
 void tu_sleep_ms(int ms);
+/* How many times slower than a plain build this run may be: the
+ * CK_TIMEOUT_MULTIPLIER that Check scales its test timeouts by (make asan and
+ * make valgrind set it), or 1. */
+double tu_slowdown(void);
+/* ms as a hang guard: multiplied by tu_slowdown(). */
+int tu_guard_ms(int ms);
+
+/* For a test that judges a daemon by its resident memory: under ASan,
+ * freed memory waits in a quarantine (256 MB by default) before it is
+ * reused, which looks like growth; daemons started after this call (in
+ * this test process) run without it. No effect on other builds. */
+void tu_judging_rss(void);
 
 /* Start a real memcached on a free port (or port, if > 0). */
 void tu_memcached_start(struct proc *p, int port);
@@ -69,6 +88,10 @@ char *tu_recv_until(int fd, const char *stop, int ms, size_t *len);
 char *tu_recv_n(int fd, size_t want, int ms, size_t *len);
 /* Read whatever arrives until the peer closes or it is quiet for quiet_ms. */
 char *tu_recv_all(int fd, int quiet_ms, int max_ms, size_t *len);
+/* Read want bytes (the reply expected), waiting up to ms for them, then
+ * whatever else arrives until the peer closes or it is quiet for quiet_ms:
+ * a slow peer is not taken for one that answers less. */
+char *tu_recv_reply(int fd, size_t want, int quiet_ms, int ms, size_t *len);
 /* true if the peer closed the connection within ms. */
 bool tu_closed(int fd, int ms);
 
