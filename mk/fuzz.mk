@@ -35,7 +35,7 @@ FUZZ_TARGETS := fuzz_proto_client fuzz_injection fuzz_mcreply fuzz_config fuzz_r
 fuzz_srcs_fuzz_proto_client := src/proto_client.c src/proto_meta.c src/proto_tok.c
 fuzz_srcs_fuzz_injection := src/proto_client.c src/proto_meta.c src/proto_tok.c
 fuzz_srcs_fuzz_mcreply := src/proto_mcreply.c
-fuzz_srcs_fuzz_config := src/config.c src/addr.c src/log.c src/routes.c src/pg_codec.c
+fuzz_srcs_fuzz_config := src/config.c src/config_load.c src/addr.c src/log.c src/routes.c src/pg_codec.c
 fuzz_srcs_fuzz_resp_request := src/proto_resp.c src/proto_respreply.c
 fuzz_srcs_fuzz_resp_reply := src/proto_respreply.c src/proto_resp.c
 fuzz_libs_fuzz_config := -linih -lm $(PG_LIBS) -Wl,--wrap=getaddrinfo

@@ -89,6 +89,11 @@ struct config_key {
 	int (*check)(const char *value, char *why, size_t whylen);
 };
 
+/* For the loader (config_load.c): a key of the table by section and name
+ * (*sec_ok: the section exists), and the check of an address list value. */
+const struct config_key *config_find_key(const char *section, const char *name, bool *sec_ok);
+int config_check_addrs(const char *v, bool listen, char *err, size_t errlen);
+
 /* The table, for the loader, the key-set test and the reload logic. */
 const struct config_key *config_keys(size_t *n);
 
