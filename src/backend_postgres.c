@@ -529,6 +529,13 @@ static void handle(struct pgconn *c, struct job j, const PGresult *r)
 			return;
 		}
 		c->prep[j.route] = PREP_NONE;
+		if (PQstatus(c->pg) == CONNECTION_BAD || conn_error(sqlstate)) {
+			/* The connection is going (a server shutting down fails the
+			 * PREPARE first): not the query's fault, and nothing to keep. */
+			log_warn(u->log, "postgres: %s", line);
+			pc_drop(c, BATCH_UNAVAILABLE, NULL);
+			return;
+		}
 		u->stats->pg_prepare_errors++;
 		if (!u->prep_error[j.route] || strcmp(u->prep_error[j.route], line) != 0) {
 			log_error(u->log, "postgres: route %s: the query does not prepare: %s",

@@ -63,11 +63,13 @@ static const char *write_conf(const char *conninfo, const char *queries, const c
 	snprintf(path, sizeof(path), "%s/pg-%d.ini", tu_tmpdir(), port);
 	f = fopen(path, "w");
 	ck_assert_ptr_nonnull(f);
+	/* Connecting (SCRAM authentication included) is slow under valgrind:
+	 * the connect timeout is a hang guard, scaled like the others. */
 	fprintf(f,
 	        "[server]\nlisten = 127.0.0.1:%d\nlog_level = debug\n"
-	        "[upstream]\nprotocol = postgres\n%s\n"
+	        "[upstream]\nprotocol = postgres\nconnect_timeout_ms = %d\n%s\n"
 	        "[postgres]\nconninfo = %s\n[queries]\n%s\n",
-	        port, upstream ? upstream : "", conninfo, queries);
+	        port, tu_guard_ms(1000), upstream ? upstream : "", conninfo, queries);
 	fclose(f);
 	return path;
 }
