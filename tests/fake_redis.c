@@ -262,12 +262,15 @@ int main(int argc, char **argv)
 			pf[i + 1] = (struct pollfd){conns[i].fd, POLLIN, 0};
 		if (poll(pf, nconns + 1, 200) < 0)
 			continue;
+		/* Only the connections polled: one accepted now has no revents
+		 * yet, and a blocking read on it would stall every other one. */
+		size_t polled = nconns;
 		if ((pf[0].revents & POLLIN) && nconns < MAX_CONNS) {
 			int fd = accept(lfd, NULL, NULL);
 			if (fd >= 0)
 				conns[nconns++] = (struct fconn){fd, NULL, 0, 0};
 		}
-		for (size_t i = nconns; i-- > 0;) {
+		for (size_t i = polled; i-- > 0;) {
 			struct fconn *c = &conns[i];
 			ssize_t r;
 			if (!(pf[i + 1].revents & (POLLIN | POLLHUP | POLLERR)))
