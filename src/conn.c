@@ -283,6 +283,16 @@ void conn_reply(struct conn *c, const char *text, size_t len)
 	conn_enqueue(c, r);
 }
 
+void conn_local(struct conn *c, uint8_t op)
+{
+	struct request *r = request_new_local(c, op);
+
+	if (!r)
+		conn_break(c);
+	else
+		conn_enqueue(c, r);
+}
+
 void conn_stop_reading(struct conn *c)
 {
 	c->stop_reading = true;

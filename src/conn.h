@@ -117,6 +117,9 @@ bool conn_write_pending(struct server *srv);
 void conn_enqueue(struct conn *c, struct request *r);
 /* Called when a request's last slot is filled. */
 void conn_request_ready(struct conn *c, struct request *r);
+/* A request the session composes when its turn comes (r->op = op), so that
+ * it reflects what came before it (stats). */
+void conn_local(struct conn *c, uint8_t op);
 /* A reply known at once: sent in turn behind any unanswered request. */
 void conn_reply(struct conn *c, const char *text, size_t len);
 /* Read nothing more; close once everything asked before is answered. */

@@ -264,17 +264,6 @@ static int compose(struct conn *c, struct request *r)
 	return -1;
 }
 
-/* A reply composed when its turn comes, so that it reflects what came before. */
-static void local(struct conn *c, uint8_t op)
-{
-	struct request *r = request_new_local(c, op);
-
-	if (!r)
-		conn_break(c);
-	else
-		conn_enqueue(c, r);
-}
-
 static void start_get(struct conn *c, const struct pc_cmd *cmd)
 {
 	static const char oom[] = "SERVER_ERROR out of memory\r\n";
@@ -356,16 +345,16 @@ static void stats_cmd(struct conn *c, const char *args, size_t len)
 	size_t rest;
 
 	if (len == 0)
-		local(c, MC_STATS);
+		conn_local(c, MC_STATS);
 	else if (word_is(args, len, "reset", &rest)) {
 		stats_reset(&srv->stats);
 		conn_reply(c, "RESET\r\n", 7);
 	} else if (word_is(args, len, "detail", &rest))
 		stats_detail(c, args + rest, len - rest);
 	else if (word_is(args, len, "settings", &rest))
-		local(c, MC_STATS_SETTINGS);
+		conn_local(c, MC_STATS_SETTINGS);
 	else if (word_is(args, len, "conns", &rest))
-		local(c, MC_STATS_CONNS);
+		conn_local(c, MC_STATS_CONNS);
 	else if (word_is(args, len, "items", &rest) || word_is(args, len, "sizes", &rest))
 		/* Nothing is stored here: no items, as an empty memcached says. */
 		conn_reply(c, "END\r\n", 5);

@@ -671,16 +671,6 @@ static bool write_cmd(struct conn *c, const struct rp_cmd *cmd)
 	return false;
 }
 
-static void local(struct conn *c, uint8_t op)
-{
-	struct request *r = request_new_local(c, op);
-
-	if (!r)
-		conn_break(c);
-	else
-		conn_enqueue(c, r);
-}
-
 static void dispatch(struct conn *c, const struct rp_cmd *cmd)
 {
 	const struct rp_arg *a = cmd->argv;
@@ -730,7 +720,7 @@ static void dispatch(struct conn *c, const struct rp_cmd *cmd)
 	} else if (is(a, "COMMAND")) {
 		command(c, cmd);
 	} else if (is(a, "INFO")) {
-		local(c, RS_INFO);
+		conn_local(c, RS_INFO);
 	} else if (is(a, "AUTH")) {
 		if (argc < 2 || argc > 3)
 			arity(c, "auth");
