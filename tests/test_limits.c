@@ -29,20 +29,6 @@ static void stop(void)
 	tu_stack_stop(&fake, &co);
 }
 
-/* Resident memory of a process, in KiB. */
-static long rss_kib(pid_t pid)
-{
-	char path[64], *s, *p;
-	long kib = -1;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	s = tu_read_file(path, NULL);
-	if (s && (p = strstr(s, "VmRSS:")))
-		kib = strtol(p + 6, NULL, 10);
-	free(s);
-	return kib;
-}
-
 START_TEST(too_many_keys_refused_whole)
 {
 	const char *opts[] = {"server.max_keys_per_request=3", NULL};
@@ -77,7 +63,7 @@ START_TEST(client_that_never_reads_is_throttled)
 
 	tu_judging_rss();
 	start(opts);
-	rss0 = rss_kib(co.pid);
+	rss0 = tu_rss_kib(co.pid);
 	flood = tu_connect(co.port);
 	fl = fcntl(flood, F_GETFL);
 	fcntl(flood, F_SETFL, fl | O_NONBLOCK);
@@ -105,7 +91,7 @@ START_TEST(client_that_never_reads_is_throttled)
 	r = tu_roundtrip(co.port, "get other\r\n", 3000);
 	ck_assert_str_eq(r, "VALUE other 0 7\r\nv:other\r\nEND\r\n");
 	free(r);
-	rss1 = rss_kib(co.pid);
+	rss1 = tu_rss_kib(co.pid);
 	ck_assert_msg(rss1 - rss0 < 64 * 1024, "RSS grew from %ld to %ld KiB", rss0, rss1);
 	ck_assert_int_ge(tu_stat(co.port, "backpressure_pauses"), 1);
 	close(flood);
@@ -366,9 +352,9 @@ START_TEST(steady_slow_reader_does_not_grow_memory)
 	 * fixed amount of traffic, whatever time it takes. */
 	slow_reader_drive(&sr, 8u << 20);
 	warm = sr.got;
-	rss0 = rss_kib(co.pid);
+	rss0 = tu_rss_kib(co.pid);
 	slow_reader_drive(&sr, warm + (32u << 20));
-	rss1 = rss_kib(co.pid);
+	rss1 = tu_rss_kib(co.pid);
 	ck_assert_msg(rss1 - rss0 < 16 * 1024, "RSS grew from %ld to %ld KiB over %llu bytes", rss0,
 	              rss1, (unsigned long long)(sr.got - warm));
 	close(sr.fd);

@@ -16,19 +16,6 @@
 
 static struct proc fake, co;
 
-static long rss_kib(pid_t pid)
-{
-	char path[64], *s, *p;
-	long kib = -1;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	s = tu_read_file(path, NULL);
-	if (s && (p = strstr(s, "VmRSS:")))
-		kib = strtol(p + 6, NULL, 10);
-	free(s);
-	return kib;
-}
-
 /* Send as much of buf as the socket takes within ms; returns bytes sent. */
 static size_t send_some(int fd, const char *buf, size_t len, int ms)
 {
@@ -64,7 +51,7 @@ START_TEST(pipelined_huge_gets_to_a_hung_upstream_stay_bounded)
 	tu_judging_rss();
 	tu_stack_start(&fake, &co, NULL, opts);
 	tu_fake_ctl(fake.port, "fake_mode hang");
-	rss0 = rss_kib(co.pid);
+	rss0 = tu_rss_kib(co.pid);
 	for (int c = 0; c < CLIENTS; c++) {
 		fds[c] = tu_connect(co.port);
 		ck_assert_int_ge(fds[c], 0);
@@ -86,7 +73,7 @@ START_TEST(pipelined_huge_gets_to_a_hung_upstream_stay_bounded)
 		if (stuck)
 			break; /* every client is held back: backpressure works */
 	}
-	rss1 = rss_kib(co.pid);
+	rss1 = tu_rss_kib(co.pid);
 	ck_assert_msg(rss0 > 0 && rss1 > 0, "no RSS: %ld %ld (pid %d)", rss0, rss1, (int)co.pid);
 	/* 64 MiB for two clients leaves room for buffers and allocator slack;
 	 * unbounded, this was about 470 MB. */

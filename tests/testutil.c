@@ -73,6 +73,19 @@ void tu_judging_rss(void)
 	setenv("ASAN_OPTIONS", opts, 1);
 }
 
+long tu_rss_kib(pid_t pid)
+{
+	char path[64], *s, *p;
+	long kib = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	s = tu_read_file(path, NULL);
+	if (s && (p = strstr(s, "VmRSS:")))
+		kib = strtol(p + 6, NULL, 10);
+	free(s);
+	return kib;
+}
+
 const char *tu_tmpdir(void)
 {
 	static char dir[128];

@@ -41,6 +41,9 @@ int tu_guard_ms(int ms);
  * this test process) run without it. No effect on other builds. */
 void tu_judging_rss(void);
 
+/* Resident memory of a process (VmRSS), in KiB; -1 if unknown. */
+long tu_rss_kib(pid_t pid);
+
 /* Start a real memcached on a free port (or port, if > 0). */
 void tu_memcached_start(struct proc *p, int port);
 /* Start a real redis-server on a free port: no persistence, its log in
