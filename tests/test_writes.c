@@ -557,6 +557,85 @@ START_TEST(client_leaving_mid_data_block_sends_nothing)
 }
 END_TEST
 
+/* A client writing faster than the upstream takes (here: not at all, the
+ * server is frozen) is slowed by backpressure: coalesced stops reading it
+ * instead of buffering the values. Once the server thaws every set is
+ * applied exactly once and answered in order. */
+START_TEST(writes_faster_than_upstream_are_held_back)
+{
+	enum { SETS = 2000, VLEN = 65536 };
+	char tmo[64];
+	const char *opts[] = {tmo, NULL};
+	const size_t total = (size_t)SETS * (VLEN + 32);
+	char *buf = malloc(total), want[] = "STORED\r\n", in[65536];
+	size_t len = 0, sent = 0, got = 0;
+	long rss0, rss1;
+	double end, last;
+	int fd;
+
+	ck_assert_ptr_nonnull(buf);
+	/* Hang guard only: no write may time out while the server is frozen. */
+	snprintf(tmo, sizeof(tmo), "upstream.timeout_ms=%d", tu_guard_ms(60000));
+	for (int i = 0; i < SETS; i++) {
+		len += (size_t)snprintf(buf + len, total - len, "set wk%d 0 0 %d\r\n", i, VLEN);
+		memset(buf + len, 'a' + i % 26, VLEN);
+		len += VLEN;
+		memcpy(buf + len, "\r\n", 2);
+		len += 2;
+	}
+	tu_judging_rss();
+	start(opts);
+	rss0 = tu_rss_kib(co.pid);
+	freeze(mc.pid);
+	fd = tu_connect(co.port);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	/* Push until the sends stall for a (scaled) second: a slow daemon
+	 * only makes this take longer. */
+	end = tu_now() + tu_guard_ms(60000) / 1000.0;
+	last = tu_now();
+	while (sent < len && tu_now() - last < tu_guard_ms(1000) / 1000.0) {
+		ssize_t n = send(fd, buf + sent, len - sent, MSG_NOSIGNAL);
+		ck_assert_msg(tu_now() < end, "coalesced still reading after %zu bytes", sent);
+		if (n > 0) {
+			sent += (size_t)n;
+			last = tu_now();
+		} else {
+			tu_sleep_ms(5);
+		}
+	}
+	ck_assert_msg(sent < len, "coalesced took all %zu bytes of sets for a frozen server", len);
+	rss1 = tu_rss_kib(co.pid);
+	ck_assert_msg(rss1 - rss0 < 64 * 1024, "RSS grew from %ld to %ld KiB with %zu bytes sent",
+	              rss0, rss1, sent);
+	kill(mc.pid, SIGCONT);
+	/* The rest goes through; every reply is STORED, in order. */
+	end = tu_now() + tu_guard_ms(120000) / 1000.0;
+	while (got < (size_t)SETS * 8) {
+		struct pollfd pf = {fd, POLLIN | (sent < len ? POLLOUT : 0), 0};
+		ck_assert_msg(tu_now() < end, "%zu of %d replies after the thaw", got / 8, SETS);
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		if (pf.revents & POLLOUT) {
+			ssize_t n = send(fd, buf + sent, len - sent, MSG_NOSIGNAL);
+			if (n > 0)
+				sent += (size_t)n;
+		}
+		if (pf.revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = recv(fd, in, sizeof(in), 0);
+			ck_assert_msg(n > 0, "connection closed after %zu replies", got / 8);
+			for (ssize_t k = 0; k < n; k++, got++)
+				ck_assert_msg(in[k] == want[got % 8], "reply %zu is not STORED",
+				              got / 8);
+		}
+	}
+	close(fd);
+	ck_assert_int_eq(tu_stat(mc.port, "cmd_set"), SETS);
+	ck_assert_int_eq(tu_stat(mc.port, "curr_items"), SETS);
+	free(buf);
+	stop();
+}
+END_TEST
+
 START_TEST(write_counters)
 {
 	char *r;
@@ -597,6 +676,7 @@ Suite *writes_suite(void)
 	tcase_add_test(tc, write_to_stopped_server_times_out_and_applies_once);
 	tcase_add_test(tc, client_leaving_mid_data_block_sends_nothing);
 	tcase_add_test(tc, write_counters);
+	tcase_add_test(tc, writes_faster_than_upstream_are_held_back);
 	suite_add_tcase(s, tc);
 	return s;
 }
