@@ -6,6 +6,7 @@
 #include "ketama.h"
 #include "log.h"
 #include "modula.h"
+#include "stats.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -263,24 +264,6 @@ void pool_server_info(const struct pool *p, uint32_t i, struct pool_server_info 
 	out->last_error = s->last_error;
 }
 
-/* The name, with what a STAT line cannot carry as %XX. */
-static void stat_name(const char *name, char *out, size_t cap)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = 0;
-
-	for (const unsigned char *c = (const unsigned char *)name; *c && n + 4 < cap; c++) {
-		if (*c <= 0x20 || *c == 0x7f || *c == '%') {
-			out[n++] = '%';
-			out[n++] = hex[*c >> 4];
-			out[n++] = hex[*c & 15];
-		} else {
-			out[n++] = (char)*c;
-		}
-	}
-	out[n] = '\0';
-}
-
 size_t pool_stats_format(const struct pool *p, char *buf, size_t cap)
 {
 	size_t n = 0;
@@ -291,7 +274,7 @@ size_t pool_stats_format(const struct pool *p, char *buf, size_t cap)
 		char name[3 * sizeof(p->v[i].addr.name) + 1];
 
 		pool_server_info(p, i, &si);
-		stat_name(si.name, name, sizeof(name));
+		stats_name(si.name, name, sizeof(name));
 #define ADD(...)                                                                                   \
 	do {                                                                                       \
 		r = snprintf(n < cap ? buf + n : NULL, n < cap ? cap - n : 0, __VA_ARGS__);        \

@@ -246,6 +246,24 @@ size_t stats_counters(const struct stat_counter **out)
 	return sizeof(counters) / sizeof(counters[0]);
 }
 
+/* The name, with what a STAT line cannot carry as %XX. */
+void stats_name(const char *name, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+
+	for (const unsigned char *c = (const unsigned char *)name; *c && n + 4 < cap; c++) {
+		if (*c <= 0x20 || *c == 0x7f || *c == '%') {
+			out[n++] = '%';
+			out[n++] = hex[*c >> 4];
+			out[n++] = hex[*c & 15];
+		} else {
+			out[n++] = (char)*c;
+		}
+	}
+	out[n] = '\0';
+}
+
 size_t stats_format(const struct stats *st, pid_t pid, uint64_t uptime, const char *version,
                     char *buf, size_t cap)
 {
@@ -267,6 +285,30 @@ size_t stats_format(const struct stats *st, pid_t pid, uint64_t uptime, const ch
 	if (st->servers_format)
 		n += st->servers_format(st->servers_ctx, n < cap ? buf + n : NULL,
 		                        n < cap ? cap - n : 0);
+	for (uint32_t i = 0; i < st->nroutes; i++) {
+		static const char *const fig[] = {"keys",   "statements", "rows",
+		                                  "misses", "errors",     "splits"};
+		const struct route_stats *rs = &st->routes[i];
+		const struct histogram *h = &rs->seconds;
+		char name[3 * ROUTE_NAME_MAX + 1];
+		uint64_t cum = 0;
+
+		stats_name(rs->name, name, sizeof(name));
+		for (size_t f = 0; f < 6; f++)
+			ADD("STAT route:%s:%s %" PRIu64 "\r\n", name, fig[f], (&rs->keys)[f]);
+		/* The statement latency histogram, cumulative as in /metrics. */
+		for (uint32_t b = 0; b <= h->nbounds; b++) {
+			cum += h->counts[b];
+			if (b < h->nbounds)
+				ADD("STAT route:%s:statement_seconds_le_%g %" PRIu64 "\r\n", name,
+				    h->bounds[b], cum);
+			else
+				ADD("STAT route:%s:statement_seconds_le_inf %" PRIu64 "\r\n", name,
+				    cum);
+		}
+		ADD("STAT route:%s:statement_seconds_sum %.6f\r\n", name, h->sum);
+		ADD("STAT route:%s:statement_seconds_count %" PRIu64 "\r\n", name, h->count);
+	}
 	ADD("END\r\n");
 #undef ADD
 	return n;

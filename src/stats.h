@@ -97,11 +97,11 @@ struct stats {
 	uint64_t cmd_incr;
 	uint64_t cmd_decr;
 	uint64_t cmd_flush;
-	uint64_t cmd_meta;                /* mg ms md ma mn me */
-	uint64_t writes_forwarded;        /* commands sent upstream as themselves */
-	uint64_t write_errors;            /* of those, failed without an upstream reply */
-	uint64_t reads_after_write;       /* reads that could not join a fetch: a write
-	                                     of the key completed during it */
+	uint64_t cmd_meta;          /* mg ms md ma mn me */
+	uint64_t writes_forwarded;  /* commands sent upstream as themselves */
+	uint64_t write_errors;      /* of those, failed without an upstream reply */
+	uint64_t reads_after_write; /* reads that could not join a fetch: a write
+	                               of the key completed during it */
 	/* PostgreSQL backend (DESIGN 7.2). */
 	uint64_t pg_statements;     /* prepared statements executed (one per batch) */
 	uint64_t pg_rows;           /* rows received */
@@ -142,8 +142,13 @@ size_t stats_counters(const struct stat_counter **out);
  * keys, value bytes) keep their values. */
 void stats_reset(struct stats *st);
 
+/* name for a STAT line: bytes it cannot carry (controls, space, %) as %XX,
+ * cut to fit cap (3 bytes per input byte always fit). */
+void stats_name(const char *name, char *out, size_t cap);
+
 /* Writes the whole `stats` reply (STAT lines and END) into buf; returns its
- * length, or the length it would need if cap is too small. */
+ * length, or the length it would need if cap is too small. Per-server lines
+ * come from servers_format, then per-route lines (PostgreSQL). */
 size_t stats_format(const struct stats *st, pid_t pid, uint64_t uptime, const char *version,
                     char *buf, size_t cap);
 

@@ -201,6 +201,43 @@ START_TEST(no_route_sends_nothing)
 }
 END_TEST
 
+/* RESP clients read through the same routes: a bulk, nil for a miss, an
+ * array for MGET, Redis' error for a key no route takes, writes refused. */
+START_TEST(resp_clients)
+{
+	struct proc co;
+	char extra[96], *r;
+	int rport = tu_free_port(), fd;
+
+	snprintf(extra, sizeof(extra), "\n[server]\nredis_listen = 127.0.0.1:%d\n", rport);
+	co_start_conf(&co, pg.conninfo, "user = " Q_USER "\n* = " Q_STAR "\n", extra);
+	struct proc rp = {.pid = co.pid, .port = rport};
+	wait_port(&rp);
+	fd = tu_connect(rport);
+	ck_assert_int_ge(fd, 0);
+	tu_sends(fd,
+	         "GET a\r\nGET nope\r\nMGET user:1 user:3 b\r\n*2\r\n$3\r\nGET\r\n$6\r\nuser:2\r\n"
+	         "SET a x\r\nPING\r\n");
+	r = tu_recv_until(fd, "+PONG\r\n", 10000, NULL);
+	ck_assert_str_eq(r, "$5\r\nalpha\r\n$-1\r\n*3\r\n$3\r\nann\r\n$-1\r\n$4\r\nbeta\r\n"
+	                    "$3\r\nbob\r\n-ERR not supported\r\n+PONG\r\n");
+	free(r);
+	close(fd);
+	tu_stop_clean(&co);
+	/* Without a catch-all route, a key no route takes. */
+	co_start_conf(&co, pg.conninfo, "user = " Q_USER "\n", extra);
+	rp.pid = co.pid;
+	wait_port(&rp);
+	fd = tu_connect(rport);
+	tu_sends(fd, "GET other\r\nMGET user:1 other\r\nGET user:1\r\n");
+	r = tu_recv_until(fd, "$3\r\nann\r\n", 10000, NULL);
+	ck_assert_str_eq(r, "-ERR no query for key\r\n-ERR no query for key\r\n$3\r\nann\r\n");
+	free(r);
+	close(fd);
+	tu_stop_clean(&co);
+}
+END_TEST
+
 START_TEST(error_isolation)
 {
 	struct proc co;
@@ -344,6 +381,16 @@ START_TEST(route_metrics)
 	    "%s", r);
 	ck_assert_msg(strstr(r, "coalesced_pg_route_keys_total{route=\"*\"} 0\n"), "%s", r);
 	free(r);
+	/* The same figures in `stats`. */
+	ck_assert_int_eq(tu_stat(co.port, "route:user:keys"), 3);
+	ck_assert_int_eq(tu_stat(co.port, "route:user:statements"), 2);
+	ck_assert_int_eq(tu_stat(co.port, "route:user:rows"), 1);
+	ck_assert_int_eq(tu_stat(co.port, "route:user:misses"), 1);
+	ck_assert_int_eq(tu_stat(co.port, "route:user:errors"), 1);
+	ck_assert_int_eq(tu_stat(co.port, "route:user:splits"), 0);
+	ck_assert_int_eq(tu_stat(co.port, "route:user:statement_seconds_le_inf"), 2);
+	ck_assert_int_eq(tu_stat(co.port, "route:user:statement_seconds_count"), 2);
+	ck_assert_int_eq(tu_stat(co.port, "route:*:keys"), 0);
 	tu_stop_clean(&co);
 }
 END_TEST
@@ -615,6 +662,7 @@ Suite *postgres_suite(void)
 	tcase_add_test(server, prepare_failure_is_per_route);
 	tcase_add_test(server, check_mode);
 	tcase_add_test(server, route_metrics);
+	tcase_add_test(server, resp_clients);
 	suite_add_tcase(s, server);
 
 	tcase_set_timeout(faults, 120);
