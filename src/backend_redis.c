@@ -44,6 +44,7 @@ struct rd_state {
 	struct rr_parser rp;
 	uint32_t pos;      /* next element of the head batch's reply */
 	struct value *cur; /* streamed value being filled */
+	bool skip;         /* streaming past a value over the budget */
 	uint32_t cur_pos;
 	size_t cur_got;
 	char *wreply; /* bytes of the head write's reply so far */
@@ -240,6 +241,13 @@ static int element(struct upconn *c, struct rd_backend *u, struct rd_state *st, 
 		upconn_fail(c, BATCH_PROTOCOL, "MGET element neither bulk string nor nil");
 		return -1;
 	}
+	/* Over the budget for values in flight: read it past, keep nothing,
+	 * fail only this key (as the memcached backend does). */
+	if (u->set.value_budget && u->stats->value_bytes + t->len > u->set.value_budget) {
+		batch_value_refused(bt, pos);
+		st->skip = !t->whole;
+		return 0;
+	}
 	v = value_new(t->len, &u->stats->value_bytes);
 	if (!v) {
 		upconn_fail(c, BATCH_UNAVAILABLE, "out of memory");
@@ -305,7 +313,10 @@ static int token(struct upconn *c, struct rd_backend *u, struct rd_state *st,
 		}
 		return 0;
 	}
-	if (t->type == RR_CHUNK) {
+	if (t->type == RR_CHUNK && st->skip) {
+		if (t->end)
+			st->skip = false;
+	} else if (t->type == RR_CHUNK) {
 		if (!st->cur || st->cur_got + t->len > st->cur->len) {
 			upconn_fail(c, BATCH_PROTOCOL, "bulk data out of place");
 			return -1;
@@ -398,6 +409,7 @@ static void rd_reset(struct upconn *c)
 
 	value_unref(st->cur);
 	st->cur = NULL;
+	st->skip = false;
 	free(st->wreply);
 	st->wreply = NULL;
 	st->wlen = st->wcap = 0;

@@ -899,6 +899,63 @@ START_TEST(test_redis_killed)
 }
 END_TEST
 
+/* Values in flight from Redis stay within max_memory_mb: a client that
+ * reads nothing while three 20-key MGETs of 1 MB values come in does not
+ * pin more than the budget; the keys over it get -ERR out of memory and the
+ * stream stays in step. */
+START_TEST(test_value_budget)
+{
+	enum { KEYS = 20, VLEN = 1000000 };
+	const char *extra[] = {"server.max_memory_mb=8", NULL};
+	struct proc rs, c;
+	int p, fd;
+	char srv[64], line[512];
+	char *val = malloc(VLEN), *r;
+	long long peak = 0;
+	size_t n = 0, len;
+	double end;
+
+	ck_assert_ptr_nonnull(val);
+	memset(val, 'v', VLEN);
+	redis_start(&rs, NULL);
+	for (int k = 0; k < KEYS; k++) {
+		char key[16];
+		snprintf(key, sizeof(key), "big%d", k);
+		redis_set(rs.port, key, val, VLEN);
+	}
+	free(val);
+	addr_of(&rs, srv, sizeof(srv));
+	co_start(&c, &p, srv, "redis", extra);
+	n += (size_t)snprintf(line, sizeof(line), "MGET");
+	for (int k = 0; k < KEYS; k++)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, " big%d", k);
+	n += (size_t)snprintf(line + n, sizeof(line) - n, "\r\n");
+	fd = tu_connect(p);
+	for (int i = 0; i < 3; i++)
+		tu_send(fd, line, n);
+	tu_sends(fd, "PING\r\n");
+	end = tu_now() + 2;
+	while (tu_now() < end) {
+		long long v = tu_stat(c.port, "value_bytes");
+		if (v > peak)
+			peak = v;
+		tu_sleep_ms(20);
+	}
+	ck_assert_msg(peak <= 8ll << 20, "values in flight reached %lld bytes", peak);
+	ck_assert_int_gt(tu_stat(c.port, "out_of_memory"), 0);
+	/* Every reply comes, the last one the PING's. */
+	r = resp_read(fd, 4, tu_guard_ms(MS), &len);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_ptr_nonnull(strstr(r, "-ERR out of memory\r\n"));
+	ck_assert_int_ge(len, 7);
+	ck_assert_mem_eq(r + len - 7, "+PONG\r\n", 7);
+	free(r);
+	close(fd);
+	tu_stop_clean(&c);
+	tu_stop(&rs);
+}
+END_TEST
+
 /* A write is never sent twice: a connection lost under it fails it. */
 START_TEST(test_write_not_retried)
 {
@@ -1043,6 +1100,7 @@ Suite *redis_suite(void)
 	tcase_add_test(tc, test_faults);
 	tcase_add_test(tc, test_upstream_down);
 	tcase_add_test(tc, test_redis_killed);
+	tcase_add_test(tc, test_value_budget);
 	tcase_add_test(tc, test_invalid_key_memcached);
 	tcase_add_test(tc, test_write_not_retried);
 	tcase_add_test(tc, test_write_client_leaves);
