@@ -462,6 +462,9 @@ static const struct upconn_ops rd_conn_ops = {
     .reset = rd_reset,
     .fail = rd_fail,
     .discard = rd_discard,
+    /* Inline PING: its one-line reply (+PONG, or an error such as -NOAUTH
+     * before AUTH) shows the server answers. */
+    .probe = "PING\r\n",
 };
 
 static bool rd_submit(struct upstream *base, struct batch *bt, bool force)

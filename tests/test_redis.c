@@ -956,6 +956,60 @@ START_TEST(test_value_budget)
 }
 END_TEST
 
+/* An ejected Redis server's keys go to the other server meanwhile; it is
+ * probed with PING and comes back by itself. */
+START_TEST(test_ejected_server_probed)
+{
+	struct proc rs[2], c;
+	int p, own;
+	char srv[160], tmo[64], name[96], a0[64], a1[64];
+	const char *extra[] = {tmo, "upstream.eject_after=1", "upstream.retry_after_ms=200",
+	                       "upstream.retries=0", NULL};
+	char *r;
+	double end;
+
+	snprintf(tmo, sizeof(tmo), "upstream.timeout_ms=%d", tu_guard_ms(300));
+	for (int i = 0; i < 2; i++) {
+		redis_start(&rs[i], NULL);
+		redis_set(rs[i].port, "k", i ? "1" : "0", 1);
+	}
+	addr_of(&rs[0], a0, sizeof(a0));
+	addr_of(&rs[1], a1, sizeof(a1));
+	snprintf(srv, sizeof(srv), "%s,%s", a0, a1);
+	co_start(&c, &p, srv, "redis", extra);
+	/* Which server owns k: its value says. */
+	r = asks(p, "GET k\r\n", 1);
+	ck_assert_msg(strcmp(r, "$1\r\n0\r\n") == 0 || strcmp(r, "$1\r\n1\r\n") == 0, "%s", r);
+	own = r[4] - '0';
+	free(r);
+	snprintf(name, sizeof(name), "server:%s:ejected", own ? a1 : a0);
+	kill(rs[own].pid, SIGSTOP);
+	r = asks(p, "GET k\r\n", 1);
+	ck_assert_str_eq(r, "-ERR upstream timeout\r\n");
+	free(r);
+	ck_assert_int_eq(tu_stat(c.port, name), 1);
+	/* Meanwhile the other server answers for k. */
+	r = asks(p, "GET k\r\n", 1);
+	ck_assert_str_eq(r, own ? "$1\r\n0\r\n" : "$1\r\n1\r\n");
+	free(r);
+	kill(rs[own].pid, SIGCONT);
+	/* Back within a hang guard, through the probe alone. */
+	end = tu_now() + tu_guard_ms(10000) / 1000.0;
+	while (tu_stat(c.port, name) != 0 && tu_now() < end)
+		tu_sleep_ms(50);
+	ck_assert_int_eq(tu_stat(c.port, name), 0);
+	r = asks(rs[own].port, "INFO commandstats\r\n", 1);
+	ck_assert_msg(strstr(r, "cmdstat_ping:calls="), "no PING reached Redis: %s", r);
+	free(r);
+	r = asks(p, "GET k\r\n", 1);
+	ck_assert_str_eq(r, own ? "$1\r\n1\r\n" : "$1\r\n0\r\n");
+	free(r);
+	tu_stop_clean(&c);
+	tu_stop(&rs[0]);
+	tu_stop(&rs[1]);
+}
+END_TEST
+
 /* A write is never sent twice: a connection lost under it fails it. */
 START_TEST(test_write_not_retried)
 {
@@ -1101,6 +1155,7 @@ Suite *redis_suite(void)
 	tcase_add_test(tc, test_upstream_down);
 	tcase_add_test(tc, test_redis_killed);
 	tcase_add_test(tc, test_value_budget);
+	tcase_add_test(tc, test_ejected_server_probed);
 	tcase_add_test(tc, test_invalid_key_memcached);
 	tcase_add_test(tc, test_write_not_retried);
 	tcase_add_test(tc, test_write_client_leaves);
