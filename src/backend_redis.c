@@ -298,6 +298,12 @@ static int token(struct upconn *c, struct rd_backend *u, struct rd_state *st,
 		st->hello_left--;
 		return 0;
 	}
+	if (upconn_head_abandoned(c)) {
+		/* Its requester was answered (rd_abandon): read the reply past. */
+		if (t->done)
+			upconn_pop(c, NULL);
+		return 0;
+	}
 	bt = upconn_head(c);
 	if (!bt) {
 		upconn_fail(c, BATCH_PROTOCOL, "reply without a request");
@@ -444,6 +450,23 @@ static void rd_fail(struct upconn *c, void *req, bool written, enum batch_error 
 	batch_fail(u->batcher, req, why, text, c);
 }
 
+/* RESP replies delimit themselves: a late one can be read past, so one slow
+ * reply fails its request alone, not the connection (upconn.h). */
+static void rd_abandon(struct upconn *c, void *req, bool head, const char *text)
+{
+	struct rd_state *st = state_of(c);
+
+	if (head) {
+		/* The part of its reply already read belonged to it. */
+		st->pos = 0;
+		value_unref(st->cur);
+		st->cur = NULL;
+		st->skip = false;
+		st->wlen = 0;
+	}
+	rd_fail(c, req, true, BATCH_TIMEOUT, text);
+}
+
 static void rd_discard(void *req)
 {
 	struct upwrite *w = as_write(req);
@@ -462,6 +485,7 @@ static const struct upconn_ops rd_conn_ops = {
     .reset = rd_reset,
     .fail = rd_fail,
     .discard = rd_discard,
+    .abandon = rd_abandon,
     /* Inline PING: its one-line reply (+PONG, or an error such as -NOAUTH
      * before AUTH) shows the server answers. */
     .probe = "PING\r\n",

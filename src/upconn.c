@@ -79,15 +79,42 @@ static void timer_arm(struct upconn *c, double after)
 	ev_timer_start(loop, &c->timer);
 }
 
-/* Reply deadline of the oldest written request; the timer is only moved
- * when it fires early (ev.pod, "be smart about timeouts"). */
+/* When a written request's reply is due: timeout_ms after it went out; an
+ * abandoned one (req NULL: its requester was answered, its reply is still to
+ * be read past) gets as long again before the connection is given up. */
+static double item_deadline(const struct upconn *c, const struct upconn_item *it)
+{
+	double t = c->grp->set->timeout_ms / 1000.0;
+
+	return it->sent_at + (it->req ? t : 2 * t);
+}
+
+/* The written request whose deadline comes first (its index from the
+ * head), and that deadline; -1 if none is written. */
+static long first_deadline(const struct upconn *c, double *at)
+{
+	long best = -1;
+
+	for (uint32_t i = 0; i < c->written.n; i++) {
+		const struct upconn_item *it =
+		    &c->written.v[(c->written.head + i) % c->written.cap];
+		double d = item_deadline(c, it);
+		if (best < 0 || d < *at) {
+			best = (long)i;
+			*at = d;
+		}
+	}
+	return best;
+}
+
+/* Reply deadline of the written requests; the timer is only moved when it
+ * fires early (ev.pod, "be smart about timeouts"). */
 static void timer_arm_reply(struct upconn *c)
 {
-	struct upconn_group *g = c->grp;
+	double at = 0;
 
-	if (c->written.n && !ev_is_active(&c->timer))
-		timer_arm(c, c->written.v[c->written.head].sent_at + g->set->timeout_ms / 1000.0 -
-		                 ev_now(g->loop));
+	if (!ev_is_active(&c->timer) && first_deadline(c, &at) >= 0)
+		timer_arm(c, at - ev_now(c->grp->loop));
 }
 
 /* --- connection life ----------------------------------------------------- */
@@ -160,7 +187,8 @@ void upconn_fail(struct upconn *c, enum batch_error why, const char *text)
 	/* Last: a retry must find this connection reset, never mid-failure. */
 	while (w.n) {
 		struct upconn_item it = queue_pop(&w);
-		g->ops->fail(c, it.req, true, why, text);
+		if (it.req) /* else abandoned: its requester has its answer */
+			g->ops->fail(c, it.req, true, why, text);
 	}
 	while (u.n) {
 		struct upconn_item it = queue_pop(&u);
@@ -345,12 +373,51 @@ static void conn_connect(struct upconn *c)
 	timer_arm(c, g->set->connect_timeout_ms / 1000.0);
 }
 
+/* The first reply deadline passed (or the timer fired early: re-arm).
+ * A late request is abandoned when the codec can read its reply past
+ * without it: its requester gets a timeout now, the connection and what is
+ * queued behind it stay, so one slow reply costs one request. A request
+ * already abandoned, or a codec that cannot, fails the connection. One
+ * request per call: the timer comes back at once for the next. */
+static void reply_overdue(struct upconn *c)
+{
+	struct upconn_group *g = c->grp;
+	double now = ev_now(g->loop), at = 0;
+	long i = first_deadline(c, &at);
+	struct upconn_item *it;
+	char why[ADDR_WHY];
+	void *req;
+
+	if (i < 0)
+		return;
+	if (at > now) {
+		timer_arm(c, at - now);
+		return;
+	}
+	it = &c->written.v[(c->written.head + (uint32_t)i) % c->written.cap];
+	if (!it->req || !g->ops->abandon) {
+		snprintf(why, sizeof(why), "no reply after %u ms",
+		         it->req ? g->set->timeout_ms : 2 * g->set->timeout_ms);
+		upconn_fail(c, BATCH_TIMEOUT, why);
+		return;
+	}
+	snprintf(why, sizeof(why), "no reply after %u ms", g->set->timeout_ms);
+	req = it->req;
+	it->req = NULL;
+	pool_error(g->pool, g->server, true, now, why);
+	log_warn(g->log, "upstream %s: %s; 1 request failed, its reply will be read past",
+	         g->addr->name, why);
+	if (first_deadline(c, &at) >= 0)
+		timer_arm(c, at - now);
+	/* Last: a retry may queue on this very connection. */
+	g->ops->abandon(c, req, i == 0, why);
+}
+
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct upconn *c = w->data;
 	struct upconn_group *g = c->grp;
 	char why[ADDR_WHY];
-	double left;
 
 	(void)loop;
 	(void)revents;
@@ -374,14 +441,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			probe_schedule(g);
 			return;
 		}
-		left = c->written.v[c->written.head].sent_at + g->set->timeout_ms / 1000.0 -
-		       ev_now(g->loop);
-		if (left > 0) {
-			timer_arm(c, left);
-		} else {
-			snprintf(why, sizeof(why), "no reply after %u ms", g->set->timeout_ms);
-			upconn_fail(c, BATCH_TIMEOUT, why);
-		}
+		reply_overdue(c);
 	}
 }
 
@@ -540,6 +600,11 @@ void *upconn_head(const struct upconn *c)
 	return c->written.n ? c->written.v[c->written.head].req : NULL;
 }
 
+bool upconn_head_abandoned(const struct upconn *c)
+{
+	return c->written.n && !c->written.v[c->written.head].req;
+}
+
 void *upconn_pop(struct upconn *c, ev_tstamp *sent_at)
 {
 	struct upconn_item it = queue_pop(&c->written);
@@ -600,8 +665,11 @@ void upconn_group_destroy(struct upconn_group *g)
 		struct upconn *c = &g->conns[k];
 		if (c->grp)
 			conn_reset(c);
-		while (c->written.n)
-			g->ops->discard(queue_pop(&c->written).req);
+		while (c->written.n) {
+			void *req = queue_pop(&c->written).req;
+			if (req)
+				g->ops->discard(req);
+		}
 		while (c->unwritten.n)
 			g->ops->discard(queue_pop(&c->unwritten).req);
 		free(c->written.v);

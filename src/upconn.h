@@ -16,7 +16,10 @@
  * upconn hands it back through upconn_pop() or ops->fail().
  *
  * One timer per connection serves as connect timeout, reply deadline of the
- * oldest written request, or reconnect backoff, according to its state.
+ * written requests, or reconnect backoff, according to its state. A codec
+ * that can read a reply past without its request (ops->abandon) keeps the
+ * connection when one reply is late: only that request fails; a reply still
+ * missing after twice timeout_ms fails the connection.
  * Connections going up and down, failures and replies are reported to the
  * server's record in the pool. While the pool has the server ejected, the
  * connections keep reconnecting with backoff, and once the pool says it is
@@ -64,6 +67,13 @@ struct upconn_ops {
 	             const char *text);
 	/* Shutdown: req is forgotten without an outcome. */
 	void (*discard)(void *req);
+	/* Optional: req's reply is overdue (text says so). Answer its
+	 * requester (a timeout, as fail() would) but keep reading: its reply
+	 * is still to come and must be consumed without req, while
+	 * upconn_head_abandoned() says so, then upconn_pop()ped. head: req's
+	 * reply may have begun (partial reply state belongs to it). NULL: an
+	 * overdue reply fails the connection. */
+	void (*abandon)(struct upconn *c, void *req, bool head, const char *text);
 	/* The probe of an ejected server (pool.h): request bytes whose reply
 	 * is one line, any line ("version\r\n"). NULL: an established
 	 * connection is the probe. */
@@ -156,6 +166,9 @@ void *upconn_state(const struct upconn *c);
 const char *upconn_name(const struct upconn *c);
 /* The oldest written request: the one the reply bytes belong to, or NULL. */
 void *upconn_head(const struct upconn *c);
+/* The oldest written request was abandoned (ops->abandon): its reply is
+ * read past, then popped (upconn_pop() returns NULL). */
+bool upconn_head_abandoned(const struct upconn *c);
 /* Its reply is complete: dequeue it; *sent_at: when it went out. */
 void *upconn_pop(struct upconn *c, ev_tstamp *sent_at);
 /* Room for n more bytes of output, or NULL (out of memory). */

@@ -1010,6 +1010,69 @@ START_TEST(test_ejected_server_probed)
 }
 END_TEST
 
+/* total_connections_received of a Redis server. */
+static long long redis_connections(int port)
+{
+	char *r = asks(port, "INFO stats\r\n", 1), *p = strstr(r, "total_connections_received:");
+	long long n;
+
+	ck_assert_ptr_nonnull(p);
+	n = strtoll(p + 27, NULL, 10);
+	free(r);
+	return n;
+}
+
+/* One slow reply fails its own request, not the connection: the GET stuck
+ * behind a script that keeps Redis busy gets -ERR upstream timeout, its late
+ * reply is read past, and the next GET is answered on the same connection. */
+START_TEST(test_slow_reply_keeps_connection)
+{
+	struct proc rs, c;
+	int p, busy;
+	char srv[64], tmo[64];
+	const char *extra[] = {tmo, "upstream.connections=1", "upstream.retries=0", NULL};
+	/* Busy for 1.5 timeouts, by Redis' own clock: the GET's reply comes
+	 * late, but before the connection would be given up (2 timeouts). */
+	char script[256];
+	long long before;
+	size_t len;
+	int ms = tu_guard_ms(300);
+	char *r;
+
+	snprintf(tmo, sizeof(tmo), "upstream.timeout_ms=%d", ms);
+	redis_start(&rs, NULL);
+	redis_set(rs.port, "k", "v", 1);
+	addr_of(&rs, srv, sizeof(srv));
+	co_start(&c, &p, srv, "redis", extra);
+	r = asks(p, "GET k\r\n", 1);
+	ck_assert_str_eq(r, "$1\r\nv\r\n");
+	free(r);
+	before = redis_connections(rs.port);
+	snprintf(script, sizeof(script),
+	         "EVAL \"local t=redis.call('TIME'); local e=t[1]*1000000+t[2]+%d; "
+	         "repeat t=redis.call('TIME') until t[1]*1000000+t[2]>=e; return 1\" 0\r\n",
+	         ms * 1500);
+	busy = tu_connect(rs.port);
+	tu_sends(busy, script);
+	tu_sleep_ms(50);
+	r = asks(p, "GET k\r\nPING\r\n", 2);
+	ck_assert_str_eq(r, "-ERR upstream timeout\r\n+PONG\r\n");
+	free(r);
+	r = resp_read(busy, 1, tu_guard_ms(MS), &len);
+	ck_assert_str_eq(r, ":1\r\n");
+	free(r);
+	close(busy);
+	/* The late reply is read past; the next GET gets its own. */
+	r = asks(p, "GET k\r\n", 1);
+	ck_assert_str_eq(r, "$1\r\nv\r\n");
+	free(r);
+	/* No new connection from coalesced: only the two INFO and the busy one. */
+	ck_assert_int_eq(redis_connections(rs.port) - before, 2);
+	tu_stop_clean(&c);
+	tu_stop(&rs);
+}
+END_TEST
+
 /* A write is never sent twice: a connection lost under it fails it. */
 START_TEST(test_write_not_retried)
 {
@@ -1156,6 +1219,7 @@ Suite *redis_suite(void)
 	tcase_add_test(tc, test_redis_killed);
 	tcase_add_test(tc, test_value_budget);
 	tcase_add_test(tc, test_ejected_server_probed);
+	tcase_add_test(tc, test_slow_reply_keeps_connection);
 	tcase_add_test(tc, test_invalid_key_memcached);
 	tcase_add_test(tc, test_write_not_retried);
 	tcase_add_test(tc, test_write_client_leaves);
