@@ -32,10 +32,10 @@ bench: bench-deps
 	COALESCED_BIN=$(abspath $(BIN)) LOADGEN=$(abspath $(LOADGEN)) bash tests/bench/pg.sh
 
 # make bench-redis: Redis directly, twemproxy (redis: true) and coalesced with
-# RESP on both sides, driven by redis-benchmark (tests/bench/redis.sh);
-# results in bench/results/redis.md.
+# RESP on both sides, driven by redis-benchmark and by loadgen --protocol resp
+# (tests/bench/redis.sh); results in bench/results/redis.md.
 .PHONY: bench-redis
 bench-redis: bench-deps
-	$(MAKE) $(BIN) $(FAKE_REDIS)
+	$(MAKE) $(BIN) $(FAKE_REDIS) $(LOADGEN)
 	COALESCED_BIN=$(abspath $(BIN)) FAKE_REDIS=$(abspath $(FAKE_REDIS)) \
-	bash tests/bench/redis.sh
+	LOADGEN=$(abspath $(LOADGEN)) bash tests/bench/redis.sh

@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -267,8 +268,12 @@ int main(int argc, char **argv)
 		size_t polled = nconns;
 		if ((pf[0].revents & POLLIN) && nconns < MAX_CONNS) {
 			int fd = accept(lfd, NULL, NULL);
-			if (fd >= 0)
+			if (fd >= 0) {
+				/* Replies go out in several writes: without this, Nagle
+				 * holds each one's tail for the peer's delayed ACK (40 ms). */
+				setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 				conns[nconns++] = (struct fconn){fd, NULL, 0, 0};
+			}
 		}
 		for (size_t i = polled; i-- > 0;) {
 			struct fconn *c = &conns[i];

@@ -1,9 +1,10 @@
 /*
- * loadgen: a load generator for the memcached text protocol, on libev.
+ * loadgen: a load generator for the memcached text protocol or RESP2 (Redis), on libev.
  *
  *   loadgen [--server 127.0.0.1:PORT] [options]          measure; prints one JSON line
  *   loadgen --preload [--keys N --value-size S ...]      store the N keys with "set"
  *   loadgen --command LINE                              send one line, print the reply
+ *   loadgen --protocol resp ...                         the same in RESP2 (see below)
  *   loadgen --dump                                      print what the server sends until EOF
  *   loadgen --free-port                                 print a free loopback TCP port
  *
@@ -38,6 +39,13 @@
  * holds one of the window's versions, all newer than anything before, so the floor becomes
  * the window's first version. A get older than its floor counts as stale (and as wrong); a
  * key with a failed or lost set keeps its floor from then on.
+ *
+ * --protocol resp speaks RESP2 instead: a 1-key get is GET, an M-key get MGET, a set SET
+ * (values carry no flags; their bytes and versions are as above); --preload stores with SET,
+ * --command sends its words as one array and prints one whole reply. Replies are parsed as
+ * strictly: a bulk string or $-1 (a miss) for GET; *M then M of those, in key order, for MGET;
+ * +OK for SET. An error line (-...) answers its request with an error (server_errors);
+ * anything else is a protocol error.
  *
  * A reply that does not parse closes that connection (its outstanding requests count as
  * errors); the run goes on with the others. Latency is measured from the moment a request is
@@ -87,6 +95,7 @@
 
 enum dist { DIST_UNIFORM, DIST_ZIPF, DIST_HOT };
 enum vmode { VAL_PATTERN, VAL_FAKE };
+enum proto { PROTO_MC, PROTO_RESP };
 enum phase { PH_CONNECT, PH_RUN, PH_DRAIN, PH_DONE };
 enum cstate { CS_NONE, CS_CONNECTING, CS_OPEN, CS_CLOSED };
 
@@ -101,6 +110,7 @@ struct opts {
 	uint64_t count, seed;
 	long max_connecting;
 	enum vmode values;
+	enum proto proto;
 	const char *prefix, *label, *command, *dist_name;
 	bool gets, preload, dump, free_port;
 };
@@ -111,6 +121,7 @@ struct req {
 	uint32_t *keys;
 	uint32_t *floors; /* per key: the oldest version the get may return (--set-ratio) */
 	uint32_t set_ver; /* 0: a get; else the version this set writes (keys[0]) */
+	bool in_array;    /* RESP: the MGET reply's array header has been read */
 };
 
 /* Per key, with --set-ratio: what the versions of the values may be (see the header). */
@@ -478,6 +489,39 @@ static bool can_issue(const struct lg *g)
 	return g->phase == PH_RUN && (g->o.count == 0 || g->issued < g->o.count);
 }
 
+/* A RESP bulk string: $<n> CRLF <bytes> CRLF. */
+static char *put_bulk(char *p, const char *d, size_t n)
+{
+	*p++ = '$';
+	p += utoa(p, n);
+	*p++ = '\r';
+	*p++ = '\n';
+	memcpy(p, d, n);
+	p += n;
+	*p++ = '\r';
+	*p++ = '\n';
+	return p;
+}
+
+/* A RESP array header and the command name, its first element. */
+static char *put_cmd(char *p, size_t nargs, const char *name)
+{
+	*p++ = '*';
+	p += utoa(p, nargs);
+	*p++ = '\r';
+	*p++ = '\n';
+	return put_bulk(p, name, strlen(name));
+}
+
+/* SET <key> <version ver of its value> (RESP values carry no flags). */
+static size_t resp_set(const struct lg *g, uint32_t i, uint32_t ver, char *out, char *vbuf)
+{
+	char key[256];
+	char *p = put_cmd(out, 3, "SET");
+	p = put_bulk(p, key, key_format(g, i, key));
+	return (size_t)(put_bulk(p, vbuf, value_format(g, i, ver, vbuf)) - out);
+}
+
 static void issue_set(struct conn *c, struct req *r)
 {
 	struct lg *g = c->g;
@@ -488,6 +532,14 @@ static void issue_set(struct conn *c, struct req *r)
 	uint32_t ver = ++kv->latest;
 	if (kv->pending++ == 0)
 		kv->win_first = ver;
+	r->keys[0] = i;
+	r->nkeys = 1;
+	r->set_ver = ver;
+	if (g->o.proto == PROTO_RESP) {
+		out_reserve(c, 64 + g->prefix_len + g->o.value_size);
+		c->olen += resp_set(g, i, ver, c->ob + c->olen, g->vbuf);
+		return;
+	}
 	out_reserve(c, 48 + g->prefix_len + g->o.value_size);
 	char *p = c->ob + c->olen;
 	memcpy(p, "set ", 4);
@@ -504,9 +556,6 @@ static void issue_set(struct conn *c, struct req *r)
 	*p++ = '\r';
 	*p++ = '\n';
 	c->olen = (size_t)(p - c->ob);
-	r->keys[0] = i;
-	r->nkeys = 1;
-	r->set_ver = ver;
 }
 
 /* A set of key i has its reply (stored) or never will. */
@@ -527,6 +576,7 @@ static void issue(struct conn *c, uint64_t now, uint32_t nkeys)
 	r->cursor = 0;
 	r->t_ns = now;
 	r->set_ver = 0;
+	r->in_array = false;
 	if (g->kv && !c->idle && (double)(splitmix(&c->rng) >> 11) * 0x1.0p-53 < g->o.set_ratio) {
 		issue_set(c, r);
 		c->qn++;
@@ -536,9 +586,13 @@ static void issue(struct conn *c, uint64_t now, uint32_t nkeys)
 			stop_sending(g);
 		return;
 	}
-	out_reserve(c, 8 + (size_t)nkeys * (g->prefix_len + 12));
+	/* RESP: GET for one key, MGET for more; the reply carries no keys, only their order. */
+	bool resp = g->o.proto == PROTO_RESP;
+	out_reserve(c, 32 + (size_t)nkeys * (g->prefix_len + 24));
 	char *p = c->ob + c->olen;
-	if (g->o.gets) {
+	if (resp) {
+		p = put_cmd(p, nkeys + 1, nkeys == 1 ? "GET" : "MGET");
+	} else if (g->o.gets) {
 		memcpy(p, "gets", 4);
 		p += 4;
 	} else {
@@ -550,11 +604,18 @@ static void issue(struct conn *c, uint64_t now, uint32_t nkeys)
 		r->keys[k] = i;
 		if (g->kv)
 			r->floors[k] = g->kv[i].floor;
-		*p++ = ' ';
-		p += key_format(g, i, p);
+		if (resp) {
+			char key[256];
+			p = put_bulk(p, key, key_format(g, i, key));
+		} else {
+			*p++ = ' ';
+			p += key_format(g, i, p);
+		}
 	}
-	*p++ = '\r';
-	*p++ = '\n';
+	if (!resp) {
+		*p++ = '\r';
+		*p++ = '\n';
+	}
 	c->olen = (size_t)(p - c->ob);
 	r->nkeys = nkeys;
 	c->qn++;
@@ -642,9 +703,150 @@ static int split(const char *s, size_t n, const char **tok, size_t *tl, int max)
 	return nt;
 }
 
+/* A reply element of need bytes starts at p, avail of them read: room for all of it. */
+static void want_bytes(struct conn *c, char *p, size_t avail, size_t need)
+{
+	if (c->icap - c->ioff >= need + READ_ROOM)
+		return;
+	memmove(c->ib, p, avail);
+	c->ioff = 0;
+	c->ilen = avail;
+	if (c->icap < need + READ_ROOM) {
+		c->icap = need + READ_ROOM;
+		c->ib = xrealloc(c->ib, c->icap);
+	}
+}
+
+/* The value d (n bytes, with flags) received for key j of get r: a hit, checked. */
+static void check_value(struct lg *g, const struct req *r, uint32_t j, uint32_t flags,
+                        const char *d, size_t n)
+{
+	uint32_t idx = r->keys[j], ver;
+	char key[256];
+	g->hits++;
+	if (!value_ok(g, idx, flags, d, n, &ver)) {
+		if (!g->wrong_values) {
+			int kl = (int)key_format(g, idx, key);
+			if (g->o.proto == PROTO_RESP)
+				fprintf(stderr, "loadgen: wrong value for %.*s (%zu bytes)\n", kl,
+				        key, n);
+			else
+				fprintf(stderr,
+				        "loadgen: wrong value for %.*s (flags %" PRIu32
+				        ", %zu bytes)\n",
+				        kl, key, flags, n);
+		}
+		g->wrong_values++;
+	} else if (g->kv && ver > g->kv[idx].latest) {
+		if (!g->wrong_values)
+			fprintf(stderr,
+			        "loadgen: %.*s: version %" PRIu32 " never written (latest %" PRIu32
+			        ")\n",
+			        (int)key_format(g, idx, key), key, ver, g->kv[idx].latest);
+		g->wrong_values++;
+	} else if (g->kv && ver < r->floors[j]) {
+		if (!g->stale_values)
+			fprintf(stderr,
+			        "loadgen: %.*s: stale version %" PRIu32 " (floor %" PRIu32
+			        " when asked)\n",
+			        (int)key_format(g, idx, key), key, ver, r->floors[j]);
+		g->stale_values++;
+		g->wrong_values++;
+	}
+}
+
+/*
+ * RESP2 replies, strictly: a GET gets a bulk string or $-1; an MGET of N keys *N then N of
+ * those, in key order; a SET +OK. An error line (-...) in place of a whole reply answers that
+ * request with an error; anything else is a protocol error. 0: need more; -1: closed.
+ */
+static int parse_resp(struct conn *c, uint64_t now)
+{
+	struct lg *g = c->g;
+	for (;;) {
+		char *p = c->ib + c->ioff;
+		size_t avail = c->ilen - c->ioff;
+		if (!avail)
+			return 0;
+		char *nl = memchr(p, '\n', avail);
+		if (!nl) {
+			if (avail > MAX_LINE)
+				return protocol_error(c, "line too long", p, avail);
+			return 0;
+		}
+		size_t ll = (size_t)(nl - p);
+		if (ll == 0 || p[ll - 1] != '\r')
+			return protocol_error(c, "line not ended by CRLF", p, ll);
+		ll--;
+		if (c->qn == 0)
+			return protocol_error(c, "reply with no request outstanding", p, ll);
+		struct req *r = &c->q[c->qhead];
+		if (ll == 0)
+			return protocol_error(c, "empty line", p, ll);
+		if (p[0] == '-' && !r->in_array) {
+			c->ioff += ll + 2;
+			if (!g->server_errors)
+				fprintf(stderr, "loadgen: first error reply from %s: %.*s\n",
+				        g->o.server, (int)ll, p);
+			g->server_errors++;
+			if (r->set_ver)
+				set_done(g, r->keys[0], false);
+			complete(c, now);
+			continue;
+		}
+		if (r->set_ver) {
+			if (ll != 3 || memcmp(p, "+OK", 3) != 0)
+				return protocol_error(c, "unexpected reply to SET", p, ll);
+			c->ioff += ll + 2;
+			set_done(g, r->keys[0], true);
+			g->sets_stored++;
+			complete(c, now);
+			continue;
+		}
+		uint64_t n;
+		if (r->nkeys > 1 && !r->in_array) {
+			if (p[0] != '*' || !parse_u64(p + 1, ll - 1, &n))
+				return protocol_error(c, "MGET reply not an array", p, ll);
+			if (n != r->nkeys)
+				return protocol_error(
+				    c, "MGET reply of another length than the keys asked", p, ll);
+			r->in_array = true;
+			c->ioff += ll + 2;
+			continue;
+		}
+		if (p[0] != '$')
+			return protocol_error(c,
+			                      r->in_array ? "MGET element not a bulk string"
+			                                  : "GET reply not a bulk string",
+			                      p, ll);
+		if (ll == 3 && p[1] == '-' && p[2] == '1') {
+			g->misses++;
+			c->ioff += ll + 2;
+		} else {
+			if (!parse_u64(p + 1, ll - 1, &n) || n > MAX_VALUE)
+				return protocol_error(c, "malformed bulk length", p, ll);
+			size_t need = ll + 2 + (size_t)n + 2;
+			if (avail < need) {
+				want_bytes(c, p, avail, need);
+				return 0;
+			}
+			const char *data = p + ll + 2;
+			if (data[n] != '\r' || data[n + 1] != '\n')
+				return protocol_error(c, "bulk string not ended by CRLF", p, ll);
+			check_value(g, r, r->cursor, value_flags(g, r->keys[r->cursor]), data,
+			            (size_t)n);
+			c->ioff += need;
+		}
+		if (++r->cursor == r->nkeys)
+			complete(c, now);
+	}
+}
+
 /* Parses every complete reply in the input buffer. 0: need more; -1: connection closed. */
 static int parse(struct conn *c, uint64_t now)
 {
+	if (c->g->o.proto == PROTO_RESP)
+		return parse_resp(c, now);
 	struct lg *g = c->g;
 	for (;;) {
 		char *p = c->ib + c->ioff;
@@ -679,16 +881,7 @@ static int parse(struct conn *c, uint64_t now)
 				return protocol_error(c, "malformed VALUE line", p, ll);
 			size_t need = ll + 2 + (size_t)bytes + 2;
 			if (avail < need) {
-				/* Make room for the whole block, then wait for it. */
-				if (c->icap - c->ioff < need + READ_ROOM) {
-					memmove(c->ib, p, avail);
-					c->ioff = 0;
-					c->ilen = avail;
-					if (c->icap < need + READ_ROOM) {
-						c->icap = need + READ_ROOM;
-						c->ib = xrealloc(c->ib, c->icap);
-					}
-				}
+				want_bytes(c, p, avail, need);
 				return 0;
 			}
 			const char *data = p + ll + 2;
@@ -706,25 +899,7 @@ static int parse(struct conn *c, uint64_t now)
 				return protocol_error(c, "VALUE for a key not asked (or out of order)", p, ll);
 			g->misses += j - r->cursor;
 			r->cursor = j + 1;
-			g->hits++;
-			uint32_t ver;
-			if (!value_ok(g, (uint32_t)idx, (uint32_t)flags, data, (size_t)bytes, &ver)) {
-				if (!g->wrong_values)
-					fprintf(stderr, "loadgen: wrong value for %.*s (flags %" PRIu64 ", %" PRIu64 " bytes)\n",
-						(int)tl[0], tok[0], flags, bytes);
-				g->wrong_values++;
-			} else if (g->kv && ver > g->kv[idx].latest) {
-				if (!g->wrong_values)
-					fprintf(stderr, "loadgen: %.*s: version %" PRIu32 " never written (latest %" PRIu32 ")\n",
-						(int)tl[0], tok[0], ver, g->kv[idx].latest);
-				g->wrong_values++;
-			} else if (g->kv && ver < r->floors[j]) {
-				if (!g->stale_values)
-					fprintf(stderr, "loadgen: %.*s: stale version %" PRIu32 " (floor %" PRIu32 " when asked)\n",
-						(int)tl[0], tok[0], ver, r->floors[j]);
-				g->stale_values++;
-				g->wrong_values++;
-			}
+			check_value(g, r, j, (uint32_t)flags, data, (size_t)bytes);
 			c->ioff += need;
 			continue;
 		}
@@ -1082,9 +1257,10 @@ static void usage(FILE *f)
 {
 	fputs("usage: loadgen [options]\n"
 	      "  --server HOST:PORT       loopback address to load (default 127.0.0.1:11211)\n"
+	      "      --protocol memcache|resp  memcached text or RESP2 (GET, MGET, SET) (default memcache)\n"
 	      "  -c, --conns C            loaded connections (default 50)\n"
 	      "  -P, --pipeline P         requests outstanding per connection (default 1)\n"
-	      "  -m, --multi M            keys per get (default 1)\n"
+	      "  -m, --multi M            keys per get (default 1; RESP: MGET when M > 1)\n"
 	      "  -n, --keys N             key space: keys <prefix>0 .. <prefix>N-1 (default 100000)\n"
 	      "  -s, --value-size S       value bytes (default 100)\n"
 	      "  -d, --dist D             uniform | zipf:S | hot:K (default uniform)\n"
@@ -1103,7 +1279,7 @@ static void usage(FILE *f)
 	      "      --max-connecting N   connects in progress at once (default 256)\n"
 	      "      --label TEXT         copied into the JSON line\n"
 	      "      --preload            store the N keys with set (pattern values), then exit\n"
-	      "      --command LINE       send LINE, print the reply up to END/OK/ERROR, exit\n"
+	      "      --command LINE       send LINE (RESP: as an array of its words), print the reply, exit\n"
 	      "      --dump               print everything the server sends until it closes\n"
 	      "      --free-port          print a free 127.0.0.1 TCP port below the ephemeral range\n",
 	      f);
@@ -1113,10 +1289,12 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 {
 	enum {
 		O_SEED = 256, O_VALUES, O_PREFIX, O_GETS, O_IDLE, O_IDLE_INT, O_CONN_TO, O_DRAIN_TO,
-		O_MAXSEC, O_MAXCONN, O_LABEL, O_PRELOAD, O_COMMAND, O_DUMP, O_FREE, O_SERVER, O_SETRATIO
+		O_MAXSEC, O_MAXCONN, O_LABEL, O_PRELOAD, O_COMMAND, O_DUMP, O_FREE, O_SERVER, O_SETRATIO,
+		O_PROTOCOL
 	};
 	static const struct option lo[] = {
 		{"server", required_argument, NULL, O_SERVER},
+		{"protocol", required_argument, NULL, O_PROTOCOL},
 		{"conns", required_argument, NULL, 'c'},
 		{"pipeline", required_argument, NULL, 'P'},
 		{"multi", required_argument, NULL, 'm'},
@@ -1155,6 +1333,7 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 	o->duration = 10;
 	o->seed = 1;
 	o->values = VAL_PATTERN;
+	o->proto = PROTO_MC;
 	o->prefix = "key:";
 	o->label = "";
 	o->connect_timeout = 30;
@@ -1166,6 +1345,14 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "c:P:m:n:s:d:t:r:h", lo, NULL)) != -1) {
 		switch (ch) {
 		case O_SERVER: parse_server(o, optarg); break;
+		case O_PROTOCOL:
+			if (strcmp(optarg, "memcache") == 0)
+				o->proto = PROTO_MC;
+			else if (strcmp(optarg, "resp") == 0)
+				o->proto = PROTO_RESP;
+			else
+				die("--protocol wants memcache or resp, got '%s'", optarg);
+			break;
 		case 'c': o->conns = num_arg("--conns", optarg, 0, 1000000); break;
 		case 'P': o->pipeline = num_arg("--pipeline", optarg, 1, 100000); break;
 		case 'm': o->multi = num_arg("--multi", optarg, 1, 10000); break;
@@ -1229,6 +1416,8 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 		die("give --duration or --requests (or both)");
 	if (o->set_ratio > 0 && (o->values != VAL_PATTERN || o->value_size < MIN_SET_VALUE))
 		die("--set-ratio needs --values pattern and --value-size of at least %d", MIN_SET_VALUE);
+	if (o->gets && o->proto == PROTO_RESP)
+		die("--gets is a memcache command: not with --protocol resp");
 	if (o->dist == DIST_HOT && o->hot > o->nkeys)
 		o->hot = o->nkeys;
 	for (const char *l = o->label; *l; l++)
@@ -1280,13 +1469,17 @@ static int run_preload(struct lg *g)
 	char *val = xrealloc(NULL, vmax);
 	size_t cap = PRELOAD_BATCH * (vmax + 300), len;
 	char *out = xrealloc(NULL, cap);
-	char in[PRELOAD_BATCH * 8 + 4096];
+	char in[PRELOAD_BATCH * 8 + 4096]; /* replies are single lines in both protocols */
 	uint64_t stored = 0, errors = 0;
 	bool broken = false;
 	for (uint32_t base = 0; base < o->nkeys && !broken; base += PRELOAD_BATCH) {
 		uint32_t end = base + PRELOAD_BATCH < o->nkeys ? base + PRELOAD_BATCH : o->nkeys;
 		len = 0;
 		for (uint32_t i = base; i < end; i++) {
+			if (o->proto == PROTO_RESP) {
+				len += resp_set(g, i, 0, out + len, val);
+				continue;
+			}
 			char key[256];
 			size_t kl = key_format(g, i, key);
 			size_t vl = value_format(g, i, 0, val);
@@ -1316,7 +1509,10 @@ static int run_preload(struct lg *g)
 			char *p = in, *nl;
 			while (got < want && (nl = memchr(p, '\n', il - (size_t)(p - in)))) {
 				size_t ll = (size_t)(nl - p);
-				if (ll == 7 && memcmp(p, "STORED\r", 7) == 0) {
+				if ((o->proto == PROTO_MC && ll == 7 &&
+				     memcmp(p, "STORED\r", 7) == 0) ||
+				    (o->proto == PROTO_RESP && ll == 4 &&
+				     memcmp(p, "+OK\r", 4) == 0)) {
 					stored++;
 				} else {
 					if (!errors)
@@ -1355,7 +1551,75 @@ static bool terminal_line(const char *p, size_t ll)
 	       (ll >= 12 && memcmp(p, "CLIENT_ERROR", 12) == 0);
 }
 
-/* --command: one line out, the reply to stdout up to its terminal line. --dump: all until EOF. */
+/* Bytes of the whole RESP2 reply at p (n bytes read): 0 incomplete, -1 malformed. */
+static long resp_reply_len(const char *p, size_t n, int depth)
+{
+	const char *nl = memchr(p, '\n', n);
+	if (!nl)
+		return 0;
+	size_t ll = (size_t)(nl - p), hl = ll + 1;
+	if (ll < 2 || p[ll - 1] != '\r' || depth > 32)
+		return -1;
+	ll--;
+	uint64_t v;
+	switch (p[0]) {
+	case '+':
+	case '-':
+	case ':':
+		return (long)hl;
+	case '$':
+	case '*':
+		if (ll == 3 && p[1] == '-' && p[2] == '1')
+			return (long)hl;
+		if (!parse_u64(p + 1, ll - 1, &v) || v > MAX_VALUE)
+			return -1;
+		if (p[0] == '$') {
+			if (n < hl + v + 2)
+				return 0;
+			return p[hl + v] == '\r' && p[hl + v + 1] == '\n' ? (long)(hl + v + 2) : -1;
+		}
+		for (uint64_t k = 0; k < v; k++) {
+			long e = resp_reply_len(p + hl, n - hl, depth + 1);
+			if (e <= 0)
+				return e;
+			hl += (size_t)e;
+		}
+		return (long)hl;
+	default:
+		return -1;
+	}
+}
+
+/* --command LINE as a RESP array of its space-separated words. */
+static char *resp_command(const char *line, size_t *len)
+{
+	size_t n = strlen(line), words = 0;
+	char *out = xrealloc(NULL, 3 * n + 32), *p;
+	for (size_t i = 0; i < n; i++)
+		if (line[i] != ' ' && (i == 0 || line[i - 1] == ' '))
+			words++;
+	p = out;
+	*p++ = '*';
+	p += utoa(p, words);
+	*p++ = '\r';
+	*p++ = '\n';
+	for (size_t i = 0; i < n;) {
+		if (line[i] == ' ') {
+			i++;
+			continue;
+		}
+		size_t w = strcspn(line + i, " ");
+		p = put_bulk(p, line + i, w);
+		i += w;
+	}
+	*len = (size_t)(p - out);
+	return out;
+}
+
+/*
+ * --command: one command out, the reply to stdout up to its terminal line (memcache) or its
+ * end (RESP). --dump: all until EOF.
+ */
 static int run_command(struct lg *g)
 {
 	const struct opts *o = &g->o;
@@ -1366,10 +1630,17 @@ static int run_command(struct lg *g)
 	}
 	if (o->command) {
 		size_t n = strlen(o->command);
-		char *line = xrealloc(NULL, n + 2);
-		memcpy(line, o->command, n);
-		memcpy(line + n, "\r\n", 2);
-		if (!write_all(fd, line, n + 2)) {
+		char *line;
+		if (o->proto == PROTO_RESP) {
+			line = resp_command(o->command, &n);
+		} else {
+			line = xrealloc(NULL, n + 2);
+			memcpy(line, o->command, n);
+			memcpy(line + n, "\r\n", 2);
+			n += 2;
+		}
+		if (!write_all(fd, line, n)) {
+			free(line);
 			fprintf(stderr, "loadgen: write: %s\n", strerror(errno));
 			close(fd);
 			return 1;
@@ -1401,7 +1672,16 @@ static int run_command(struct lg *g)
 		len += (size_t)n;
 		bool done = false;
 		char *nl;
-		while (!o->dump && (nl = memchr(buf + scan, '\n', len - scan))) {
+		if (!o->dump && o->proto == PROTO_RESP) {
+			long e = resp_reply_len(buf, len, 0);
+			if (e < 0) {
+				fprintf(stderr, "loadgen: malformed RESP reply\n");
+				break;
+			}
+			done = e > 0;
+		}
+		while (!o->dump && o->proto == PROTO_MC &&
+		       (nl = memchr(buf + scan, '\n', len - scan))) {
 			size_t ll = (size_t)(nl - (buf + scan));
 			if (ll && buf[scan + ll - 1] == '\r')
 				ll--;
@@ -1492,7 +1772,7 @@ static void print_json(struct lg *g)
 	       "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
 	       "\"mean_us\":%.1f,\"cpu_s\":%.3f,\"interrupted\":%s,\"first_problem\":\"",
 	       g->o.label, g->o.server, g->o.conns, g->o.idle, g->o.idle_interval, g->o.pipeline, g->o.multi,
-	       g->o.gets ? "gets" : "get", g->o.dist_name, g->o.nkeys, g->o.value_size,
+	       g->o.proto == PROTO_RESP ? (g->o.multi > 1 ? "MGET" : "GET") : g->o.gets ? "gets" : "get", g->o.dist_name, g->o.nkeys, g->o.value_size,
 	       g->o.values == VAL_FAKE ? "fake" : "pattern", g->o.seed, g->o.duration, g->o.count,
 	       (unsigned long long)g->nofile, connect_s, g->conns_ok, g->conns_failed, g->conns_closed,
 	       g->idle_ok, g->idle_closed, g->idle_ok - g->idle_closed, elapsed, g->issued, g->completed,
