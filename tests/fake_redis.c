@@ -53,10 +53,32 @@ struct fake {
 	const char *mode;
 	int delay_ms;
 	FILE *rec;
+	/* One command's reply, written at once: a write per piece would cost
+	 * the reader a packet each and make a 1 ms command take longer. */
+	char *obuf;
+	size_t olen, ocap;
 };
 
-static void out(int fd, const char *p, size_t n)
+static void out(struct fake *f, const char *p, size_t n)
 {
+	if (f->olen + n > f->ocap) {
+		size_t cap = (f->olen + n) * 2;
+		char *nb = realloc(f->obuf, cap);
+		if (!nb)
+			exit(1);
+		f->obuf = nb;
+		f->ocap = cap;
+	}
+	memcpy(f->obuf + f->olen, p, n);
+	f->olen += n;
+}
+
+static void flush_out(struct fake *f, int fd)
+{
+	const char *p = f->obuf;
+	size_t n = f->olen;
+
+	f->olen = 0;
 	while (n) {
 		ssize_t w = write(fd, p, n);
 		if (w < 0 && errno == EINTR)
@@ -68,24 +90,24 @@ static void out(int fd, const char *p, size_t n)
 	}
 }
 
-static void outf(int fd, const char *fmt, const char *p, size_t n)
+static void outf(struct fake *f, const char *fmt, const char *p, size_t n)
 {
 	char hdr[64];
 	int h = snprintf(hdr, sizeof(hdr), fmt, n);
 
-	out(fd, hdr, (size_t)h);
+	out(f, hdr, (size_t)h);
 	if (p) {
-		out(fd, p, n);
-		out(fd, "\r\n", 2);
+		out(f, p, n);
+		out(f, "\r\n", 2);
 	}
 }
 
-static void value(int fd, const char *k, size_t n)
+static void value(struct fake *f, const char *k, size_t n)
 {
 	char *v;
 
 	if (n >= 4 && memcmp(k, "miss", 4) == 0) {
-		out(fd, "$-1\r\n", 5);
+		out(f, "$-1\r\n", 5);
 		return;
 	}
 	v = malloc(n + 2);
@@ -93,12 +115,12 @@ static void value(int fd, const char *k, size_t n)
 		exit(1);
 	memcpy(v, "v:", 2);
 	memcpy(v + 2, k, n);
-	outf(fd, "$%zu\r\n", v, n + 2);
+	outf(f, "$%zu\r\n", v, n + 2);
 	free(v);
 }
 
 /* One command; returns -1 when the connection is to be closed. */
-static int command(struct fake *f, int fd, char **argv, size_t *lens, size_t argc)
+static int command(struct fake *f, char **argv, size_t *lens, size_t argc)
 {
 	int get = lens[0] == 3 && strncasecmp(argv[0], "GET", 3) == 0;
 	int mget = lens[0] == 4 && strncasecmp(argv[0], "MGET", 4) == 0;
@@ -119,38 +141,38 @@ static int command(struct fake *f, int fd, char **argv, size_t *lens, size_t arg
 	if (!get && !mget) {
 		if ((lens[0] == 4 && strncasecmp(argv[0], "AUTH", 4) == 0) ||
 		    (lens[0] == 6 && strncasecmp(argv[0], "SELECT", 6) == 0))
-			out(fd, "+OK\r\n", 5);
+			out(f, "+OK\r\n", 5);
 		else if (lens[0] == 4 && strncasecmp(argv[0], "PING", 4) == 0)
-			out(fd, "+PONG\r\n", 7);
+			out(f, "+PONG\r\n", 7);
 		else if (strcmp(f->mode, "close_mid") == 0)
 			return -1;
 		else
-			out(fd, "-ERR unknown command\r\n", 22);
+			out(f, "-ERR unknown command\r\n", 22);
 		return 0;
 	}
 	if (strcmp(f->mode, "hang") == 0)
 		return 0;
 	if (strcmp(f->mode, "loading") == 0) {
 		static const char e[] = "-LOADING Redis is loading the dataset in memory\r\n";
-		out(fd, e, sizeof(e) - 1);
+		out(f, e, sizeof(e) - 1);
 		return 0;
 	}
 	if (strcmp(f->mode, "garbage") == 0) {
-		out(fd, "HELLO GARBAGE\r\n", 15);
+		out(f, "HELLO GARBAGE\r\n", 15);
 		return 0;
 	}
 	if (strcmp(f->mode, "close_mid") == 0) {
-		out(fd, mget ? "*2\r\n$5\r\nv:" : "$5\r\nv:", mget ? 10 : 6);
+		out(f, mget ? "*2\r\n$5\r\nv:" : "$5\r\nv:", mget ? 10 : 6);
 		return -1;
 	}
 	if (mget)
-		outf(fd, "*%zu\r\n", NULL, argc - 1);
+		outf(f, "*%zu\r\n", NULL, argc - 1);
 	else if (argc != 2) {
-		out(fd, "-ERR wrong number of arguments for 'get' command\r\n", 50);
+		out(f, "-ERR wrong number of arguments for 'get' command\r\n", 50);
 		return 0;
 	}
 	for (size_t i = 1; i < argc; i++)
-		value(fd, argv[i], lens[i]);
+		value(f, argv[i], lens[i]);
 	return 0;
 }
 
@@ -195,7 +217,9 @@ static int process(struct fake *f, struct fconn *c)
 		}
 		if (n < argc)
 			break;
-		if (command(f, c->fd, argv, lens, argc) < 0)
+		int rc = command(f, argv, lens, argc);
+		flush_out(f, c->fd);
+		if (rc < 0)
 			return -1;
 		off = p;
 	}
@@ -214,7 +238,7 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-	struct fake f = {"normal", 0, NULL};
+	struct fake f = {.mode = "normal"};
 	struct fconn conns[MAX_CONNS];
 	struct pollfd pf[MAX_CONNS + 1];
 	struct sockaddr_in sa = {.sin_family = AF_INET};
