@@ -59,7 +59,6 @@ START_TEST(client_that_never_reads_is_throttled)
 	size_t sent = 0;
 	long rss0, rss1;
 	char *r;
-	double end, last;
 
 	tu_judging_rss();
 	start(opts);
@@ -70,21 +69,9 @@ START_TEST(client_that_never_reads_is_throttled)
 	/* 32-byte requests for two 4 KiB values each. */
 	for (size_t i = 0; i + 32 <= sizeof(req); i += 32)
 		memcpy(req + i, "get big4096_x big4096_yy      \r\n", 32);
-	/* Push until the sends stall (coalesced stopped reading: a second,
-	 * scaled, without a byte taken) or far more than the limits allow has
-	 * gone out. A slow daemon only makes this take longer. */
-	end = tu_now() + tu_guard_ms(60000) / 1000.0;
-	last = tu_now();
-	while (sent < (64u << 20) && tu_now() - last < tu_guard_ms(1000) / 1000.0) {
-		ssize_t n = send(flood, req, sizeof(req), MSG_NOSIGNAL);
-		ck_assert_msg(tu_now() < end, "coalesced still reading after %zu bytes", sent);
-		if (n > 0) {
-			sent += (size_t)n;
-			last = tu_now();
-		} else {
-			tu_sleep_ms(5);
-		}
-	}
+	/* Push until coalesced stops reading, or far more than the limits
+	 * allow has gone out. A slow daemon only makes this take longer. */
+	sent = tu_push_until_stall(flood, req, sizeof(req), 64u << 20);
 	ck_assert_msg(sent < (64u << 20), "coalesced read %zu bytes from a client that never reads",
 	              sent);
 	/* Others are served normally. */

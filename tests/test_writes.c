@@ -570,7 +570,7 @@ START_TEST(writes_faster_than_upstream_are_held_back)
 	char *buf = malloc(total), want[] = "STORED\r\n", in[65536];
 	size_t len = 0, sent = 0, got = 0;
 	long rss0, rss1;
-	double end, last;
+	double end;
 	int fd;
 
 	ck_assert_ptr_nonnull(buf);
@@ -589,20 +589,8 @@ START_TEST(writes_faster_than_upstream_are_held_back)
 	freeze(mc.pid);
 	fd = tu_connect(co.port);
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	/* Push until the sends stall for a (scaled) second: a slow daemon
-	 * only makes this take longer. */
-	end = tu_now() + tu_guard_ms(60000) / 1000.0;
-	last = tu_now();
-	while (sent < len && tu_now() - last < tu_guard_ms(1000) / 1000.0) {
-		ssize_t n = send(fd, buf + sent, len - sent, MSG_NOSIGNAL);
-		ck_assert_msg(tu_now() < end, "coalesced still reading after %zu bytes", sent);
-		if (n > 0) {
-			sent += (size_t)n;
-			last = tu_now();
-		} else {
-			tu_sleep_ms(5);
-		}
-	}
+	/* A slow daemon only makes this take longer. */
+	sent = tu_push_until_stall(fd, buf, len, len);
 	ck_assert_msg(sent < len, "coalesced took all %zu bytes of sets for a frozen server", len);
 	rss1 = tu_rss_kib(co.pid);
 	ck_assert_msg(rss1 - rss0 < 64 * 1024, "RSS grew from %ld to %ld KiB with %zu bytes sent",

@@ -86,6 +86,25 @@ long tu_rss_kib(pid_t pid)
 	return kib;
 }
 
+size_t tu_push_until_stall(int fd, const char *buf, size_t len, size_t limit)
+{
+	double end = tu_now() + tu_guard_ms(60000) / 1000.0, last = tu_now();
+	size_t sent = 0;
+
+	while (sent < limit && tu_now() - last < tu_guard_ms(1000) / 1000.0) {
+		size_t off = sent % len, n = len - off;
+		ssize_t w = send(fd, buf + off, n < limit - sent ? n : limit - sent, MSG_NOSIGNAL);
+		ck_assert_msg(tu_now() < end, "peer still reading after %zu bytes", sent);
+		if (w > 0) {
+			sent += (size_t)w;
+			last = tu_now();
+		} else {
+			tu_sleep_ms(5);
+		}
+	}
+	return sent;
+}
+
 const char *tu_tmpdir(void)
 {
 	static char dir[128];

@@ -44,6 +44,12 @@ void tu_judging_rss(void);
 /* Resident memory of a process (VmRSS), in KiB; -1 if unknown. */
 long tu_rss_kib(pid_t pid);
 
+/* Send the bytes of buf (len of them, over and over) on the non-blocking
+ * fd until limit bytes went out or the peer took nothing for a (scaled)
+ * second, i.e. it stopped reading; returns the bytes sent. Fails the test
+ * if the peer still reads after a minute (scaled). */
+size_t tu_push_until_stall(int fd, const char *buf, size_t len, size_t limit);
+
 /* Start a real memcached on a free port (or port, if > 0). */
 void tu_memcached_start(struct proc *p, int port);
 /* Start a real redis-server on a free port: no persistence, its log in

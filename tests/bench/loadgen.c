@@ -755,6 +755,31 @@ static void check_value(struct lg *g, const struct req *r, uint32_t j, uint32_t 
 	}
 }
 
+/* The next complete reply line at c->ioff, CRLF checked and cut off (the
+ * CRLF is still in the buffer). 1: *p, *ll set; 0: need more; -1: closed. */
+static int next_line(struct conn *c, char **p, size_t *ll)
+{
+	size_t avail = c->ilen - c->ioff;
+	char *nl;
+
+	*p = c->ib + c->ioff;
+	if (!avail)
+		return 0;
+	nl = memchr(*p, '\n', avail);
+	if (!nl) {
+		if (avail > MAX_LINE)
+			return protocol_error(c, "line too long", *p, avail);
+		return 0;
+	}
+	*ll = (size_t)(nl - *p);
+	if (*ll == 0 || (*p)[*ll - 1] != '\r')
+		return protocol_error(c, "line not ended by CRLF", *p, *ll);
+	(*ll)--;
+	if (c->qn == 0)
+		return protocol_error(c, "reply with no request outstanding", *p, *ll);
+	return 1;
+}
+
 /*
  * RESP2 replies, strictly: a GET gets a bulk string or $-1; an MGET of N keys *N then N of
  * those, in key order; a SET +OK. An error line (-...) in place of a whole reply answers that
@@ -764,22 +789,12 @@ static int parse_resp(struct conn *c, uint64_t now)
 {
 	struct lg *g = c->g;
 	for (;;) {
-		char *p = c->ib + c->ioff;
+		char *p;
+		size_t ll;
+		int got = next_line(c, &p, &ll);
+		if (got <= 0)
+			return got;
 		size_t avail = c->ilen - c->ioff;
-		if (!avail)
-			return 0;
-		char *nl = memchr(p, '\n', avail);
-		if (!nl) {
-			if (avail > MAX_LINE)
-				return protocol_error(c, "line too long", p, avail);
-			return 0;
-		}
-		size_t ll = (size_t)(nl - p);
-		if (ll == 0 || p[ll - 1] != '\r')
-			return protocol_error(c, "line not ended by CRLF", p, ll);
-		ll--;
-		if (c->qn == 0)
-			return protocol_error(c, "reply with no request outstanding", p, ll);
 		struct req *r = &c->q[c->qhead];
 		if (ll == 0)
 			return protocol_error(c, "empty line", p, ll);
@@ -849,22 +864,12 @@ static int parse(struct conn *c, uint64_t now)
 		return parse_resp(c, now);
 	struct lg *g = c->g;
 	for (;;) {
-		char *p = c->ib + c->ioff;
+		char *p;
+		size_t ll;
+		int got = next_line(c, &p, &ll);
+		if (got <= 0)
+			return got;
 		size_t avail = c->ilen - c->ioff;
-		if (!avail)
-			return 0;
-		char *nl = memchr(p, '\n', avail);
-		if (!nl) {
-			if (avail > MAX_LINE)
-				return protocol_error(c, "line too long", p, avail);
-			return 0;
-		}
-		size_t ll = (size_t)(nl - p);
-		if (ll == 0 || p[ll - 1] != '\r')
-			return protocol_error(c, "line not ended by CRLF", p, ll);
-		ll--;
-		if (c->qn == 0)
-			return protocol_error(c, "reply with no request outstanding", p, ll);
 		struct req *r = &c->q[c->qhead];
 		if (r->set_ver && ll >= 6 && memcmp(p, "VALUE ", 6) == 0)
 			return protocol_error(c, "VALUE in reply to a set", p, ll);
