@@ -608,7 +608,9 @@ START_TEST(stats_counters_documented)
 			        figures[i], MAN8);
 	}
 	for (size_t i = 0; i < man.n; i++) {
-		bool found = false;
+		/* Per-route lines come only with the PostgreSQL backend: the
+		 * postgres suite (route_metrics) checks that they are there. */
+		bool found = strcmp(man.v[i].name, "route") == 0;
 		for (size_t j = 0; j < nn && !found; j++)
 			found = strcmp(names[j], man.v[i].name) == 0;
 		if (!found)
