@@ -5,18 +5,24 @@
 #   make run        start a local memcached with demo keys and coalesced in front
 #   make asan       the test suite with ASan + UBSan
 #   make valgrind   the test suite with the daemon under valgrind
-#   make check-all  check, then asan, then valgrind
+#   make check-threads  the test suite with [server] threads = 2 as the default
+#   make tsan       the test suite with ThreadSanitizer, threads = 2 as the default
+#   make check-all  check, then check-threads, tsan, asan and valgrind
 #   make format     clang-format the sources
 
 CC ?= cc
 CFLAGS ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE
+# THREADS=N builds a daemon whose [server] threads defaults to N.
+ifneq ($(THREADS),)
+CPPFLAGS += -DCOALESCED_DEFAULT_THREADS='"$(THREADS)"'
+endif
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 # libpq: the PostgreSQL backend and the tests' throw-away clusters.
 PG_CPPFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I$$(pg_config --includedir))
 PG_LIBS := $(shell pkg-config --libs libpq 2>/dev/null || echo -lpq)
 CPPFLAGS += $(PG_CPPFLAGS)
-LDLIBS_DAEMON := -lev -linih -lsystemd -lm $(PG_LIBS)
+LDLIBS_DAEMON := -lev -linih -lsystemd -lm -pthread $(PG_LIBS)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -pthread)
 # The placement tests compare against libmemcached itself; only the test
 # runner links it, never the daemon.
@@ -33,7 +39,7 @@ TEST_OBJS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%.o)
 FAKE := $(BUILD)/fake_upstream
 FAKE_REDIS := $(BUILD)/fake_redis
 
-.PHONY: all check check-pre check-all test deps run asan valgrind format clean
+.PHONY: all check check-pre check-all check-threads test deps run asan tsan valgrind format clean
 
 # Extra steps (fuzzing, man page lint, install tree, benchmarks) live in
 # mk/*.mk; a fragment adds itself to CHECK_PRE to run before the test runner,
@@ -90,6 +96,19 @@ asan: deps
 		CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" CHECK_PRE=
 
+# Every test again on the threaded path: the daemon's [server] threads
+# defaults to 2, so each test's daemon runs two workers sharing keys.
+check-threads: deps
+	$(MAKE) check BUILD=build/threads BIN=build/threads/coalesced THREADS=2 CHECK_PRE=
+
+# ThreadSanitizer on the threaded path; any data race fails the daemon's exit
+# status (66), which the tests check, or the test runner itself.
+tsan: deps
+	TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1" \
+	CK_TIMEOUT_MULTIPLIER=4 $(MAKE) check BUILD=build/tsan BIN=build/tsan/coalesced CC=clang \
+		CFLAGS="-O1 -g -fno-omit-frame-pointer" EXTRA_CFLAGS="-fsanitize=thread" \
+		THREADS=2 CHECK_PRE=
+
 # The daemon runs under valgrind in every integration test; any error it
 # reports makes its exit status 99, which the tests check. Tests scale their
 # waits by CK_TIMEOUT_MULTIPLIER (tu_guard_ms); VALGRIND=1 stays for tests
@@ -106,6 +125,8 @@ valgrind: deps
 # the first failure stops it.
 check-all:
 	$(MAKE) check
+	$(MAKE) check-threads
+	$(MAKE) tsan
 	$(MAKE) asan
 	$(MAKE) valgrind
 

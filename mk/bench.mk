@@ -3,7 +3,7 @@
 # adds 10 % sets to Zipf reads), then pgbench direct, pgbouncer and coalesced in
 # front of PostgreSQL (tests/bench/pg.sh). Not part of make check.
 # BENCH_SECONDS=2 make bench is a quick smoke run; results go to bench/results/
-# (results.md, results.jsonl, scaling.png, mixed.md, pg.md).
+# (results.md, results.jsonl, scaling.png, mixed.md, pg.md, threads.md).
 
 # This fragment is read before the main Makefile's first rule: keep `all` the
 # default goal.
@@ -30,6 +30,15 @@ bench: bench-deps
 	COALESCED_BIN=$(abspath $(BIN)) FAKE_UPSTREAM=$(abspath $(FAKE)) \
 	LOADGEN=$(abspath $(LOADGEN)) bash tests/bench/run.sh
 	COALESCED_BIN=$(abspath $(BIN)) LOADGEN=$(abspath $(LOADGEN)) bash tests/bench/pg.sh
+	$(MAKE) bench-threads
+
+# make bench-threads: threads = 1 against threads = 2 on every main scenario,
+# several rounds, and the model for bigger machines (bench/results/threads.md).
+.PHONY: bench-threads
+bench-threads: bench-deps
+	$(MAKE) $(BIN) $(FAKE) $(LOADGEN)
+	COALESCED_BIN=$(abspath $(BIN)) FAKE_UPSTREAM=$(abspath $(FAKE)) \
+	LOADGEN=$(abspath $(LOADGEN)) bash tests/bench/threads.sh
 
 # make bench-redis: Redis directly, twemproxy (redis: true) and coalesced with
 # RESP on both sides, driven by redis-benchmark and by loadgen --protocol resp

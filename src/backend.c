@@ -90,7 +90,8 @@ struct upstream *backend_new(const struct config *cfg, const struct backend_env 
 	case PROTO_POSTGRES:
 		/* Its pool's lanes are the routes: one open batch per route. */
 		return backend_postgres_new(env->loop, cfg->conninfo, cfg->queries,
-		                            (uint32_t)cfg->connections, &us, env->batcher,
+		                            (uint32_t)cfg->connections, env->thread,
+		                            env->nthreads ? env->nthreads : 1, &us, env->batcher,
 		                            env->stats, env->log, err, errlen);
 	default:
 		snprintf(err, errlen, "[upstream] protocol %s: not built in",

@@ -26,6 +26,11 @@ struct backend_env {
 	struct batcher *batcher;
 	struct stats *stats;
 	const struct log *log;
+	/* With worker threads: this worker's index and the count. A key's
+	 * batches are sent by the worker numbered after its server (or lane)
+	 * modulo nthreads (shard.h); a PostgreSQL backend opens connections
+	 * only for routes its worker owns. 0 and 1 alone. */
+	uint32_t thread, nthreads;
 };
 
 /* The settings every backend takes from [upstream]. */

@@ -172,12 +172,13 @@ static int handle_line(struct upconn *c, const char *line, size_t len)
 		}
 		/* Over the budget for values in flight: read it past, keep
 		 * nothing, fail only this key. */
-		if (u->set.value_budget && u->stats->value_bytes + r.bytes > u->set.value_budget) {
+		if (u->set.value_budget &&
+		    value_bytes_now(u->stats->vb) + r.bytes > u->set.value_budget) {
 			batch_value_refused(bt, (uint32_t)pos);
 			st->skip = (size_t)r.bytes + 2;
 			return 0;
 		}
-		st->cur = value_new((size_t)r.bytes, &u->stats->value_bytes);
+		st->cur = value_new((size_t)r.bytes, u->stats->vb);
 		if (!st->cur) {
 			upconn_fail(c, BATCH_UNAVAILABLE, "out of memory");
 			return -1;

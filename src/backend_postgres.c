@@ -485,7 +485,7 @@ static void exec_rows(struct pgconn *c, struct batch *bt, uint32_t route, const 
 			u->stats->pg_rows_ignored++;
 			continue;
 		}
-		v = value_new(vt.len, &u->stats->value_bytes);
+		v = value_new(vt.len, u->stats->vb);
 		if (!v) {
 			u->stats->out_of_memory++;
 			continue;
@@ -862,10 +862,10 @@ static uint32_t pg_locate(const void *ctx, const char *key, size_t len)
 }
 
 struct upstream *backend_postgres_new(struct ev_loop *loop, const char *conninfo,
-                                      const char *queries, uint32_t connections,
-                                      const struct upstream_settings *set, struct batcher *b,
-                                      struct stats *st, const struct log *lg, char *err,
-                                      size_t errlen)
+                                      const char *queries, uint32_t connections, uint32_t thread,
+                                      uint32_t nthreads, const struct upstream_settings *set,
+                                      struct batcher *b, struct stats *st, const struct log *lg,
+                                      char *err, size_t errlen)
 {
 	struct pg_backend *u = calloc(1, sizeof(*u));
 	const char **names = NULL;
@@ -889,7 +889,11 @@ struct upstream *backend_postgres_new(struct ev_loop *loop, const char *conninfo
 	u->prep_error = calloc(u->routes.n, sizeof(*u->prep_error));
 	u->rs = calloc(u->routes.n, sizeof(*u->rs));
 	names = calloc(u->routes.n + 1, sizeof(*names));
-	u->c = calloc(connections, sizeof(*u->c));
+	/* A worker thread that owns no route sends no statement: no
+	 * connection of its own, so that threads do not multiply them. */
+	if (nthreads > 1 && thread >= u->routes.n)
+		connections = 0;
+	u->c = calloc(connections ? connections : 1, sizeof(*u->c));
 	if (!u->conninfo || !u->prep_error || !u->rs || !names || !u->c)
 		goto nomem;
 	for (uint32_t i = 0; i < u->routes.n; i++) {

@@ -24,9 +24,9 @@ struct stats;
 /* queries: the route table's text form (routes.h). NULL with err on a bad
  * table or no memory. Connects at once. */
 struct upstream *backend_postgres_new(struct ev_loop *loop, const char *conninfo,
-                                      const char *queries, uint32_t connections,
-                                      const struct upstream_settings *set, struct batcher *b,
-                                      struct stats *st, const struct log *lg, char *err,
-                                      size_t errlen);
+                                      const char *queries, uint32_t connections, uint32_t thread,
+                                      uint32_t nthreads, const struct upstream_settings *set,
+                                      struct batcher *b, struct stats *st, const struct log *lg,
+                                      char *err, size_t errlen);
 
 #endif

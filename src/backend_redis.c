@@ -243,12 +243,12 @@ static int element(struct upconn *c, struct rd_backend *u, struct rd_state *st, 
 	}
 	/* Over the budget for values in flight: read it past, keep nothing,
 	 * fail only this key (as the memcached backend does). */
-	if (u->set.value_budget && u->stats->value_bytes + t->len > u->set.value_budget) {
+	if (u->set.value_budget && value_bytes_now(u->stats->vb) + t->len > u->set.value_budget) {
 		batch_value_refused(bt, pos);
 		st->skip = !t->whole;
 		return 0;
 	}
-	v = value_new(t->len, &u->stats->value_bytes);
+	v = value_new(t->len, u->stats->vb);
 	if (!v) {
 		upconn_fail(c, BATCH_UNAVAILABLE, "out of memory");
 		return -1;

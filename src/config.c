@@ -59,6 +59,12 @@ static int check_conninfo(const char *v, char *why, size_t whylen)
 	return -1;
 }
 
+/* [server] threads when not set; the test suite builds with 2 (make
+ * THREADS=2) so that every behaviour is checked across threads. */
+#ifndef COALESCED_DEFAULT_THREADS
+#define COALESCED_DEFAULT_THREADS "1"
+#endif
+
 /* The one place a key is declared. conf/coalesced.ini and coalesced.ini(5)
  * must list the same keys; a test checks that they do. */
 static const struct config_key keys[] = {
@@ -83,6 +89,8 @@ static const struct config_key keys[] = {
     {"server", "allow_flush", CT_BOOL, OFF(allow_flush), "no", 0, 0, NULL, true, NULL},
     {"server", "max_value_bytes", CT_INT, OFF(max_value_bytes), "1048576", 1, 1073741824, NULL,
      true, NULL},
+    {"server", "threads", CT_INT, OFF(threads), COALESCED_DEFAULT_THREADS, 1, 256, NULL, false,
+     NULL},
     /* For an enum, max is the last value supported so far. */
     {"upstream", "protocol", CT_ENUM, OFF(protocol), "memcache", 0, PROTO_POSTGRES, protocols,
      false, NULL},

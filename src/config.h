@@ -35,6 +35,7 @@ struct config {
 	char *user;
 	bool allow_flush;
 	long max_value_bytes;
+	long threads;
 	char *redis_listen; /* RESP2 clients; empty: off */
 	/* [upstream] */
 	long protocol;

@@ -18,6 +18,7 @@
 #include "stats.h"
 #include "upstream.h"
 #include "value.h"
+#include "workers.h"
 #include "write.h"
 
 #include <errno.h>
@@ -184,7 +185,7 @@ static void start(struct conn *c, struct request *r)
 
 	if (r->kind == REQ_WRITE) {
 		struct upwrite *w = r->w;
-		w->table = &srv->inflight;
+		w->srv = srv;
 		w->stats = &srv->stats;
 		if (up->ops->write && up->ops->write(up, w)) {
 			srv->stats.writes_forwarded++;
@@ -201,7 +202,7 @@ static void start(struct conn *c, struct request *r)
 	 * cannot complete (and free) the request under our feet. */
 	r->npending++;
 	for (uint32_t i = 0; i < r->nslots; i++) {
-		if (inflight_join(&srv->inflight, &r->slots[i]) < 0)
+		if (shard_join(srv, &r->slots[i]) < 0)
 			request_slot_error(&r->slots[i], "out of memory");
 	}
 	if (--r->npending == 0)
@@ -330,7 +331,7 @@ static void conn_process(struct conn *c)
 			c->paused = true;
 			c->srv->stats.backpressure_pauses++;
 			log_limited(
-			    &c->srv->log, LVL_INFO, &c->srv->ll_backpressure,
+			    &c->srv->log, LVL_INFO, &c->srv->ll->backpressure,
 			    "%s: not read until it takes its replies (%u unanswered, %zu bytes "
 			    "queued)",
 			    c->name, c->nreq, c->out_bytes);
@@ -574,7 +575,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (cfg->request_timeout_ms > 0 && c->partial_since > 0 &&
 	    now >= c->partial_since + cfg->request_timeout_ms / 1000.0) {
 		c->srv->stats.request_timeouts++;
-		log_limited(&c->srv->log, LVL_INFO, &c->srv->ll_request_timeout,
+		log_limited(&c->srv->log, LVL_INFO, &c->srv->ll->request_timeout,
 		            "%s: closing: request not completed within %ld ms", c->name,
 		            cfg->request_timeout_ms);
 		conn_close(c, "request timeout");
@@ -608,7 +609,8 @@ struct conn *conn_new(struct server *srv, int fd, const char *peer, const struct
 		close(fd);
 		return NULL;
 	}
-	c->id = ++srv->next_client_id;
+	/* Unique in the process: each worker numbers 1 + id, 1 + id + n, ... */
+	c->id = srv->next_client_id++ * (srv->group ? srv->group->n : 1) + srv->id + 1;
 	snprintf(c->name, sizeof(c->name), "client %" PRIu64 " (%s)", c->id, peer);
 	ev_io_init(&c->rio, read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
@@ -689,7 +691,7 @@ void conn_close(struct conn *c, const char *why)
 		}
 		for (uint32_t i = 0; r->started && i < r->nslots; i++)
 			if (r->slots[i].state == SLOT_PENDING)
-				inflight_leave(&srv->inflight, &r->slots[i]);
+				shard_leave(srv, &r->slots[i]);
 		request_free(r);
 	}
 	for (size_t i = c->ihead; i < c->nitems; i++)
@@ -707,5 +709,6 @@ void conn_close(struct conn *c, const char *why)
 	free(c->arena);
 	free(c);
 	srv->stats.curr_connections--;
+	server_client_release(srv);
 	server_client_gone(srv);
 }

@@ -25,14 +25,17 @@
 static void status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct daemon *d = w->data;
-	struct server *srv = &d->worker;
-	const struct stats *st = &srv->stats;
-	double rate = (double)(st->get_keys - d->status_keys) / w->repeat;
+	struct stats_view view;
+	const struct stats *st;
+	double rate;
 	char msg[200];
 
+	(void)loop;
 	(void)revents;
-	for (struct conn *c = srv->conns; c; c = c->next)
-		conn_trim(c, ev_now(loop) - 1.0);
+	if (stats_view_open(d->workers.w, &view) < 0)
+		return;
+	st = view.st;
+	rate = (double)(st->get_keys - d->status_keys) / w->repeat;
 	d->status_keys = st->get_keys;
 	snprintf(msg, sizeof(msg),
 	         "STATUS=%" PRIu64 " clients, %.0f keys/s, %.1f%% coalesced, %" PRIu64
@@ -40,6 +43,7 @@ static void status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	         st->curr_connections, rate,
 	         st->get_keys ? 100.0 * (double)st->keys_coalesced / (double)st->get_keys : 0.0,
 	         st->inflight_keys);
+	stats_view_close(&view);
 	notify(&d->log, msg);
 }
 
@@ -126,9 +130,9 @@ static int open_listeners(struct daemon *d)
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		int r = nfds > 0 ? listener_adopt(&d->listeners[i], &d->worker,
+		int r = nfds > 0 ? listener_adopt(&d->listeners[i], d->workers.w,
 		                                  SD_LISTEN_FDS_START + (int)i, err, sizeof(err))
-		                 : listener_open(&d->listeners[i], &d->worker, &listen.v[i], err,
+		                 : listener_open(&d->listeners[i], d->workers.w, &listen.v[i], err,
 		                                 sizeof(err));
 		if (r < 0) {
 			log_error(&d->log, "%s", err);
@@ -140,7 +144,7 @@ static int open_listeners(struct daemon *d)
 	}
 	for (size_t i = 0; i < rlisten.n; i++) {
 		struct listener *l = &d->listeners[n + i];
-		if (listener_open(l, &d->worker, &rlisten.v[i], err, sizeof(err)) < 0) {
+		if (listener_open(l, d->workers.w, &rlisten.v[i], err, sizeof(err)) < 0) {
 			log_error(&d->log, "%s", err);
 			addr_list_free(&listen);
 			addr_list_free(&rlisten);
@@ -150,6 +154,19 @@ static int open_listeners(struct daemon *d)
 		d->nlisteners++;
 	}
 	addr_list_free(&rlisten);
+	/* Every worker watches every socket. */
+	for (uint32_t w = 1; w < d->workers.n; w++) {
+		struct server *srv = &d->workers.w[w];
+		srv->listeners = calloc(d->nlisteners, sizeof(*srv->listeners));
+		if (!srv->listeners) {
+			log_error(&d->log, "out of memory");
+			addr_list_free(&listen);
+			return -1;
+		}
+		for (size_t i = 0; i < d->nlisteners; i++)
+			listener_borrow(&srv->listeners[i], srv, &d->listeners[i]);
+		srv->nlisteners = d->nlisteners;
+	}
 	if (nfds > 0)
 		log_info(&d->log,
 		         "socket activation: %d sockets from the service manager; "
@@ -162,7 +179,6 @@ static int open_listeners(struct daemon *d)
 int daemon_init(struct daemon *d, struct ev_loop *loop, struct config *cfg, const char *path,
                 char **overrides, int noverrides)
 {
-	struct config wcfg;
 	char err[512];
 
 	memset(d, 0, sizeof(*d));
@@ -185,19 +201,13 @@ int daemon_init(struct daemon *d, struct ev_loop *loop, struct config *cfg, cons
 	ev_signal_start(loop, &d->sigint);
 	ev_signal_start(loop, &d->sighup);
 
-	if (config_copy(&wcfg, &d->cfg) < 0) {
-		log_error(&d->log, "out of memory");
+	d->workers_up = true;
+	if (workers_init(&d->workers, loop, (uint32_t)d->cfg.threads, &d->cfg, &d->log) != EXIT_OK)
 		return EXIT_START;
-	}
-	if (server_init(&d->worker, loop, &wcfg, &d->log) != EXIT_OK) {
-		config_free(&wcfg);
-		return EXIT_START;
-	}
-	d->worker_up = true;
 	if (open_listeners(d) < 0)
 		return EXIT_START;
 	if (d->cfg.metrics_listen[0]) {
-		d->metrics = metrics_open(&d->worker, d->cfg.metrics_listen, err, sizeof(err));
+		d->metrics = metrics_open(d->workers.w, d->cfg.metrics_listen, err, sizeof(err));
 		if (!d->metrics) {
 			log_error(&d->log, "%s", err);
 			return EXIT_START;
@@ -205,6 +215,10 @@ int daemon_init(struct daemon *d, struct ev_loop *loop, struct config *cfg, cons
 	}
 	if (drop_privileges(d) < 0)
 		return EXIT_START;
+	if (workers_start(&d->workers) < 0) {
+		log_error(&d->log, "cannot start %ld threads", d->cfg.threads);
+		return EXIT_START;
+	}
 
 	for (size_t i = 0; i < d->nlisteners; i++)
 		log_info(&d->log, "listening on %s", d->listeners[i].addr.name);
@@ -224,12 +238,18 @@ int daemon_init(struct daemon *d, struct ev_loop *loop, struct config *cfg, cons
 		         "max_keys %ld",
 		         COALESCED_VERSION, d->cfg.servers, backend_protocol_name(d->cfg.protocol),
 		         d->cfg.connections, d->cfg.leeway_ms, d->cfg.max_keys);
+	if (d->workers.n > 1)
+		log_info(&d->log,
+		         "%u threads, each with its own upstream connections; every key has one "
+		         "owner thread",
+		         d->workers.n);
 	return EXIT_OK;
 }
 
 void daemon_run(struct daemon *d)
 {
 	ev_run(d->loop, 0);
+	workers_join(&d->workers);
 }
 
 void daemon_destroy(struct daemon *d)
@@ -245,9 +265,11 @@ void daemon_destroy(struct daemon *d)
 	ev_signal_stop(d->loop, &d->sigterm);
 	ev_signal_stop(d->loop, &d->sigint);
 	ev_signal_stop(d->loop, &d->sighup);
-	if (d->worker_up)
-		server_destroy(&d->worker);
-	d->worker_up = false;
+	/* Threads that started are joined before anything is freed. */
+	workers_join(&d->workers);
+	if (d->workers_up)
+		workers_destroy(&d->workers);
+	d->workers_up = false;
 	config_free(&d->cfg);
 }
 
@@ -308,9 +330,9 @@ void daemon_reload(struct daemon *d)
 	}
 	/* The worker may keep part of its old configuration (an upstream it
 	 * could not switch to); what it runs with is what we keep. */
-	server_configure(&d->worker, &wcfg);
+	workers_configure(&d->workers, &wcfg);
 	config_free(&wcfg);
-	if (config_copy(&wcfg, &d->worker.cfg) == 0) {
+	if (config_copy(&wcfg, &d->workers.w[0].cfg) == 0) {
 		config_free(&nc);
 		nc = wcfg;
 	}
@@ -334,10 +356,11 @@ bad:
 
 void daemon_stop(struct daemon *d, const char *why)
 {
-	if (d->worker.stopping)
+	if (d->workers.w[0].stopping)
 		return;
 	notify(&d->log, "STOPPING=1");
+	/* The other workers stop watching the sockets before they close. */
+	workers_stop(&d->workers, why);
 	for (size_t i = 0; i < d->nlisteners; i++)
 		listener_close(&d->listeners[i]);
-	server_stop(&d->worker, why);
 }

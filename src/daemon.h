@@ -2,9 +2,11 @@
  * daemon: the process around the event loop(s): the configuration as loaded
  * and reloaded, signals, listening sockets (bound or handed over by the
  * service manager), privilege drop, the metrics endpoint and the service
- * manager's status. It owns the configuration it loaded and the worker that
- * serves clients; the worker owns its own copy of the configuration, so that
- * loops in other threads never read what a reload changes.
+ * manager's status. It owns the configuration it loaded and the workers that
+ * serve clients ([server] threads); each worker owns its own copy of the
+ * configuration, so that loops in other threads never read what a reload
+ * changes. Signals, the metrics endpoint and the status line run on worker
+ * 0's loop, in the main thread.
  *
  * daemon_init() sets up in order and daemon_destroy() undoes in reverse.
  */
@@ -14,6 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "server.h"
+#include "workers.h"
 
 #include <ev.h>
 #include <stdbool.h>
@@ -28,8 +31,8 @@ struct daemon {
 	char **overrides;        /* -o arguments, re-applied on reload */
 	int noverrides;
 	struct log log;
-	struct server worker; /* the event loop that serves clients */
-	bool worker_up;
+	struct workers workers; /* the event loops that serve clients */
+	bool workers_up;
 	struct listener *listeners;
 	size_t nlisteners;
 	struct metrics *metrics;

@@ -63,7 +63,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			    errno == ENOMEM) {
 				/* Pending connections stay in the backlog until
 				 * descriptors free up. */
-				log_limited(&srv->log, LVL_WARN, &srv->ll_accept,
+				log_limited(&srv->log, LVL_WARN, &srv->ll->accept,
 				            "accept on %s: %s; pausing 100 ms", l->addr.name,
 				            strerror(errno));
 				ev_io_stop(loop, &l->io);
@@ -72,10 +72,10 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			}
 			return;
 		}
-		if ((uint64_t)srv->stats.curr_connections >= (uint64_t)srv->cfg.max_clients) {
+		if (!server_client_admit(srv)) {
 			static const char msg[] = "ERROR Too many open connections\r\n";
 			srv->stats.rejected_connections++;
-			log_limited(&srv->log, LVL_WARN, &srv->ll_max_clients,
+			log_limited(&srv->log, LVL_WARN, &srv->ll->max_clients,
 			            "max_clients (%ld) reached: refusing connections",
 			            srv->cfg.max_clients);
 			if (write(fd, msg, sizeof(msg) - 1) < 0) {
@@ -87,7 +87,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (ss.ss_family != AF_UNIX)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		peer_name(&ss, peer, sizeof(peer));
-		conn_new(srv, fd, peer, l->ops ? l->ops : &session_mc_ops);
+		if (!conn_new(srv, fd, peer, l->ops ? l->ops : &session_mc_ops))
+			server_client_release(srv);
 	}
 }
 
@@ -142,12 +143,27 @@ int listener_adopt(struct listener *l, struct server *srv, int fd, char *err, si
 	return 0;
 }
 
+void listener_borrow(struct listener *l, struct server *srv, const struct listener *from)
+{
+	*l = *from;
+	l->srv = srv;
+	l->borrowed = true;
+	ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
+	ev_init(&l->pause, pause_cb);
+	l->io.data = l->pause.data = l;
+	ev_io_start(srv->loop, &l->io);
+}
+
 void listener_close(struct listener *l)
 {
 	if (l->fd < 0)
 		return;
 	ev_io_stop(l->srv->loop, &l->io);
 	ev_timer_stop(l->srv->loop, &l->pause);
+	if (l->borrowed) {
+		l->fd = -1;
+		return;
+	}
 	close(l->fd);
 	l->fd = -1;
 	if (!l->adopted)

@@ -21,6 +21,7 @@ struct listener {
 	ev_io io;
 	ev_timer pause; /* out of file descriptors: retry accept later */
 	bool adopted;   /* handed over by the service manager: not ours to unlink */
+	bool borrowed;  /* another listener's socket, watched by another loop */
 	/* The protocol its clients speak; NULL: memcached text. Set after open. */
 	const struct session_ops *ops;
 };
@@ -30,6 +31,9 @@ int listener_open(struct listener *l, struct server *srv, const struct addr *a, 
                   size_t errlen);
 /* Take over a socket that already listens (socket activation). */
 int listener_adopt(struct listener *l, struct server *srv, int fd, char *err, size_t errlen);
+/* Watch from's socket in srv's loop too (worker threads); from keeps it. */
+void listener_borrow(struct listener *l, struct server *srv, const struct listener *from);
+/* Stop accepting; a borrowed socket is left open for its owner to close. */
 void listener_close(struct listener *l);
 
 #endif

@@ -33,23 +33,29 @@ void log_limited(const struct log *lg, int level, struct log_limit *ll, const ch
 	struct timespec ts;
 	char msg[900];
 	va_list ap;
+	long long now, prev;
+	unsigned long long skipped;
 
 	if (lg && level > lg->level)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	if ((long long)ts.tv_sec == ll->second) {
-		ll->skipped++;
+	/* Worker threads may share a limit: the one that moves it to a new
+	 * second writes the line. */
+	now = (long long)ts.tv_sec;
+	prev = __atomic_load_n(&ll->second, __ATOMIC_RELAXED);
+	if (prev == now || !__atomic_compare_exchange_n(&ll->second, &prev, now, false,
+	                                                __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+		__atomic_fetch_add(&ll->skipped, 1, __ATOMIC_RELAXED);
 		return;
 	}
-	ll->second = (long long)ts.tv_sec;
+	skipped = __atomic_exchange_n(&ll->skipped, 0, __ATOMIC_RELAXED);
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (ll->skipped)
-		log_msg(lg, level, "%s (and %llu more like it)", msg, ll->skipped);
+	if (skipped)
+		log_msg(lg, level, "%s (and %llu more like it)", msg, skipped);
 	else
 		log_msg(lg, level, "%s", msg);
-	ll->skipped = 0;
 }
 
 void log_msg(const struct log *lg, int level, const char *fmt, ...)

@@ -92,7 +92,7 @@ static struct request *queue_write(struct conn *c, const struct build *b, int ke
 	/* A base64 key is also kept decoded: that is the key's identity. */
 	if (key_b64)
 		bytes += b->t[key_index].len;
-	r = request_new_write(c, MC_WRITE, b->n, bytes, datalen, &srv->stats.value_bytes);
+	r = request_new_write(c, MC_WRITE, b->n, bytes, datalen, srv->stats.vb);
 	if (!r) {
 		conn_reply(c, "SERVER_ERROR out of memory\r\n", 28);
 		return NULL;
@@ -136,10 +136,10 @@ static bool over_budget(struct conn *c, bool noreply)
 {
 	struct server *srv = c->srv;
 
-	if (srv->stats.value_bytes < (uint64_t)srv->cfg.max_memory_mb << 20)
+	if (value_bytes_now(srv->stats.vb) < (uint64_t)srv->cfg.max_memory_mb << 20)
 		return false;
 	srv->stats.out_of_memory++;
-	log_limited(&srv->log, LVL_WARN, &srv->ll_memory,
+	log_limited(&srv->log, LVL_WARN, &srv->ll->memory,
 	            "max_memory_mb (%ld) reached by values in flight: refusing writes",
 	            srv->cfg.max_memory_mb);
 	reply_now(c, "SERVER_ERROR out of memory\r\n", noreply);

@@ -6,6 +6,7 @@
 #include "pool.h"
 #include "server.h"
 #include "stats.h"
+#include "workers.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -288,7 +289,7 @@ static void prefixes(struct text *t, const struct detail *d)
 
 /* One family per health figure of the upstream servers, each row labelled
  * server="<name as configured>", escaped by label(). */
-static void servers(struct text *t, const struct pool *p)
+static void servers(struct text *t, const struct pool_server_info *v, uint32_t n)
 {
 	static const struct {
 		const char *name, *type, *help;
@@ -304,17 +305,14 @@ static void servers(struct text *t, const struct pool *p)
 	    {"server_last_error_timestamp_seconds", "gauge",
 	     "Time of the server's last error (0: none yet)."},
 	};
-	uint32_t n = pool_server_count(p);
-
 	for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
 		add(t, "# HELP coalesced_%s %s\n# TYPE coalesced_%s %s\n", fam[f].name, fam[f].help,
 		    fam[f].name, fam[f].type);
 		for (uint32_t i = 0; i < n; i++) {
-			struct pool_server_info si;
-			double v;
+			struct pool_server_info si = v[i];
+			double x;
 
-			pool_server_info(p, i, &si);
-			v = f == 0   ? (si.up ? 1 : 0)
+			x = f == 0   ? (si.up ? 1 : 0)
 			    : f == 1 ? (si.ejected ? 1 : 0)
 			    : f == 2 ? si.weight
 			    : f == 3 ? si.connections_up
@@ -324,7 +322,7 @@ static void servers(struct text *t, const struct pool *p)
 			             : si.last_error_at;
 			add(t, "coalesced_%s{", fam[f].name);
 			label(t, "server", si.name, strlen(si.name));
-			add(t, "} %.17g\n", v);
+			add(t, "} %.17g\n", x);
 		}
 	}
 }
@@ -378,23 +376,28 @@ static void routes(struct text *t, const struct stats *st)
 	}
 }
 
-char *metrics_render(const struct server *srv, size_t *len)
+char *metrics_render(struct server *srv, size_t *len)
 {
 	struct text t = {0};
+	struct stats_view view;
+	const struct stats *st;
 
+	if (stats_view_open(srv, &view) < 0)
+		return NULL;
+	st = view.st;
 	process_info(&t, srv);
-	counters(&t, &srv->stats);
+	counters(&t, st);
 	histogram(&t, "request_duration_seconds",
 	          "Client get/gets requests, from parsing to the reply being queued.",
-	          &srv->stats.request_seconds);
+	          &st->request_seconds);
 	histogram(&t, "upstream_batch_duration_seconds",
-	          "Upstream batches, from sending to the end of the reply.",
-	          &srv->stats.batch_seconds);
-	histogram(&t, "upstream_batch_keys", "Keys per upstream batch.", &srv->stats.batch_keys);
-	if (srv->up)
-		servers(&t, srv->up->pool);
-	prefixes(&t, &srv->stats.detail);
-	routes(&t, &srv->stats);
+	          "Upstream batches, from sending to the end of the reply.", &st->batch_seconds);
+	histogram(&t, "upstream_batch_keys", "Keys per upstream batch.", &st->batch_keys);
+	if (view.nservers)
+		servers(&t, view.servers, view.nservers);
+	prefixes(&t, &st->detail);
+	routes(&t, st);
+	stats_view_close(&view);
 	if (t.failed) {
 		free(t.p);
 		return NULL;

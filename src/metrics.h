@@ -30,6 +30,6 @@ struct metrics *metrics_open(struct server *srv, const char *where, char *err, s
 void metrics_close(struct metrics *m);
 
 /* The exposition text, malloc'd, for the HTTP reply and for tests. */
-char *metrics_render(const struct server *srv, size_t *len);
+char *metrics_render(struct server *srv, size_t *len);
 
 #endif

@@ -156,6 +156,17 @@ uint32_t pool_locate(const struct pool *p, const char *key, size_t len)
 	return (uint32_t)ketama_server(p->ring ? p->ring : p->full, key, len);
 }
 
+uint32_t pool_home(const struct pool *p, const char *key, size_t len)
+{
+	if (p->locate)
+		return p->locate(p->ctx, key, len);
+	if (p->n == 1)
+		return 0;
+	if (p->opt.distribution == POOL_MODULA)
+		return (uint32_t)modula_server(p->n, key, len);
+	return (uint32_t)ketama_server(p->full, key, len);
+}
+
 /*
  * Placement after a server left or came back. Out of memory, the old ring
  * stays: keys keep going to the server that left and fail there, which is
@@ -264,31 +275,42 @@ void pool_server_info(const struct pool *p, uint32_t i, struct pool_server_info 
 	out->last_error = s->last_error;
 }
 
-size_t pool_stats_format(const struct pool *p, char *buf, size_t cap)
+size_t pool_info_format(const struct pool_server_info *v, uint32_t nv, char *buf, size_t cap)
 {
 	size_t n = 0;
 	int r;
 
-	for (uint32_t i = 0; i < p->n; i++) {
-		struct pool_server_info si;
-		char name[3 * sizeof(p->v[i].addr.name) + 1];
+	for (uint32_t i = 0; i < nv; i++) {
+		const struct pool_server_info *si = &v[i];
+		char name[3 * sizeof(((struct addr *)0)->name) + 1];
 
-		pool_server_info(p, i, &si);
-		stats_name(si.name, name, sizeof(name));
+		stats_name(si->name, name, sizeof(name));
 #define ADD(...)                                                                                   \
 	do {                                                                                       \
 		r = snprintf(n < cap ? buf + n : NULL, n < cap ? cap - n : 0, __VA_ARGS__);        \
 		n += (size_t)(r > 0 ? r : 0);                                                      \
 	} while (0)
-		ADD("STAT server:%s:up %d\r\n", name, si.up ? 1 : 0);
-		ADD("STAT server:%s:ejected %d\r\n", name, si.ejected ? 1 : 0);
-		ADD("STAT server:%s:weight %" PRIu32 "\r\n", name, si.weight);
-		ADD("STAT server:%s:connections %" PRIu32 "\r\n", name, si.connections_up);
-		ADD("STAT server:%s:failures %" PRIu32 "\r\n", name, si.failures);
-		ADD("STAT server:%s:errors %" PRIu64 "\r\n", name, si.errors);
-		ADD("STAT server:%s:ejections %" PRIu64 "\r\n", name, si.ejections);
-		ADD("STAT server:%s:last_error_time %.0f\r\n", name, si.last_error_at);
+		ADD("STAT server:%s:up %d\r\n", name, si->up ? 1 : 0);
+		ADD("STAT server:%s:ejected %d\r\n", name, si->ejected ? 1 : 0);
+		ADD("STAT server:%s:weight %" PRIu32 "\r\n", name, si->weight);
+		ADD("STAT server:%s:connections %" PRIu32 "\r\n", name, si->connections_up);
+		ADD("STAT server:%s:failures %" PRIu32 "\r\n", name, si->failures);
+		ADD("STAT server:%s:errors %" PRIu64 "\r\n", name, si->errors);
+		ADD("STAT server:%s:ejections %" PRIu64 "\r\n", name, si->ejections);
+		ADD("STAT server:%s:last_error_time %.0f\r\n", name, si->last_error_at);
 #undef ADD
+	}
+	return n;
+}
+
+size_t pool_stats_format(const struct pool *p, char *buf, size_t cap)
+{
+	struct pool_server_info one;
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < p->n; i++) {
+		pool_server_info(p, i, &one);
+		n += pool_info_format(&one, 1, n < cap ? buf + n : NULL, n < cap ? cap - n : 0);
 	}
 	return n;
 }

@@ -69,6 +69,9 @@ uint32_t pool_server_count(const struct pool *p);
 const struct addr *pool_server_addr(const struct pool *p, uint32_t i);
 /* The server that owns key (see above). */
 uint32_t pool_locate(const struct pool *p, const char *key, size_t len);
+/* The server (or lane) that owns key with every server in placement: the
+ * same for every worker thread whatever each has ejected. */
+uint32_t pool_home(const struct pool *p, const char *key, size_t len);
 /* Whether server i is out of placement now. */
 bool pool_ejected(const struct pool *p, uint32_t i);
 
@@ -97,6 +100,8 @@ void pool_server_info(const struct pool *p, uint32_t i, struct pool_server_info 
  * bytes, '%') are written as %XX.
  */
 size_t pool_stats_format(const struct pool *p, char *buf, size_t cap);
+/* The same lines from figures already gathered (v[0..n)). */
+size_t pool_info_format(const struct pool_server_info *v, uint32_t n, char *buf, size_t cap);
 
 /* Backend side. */
 void pool_conn_up(struct pool *p, uint32_t i);

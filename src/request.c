@@ -2,6 +2,7 @@
 #include "request.h"
 
 #include "conn.h"
+#include "shard.h"
 #include "write.h"
 #include "value.h"
 
@@ -96,7 +97,7 @@ struct request *request_new_write(struct conn *c, uint8_t op, uint32_t argc, siz
 	r->w->datalen = datalen;
 	r->acct = acct;
 	if (acct)
-		*acct += datalen;
+		__atomic_fetch_add(acct, datalen, __ATOMIC_RELAXED);
 	return r;
 }
 
@@ -113,7 +114,7 @@ void request_free(struct request *r)
 		value_unref(r->slots[i].value);
 	if (r->w) {
 		if (r->acct)
-			*r->acct -= r->w->datalen;
+			__atomic_fetch_sub(r->acct, r->w->datalen, __ATOMIC_RELAXED);
 		free(r->w->reply);
 		free(r->w->error);
 	}
@@ -134,6 +135,10 @@ static void slot_filled(struct slot *s)
 
 void request_slot_hit(struct slot *s, struct value *v)
 {
+	if (s->proxy) {
+		shard_proxy_done(s, SLOT_HIT, v, NULL);
+		return;
+	}
 	s->value = value_ref(v);
 	s->state = SLOT_HIT;
 	slot_filled(s);
@@ -141,12 +146,20 @@ void request_slot_hit(struct slot *s, struct value *v)
 
 void request_slot_miss(struct slot *s)
 {
+	if (s->proxy) {
+		shard_proxy_done(s, SLOT_MISS, NULL, NULL);
+		return;
+	}
 	s->state = SLOT_MISS;
 	slot_filled(s);
 }
 
 void request_slot_error(struct slot *s, const char *reason)
 {
+	if (s->proxy) {
+		shard_proxy_done(s, SLOT_ERROR, NULL, reason);
+		return;
+	}
 	s->state = SLOT_ERROR;
 	/* The reply is one SERVER_ERROR line: the first reason wins. An allocation
 	 * failure still yields an error reply, with a generic reason. */

@@ -27,7 +27,9 @@ struct slot {
 	struct value *value; /* SLOT_HIT: one reference, owned */
 	const char *key;
 	uint32_t keylen;
+	uint32_t ticket; /* waiting on another thread (shard): its index + 1 */
 	uint8_t state;
+	bool proxy; /* a shard proxy for a slot on another thread, not in a request */
 };
 
 /*
@@ -78,7 +80,8 @@ struct request *request_new_local(struct conn *c, uint8_t op);
 /* Drops value references; the caller has detached pending slots first. */
 void request_free(struct request *r);
 
-/* Called by the in-flight table once per slot when its entry resolves. */
+/* Called by the in-flight table once per slot when its entry resolves (a
+ * proxy slot's outcome goes back to its thread). */
 void request_slot_hit(struct slot *s, struct value *v);
 void request_slot_miss(struct slot *s);
 void request_slot_error(struct slot *s, const char *reason);

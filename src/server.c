@@ -6,6 +6,7 @@
 #include "conn.h"
 #include "pool.h"
 #include "upstream.h"
+#include "workers.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +54,12 @@ static void reap_retired(struct server *srv)
  * backend, which drains; new keys go to a new one. No client notices. */
 static int switch_upstream(struct server *srv, const struct config *nc)
 {
-	struct backend_env env = {srv->loop, &srv->batcher, &srv->stats, &srv->log};
+	struct backend_env env = {.loop = srv->loop,
+	                          .batcher = &srv->batcher,
+	                          .stats = &srv->stats,
+	                          .log = &srv->log,
+	                          .thread = srv->id,
+	                          .nthreads = srv->nthreads};
 	struct upstream *nu, **r;
 	char err[512];
 
@@ -96,10 +102,37 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		conn_write_pending(srv);
 		if (srv->cfg.leeway_ms <= 0 || srv->stopping)
 			batch_flush_all(&srv->batcher, srv->stopping);
-		if (!srv->wpending)
+		if (!srv->wpending) {
+			shard_flush(srv);
 			return;
+		}
 	}
+	shard_flush(srv);
 	ev_idle_start(loop, &srv->idle); /* keeps the next poll from blocking */
+}
+
+/* Buffers of idle clients go back to the allocator. */
+static void trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *srv = w->data;
+
+	(void)revents;
+	for (struct conn *c = srv->conns; c; c = c->next)
+		conn_trim(c, ev_now(loop) - 1.0);
+}
+
+/* This worker has nobody left to answer. Alone, it leaves its loop; in a
+ * group it goes on serving other workers' keys until every worker is done. */
+static void drained(struct server *srv)
+{
+	if (srv->drained)
+		return;
+	srv->drained = true;
+	if (!srv->group) {
+		ev_break(srv->loop, EVBREAK_ALL);
+		return;
+	}
+	workers_drained(srv);
 }
 
 static void idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
@@ -114,9 +147,10 @@ static void stop_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)revents;
 	log_warn(&srv->log, "stop: requests still unanswered after the time limit; closing");
+	(void)loop;
 	while (srv->conns)
 		conn_close(srv->conns, "shutdown time limit");
-	ev_break(loop, EVBREAK_ALL);
+	drained(srv);
 }
 
 /* The per-server lines of `stats`, from the current backend's pool. */
@@ -127,9 +161,10 @@ static size_t pool_stats(const void *ctx, char *buf, size_t cap)
 	return srv->up ? pool_stats_format(srv->up->pool, buf, cap) : 0;
 }
 
-int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg, const struct log *lg)
+int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg, const struct log *lg,
+                uint32_t id, uint32_t nthreads)
 {
-	struct backend_env env = {loop, &srv->batcher, &srv->stats, &srv->log};
+	struct backend_env env = {loop, &srv->batcher, &srv->stats, &srv->log, id, nthreads};
 	char err[512];
 
 	memset(srv, 0, sizeof(*srv));
@@ -138,6 +173,9 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg, co
 	memset(cfg, 0, sizeof(*cfg));
 	srv->log = *lg;
 	srv->started = time(NULL);
+	srv->id = id;
+	srv->nthreads = nthreads;
+	srv->ll = &srv->ll_own;
 	if (stats_init(&srv->stats) < 0) {
 		log_error(&srv->log, "out of memory");
 		return EXIT_START;
@@ -154,8 +192,11 @@ int server_init(struct server *srv, struct ev_loop *loop, struct config *cfg, co
 	ev_prepare_init(&srv->prepare, prepare_cb);
 	ev_idle_init(&srv->idle, idle_cb);
 	ev_init(&srv->stop_timer, stop_timer_cb);
-	srv->prepare.data = srv->stop_timer.data = srv;
+	ev_init(&srv->trim_timer, trim_cb);
+	srv->prepare.data = srv->stop_timer.data = srv->trim_timer.data = srv;
 	ev_prepare_start(loop, &srv->prepare);
+	srv->trim_timer.repeat = 5.;
+	ev_timer_again(loop, &srv->trim_timer);
 
 	srv->up = backend_new(&srv->cfg, &env, err, sizeof(err));
 	if (!srv->up || batcher_set_upstream(&srv->batcher, srv->up) < 0) {
@@ -172,6 +213,8 @@ void server_destroy(struct server *srv)
 	ev_prepare_stop(srv->loop, &srv->prepare);
 	ev_idle_stop(srv->loop, &srv->idle);
 	ev_timer_stop(srv->loop, &srv->stop_timer);
+	ev_timer_stop(srv->loop, &srv->trim_timer);
+	shard_destroy(srv);
 	if (srv->up)
 		srv->up->ops->destroy(srv->up);
 	for (size_t i = 0; i < srv->nretired; i++)
@@ -197,8 +240,8 @@ void server_configure(struct server *srv, struct config *nc)
 	struct config old;
 
 	if ((strcmp(nc->servers, srv->cfg.servers) != 0 ||
-	     nc->connections != srv->cfg.connections ||
-	     nc->distribution != srv->cfg.distribution || upstream_pg_changed(nc, &srv->cfg)) &&
+	     nc->connections != srv->cfg.connections || nc->distribution != srv->cfg.distribution ||
+	     upstream_pg_changed(nc, &srv->cfg)) &&
 	    switch_upstream(srv, nc) < 0) {
 		/* Keep the running upstream, and say so in the configuration. */
 		char *tmp = nc->servers;
@@ -226,8 +269,9 @@ void server_stop(struct server *srv, const char *why)
 	if (srv->stopping)
 		return;
 	srv->stopping = true;
-	log_info(&srv->log, "%s: stopping; answering %zu in-flight keys first", why,
-	         srv->inflight.live);
+	/* One line for the process; the other workers' only when debugging. */
+	log_msg(&srv->log, srv->id == 0 ? LVL_INFO : LVL_DEBUG,
+	        "%s: stopping; answering %zu in-flight keys first", why, srv->inflight.live);
 	batch_flush_all(&srv->batcher, true);
 	for (struct conn *c = srv->conns, *next; c; c = next) {
 		next = c->next;
@@ -242,5 +286,23 @@ void server_stop(struct server *srv, const char *why)
 void server_client_gone(struct server *srv)
 {
 	if (srv->stopping && !srv->conns)
-		ev_break(srv->loop, EVBREAK_ALL);
+		drained(srv);
+}
+
+bool server_client_admit(struct server *srv)
+{
+	uint64_t max = (uint64_t)srv->cfg.max_clients;
+
+	if (!srv->group)
+		return srv->stats.curr_connections < max;
+	if (__atomic_fetch_add(&srv->group->clients, 1, __ATOMIC_RELAXED) < max)
+		return true;
+	__atomic_fetch_sub(&srv->group->clients, 1, __ATOMIC_RELAXED);
+	return false;
+}
+
+void server_client_release(struct server *srv)
+{
+	if (srv->group)
+		__atomic_fetch_sub(&srv->group->clients, 1, __ATOMIC_RELAXED);
 }

@@ -17,6 +17,7 @@
 #include "stats.h"
 #include "value.h"
 #include "version.h"
+#include "workers.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -146,14 +147,31 @@ static int compose_stats(struct conn *c)
 {
 	struct server *srv = c->srv;
 	uint64_t uptime = (uint64_t)(time(NULL) - srv->started);
-	size_t n = stats_format(&srv->stats, getpid(), uptime, COALESCED_VERSION, NULL, 0);
-	char *p = conn_out_reserve(c, n + 1);
+	struct stats_view view;
+	size_t n;
+	char *p;
 
-	if (!p)
+	if (stats_view_open(srv, &view) < 0)
 		return -1;
-	conn_out_commit(c,
-	                stats_format(&srv->stats, getpid(), uptime, COALESCED_VERSION, p, n + 1));
-	return 0;
+	n = stats_format(view.st, getpid(), uptime, COALESCED_VERSION, NULL, 0);
+	p = conn_out_reserve(c, n + 1);
+	if (p)
+		conn_out_commit(
+		    c, stats_format(view.st, getpid(), uptime, COALESCED_VERSION, p, n + 1));
+	stats_view_close(&view);
+	return p ? 0 : -1;
+}
+
+/* stats reset and stats detail on|off hold for every worker thread. */
+static void reset_worker(struct server *w, void *arg)
+{
+	(void)arg;
+	stats_reset(&w->stats);
+}
+
+static void detail_worker(struct server *w, void *arg)
+{
+	w->stats.detail.off = *(const bool *)arg;
 }
 
 /* One STAT line, formatted into the output. */
@@ -226,23 +244,37 @@ static int compose_settings(struct conn *c)
 
 /* `stats conns`: one group of lines per client connection, as memcached
  * names them (the number is the connection's id, not its descriptor). */
-static int compose_conns(struct conn *c)
-{
-	struct server *srv = c->srv;
-	double now = ev_now(srv->loop);
-	int rc = 0;
+struct conns_arg {
+	struct conn *c;
+	int rc;
+};
 
-	for (struct conn *o = srv->conns; o && rc == 0; o = o->next) {
+/* One worker's clients (any worker's: their lines go into c's output). */
+static void conns_of(struct server *w, void *arg)
+{
+	struct conns_arg *a = arg;
+	struct conn *c = a->c;
+	double now = ev_now(w->loop);
+
+	for (struct conn *o = w->conns; o && a->rc == 0; o = o->next) {
 		const char *state = o->paused    ? "conn_paused"
 		                    : o->rq_head ? "conn_waiting"
 		                                 : "conn_read";
-		rc |= stat_line(c, "STAT %" PRIu64 ":addr %s\r\n", o->id, o->name);
-		rc |= stat_line(c, "STAT %" PRIu64 ":state %s\r\n", o->id, state);
-		rc |= stat_line(c, "STAT %" PRIu64 ":secs_since_last_cmd %.0f\r\n", o->id,
-		                now - o->last_active);
-		rc |= stat_line(c, "STAT %" PRIu64 ":pending_requests %u\r\n", o->id, o->nreq);
+		a->rc |= stat_line(c, "STAT %" PRIu64 ":addr %s\r\n", o->id, o->name);
+		a->rc |= stat_line(c, "STAT %" PRIu64 ":state %s\r\n", o->id, state);
+		a->rc |= stat_line(c, "STAT %" PRIu64 ":secs_since_last_cmd %.0f\r\n", o->id,
+		                   now - o->last_active);
+		a->rc |= stat_line(c, "STAT %" PRIu64 ":pending_requests %u\r\n", o->id, o->nreq);
+		a->rc |= stat_line(c, "STAT %" PRIu64 ":thread %" PRIu32 "\r\n", o->id, w->id + 1);
 	}
-	return rc ? -1 : conn_out_bytes(c, "END\r\n", 5);
+}
+
+static int compose_conns(struct conn *c)
+{
+	struct conns_arg a = {c, 0};
+
+	workers_visit(c->srv, conns_of, &a);
+	return a.rc ? -1 : conn_out_bytes(c, "END\r\n", 5);
 }
 
 static int compose(struct conn *c, struct request *r)
@@ -275,9 +307,9 @@ static void start_get(struct conn *c, const struct pc_cmd *cmd)
 	srv->stats.get_keys += cmd->nkeys;
 	/* Over the value memory budget: refuse new reads until it drains,
 	 * rather than let one storm take the machine's memory. */
-	if (srv->stats.value_bytes >= (uint64_t)srv->cfg.max_memory_mb << 20) {
+	if (value_bytes_now(srv->stats.vb) >= (uint64_t)srv->cfg.max_memory_mb << 20) {
 		srv->stats.out_of_memory++;
-		log_limited(&srv->log, LVL_WARN, &srv->ll_memory,
+		log_limited(&srv->log, LVL_WARN, &srv->ll->memory,
 		            "max_memory_mb (%ld) reached by values in flight: refusing reads",
 		            srv->cfg.max_memory_mb);
 		conn_reply(c, oom, sizeof(oom) - 1);
@@ -310,6 +342,7 @@ static bool word_is(const char *args, size_t len, const char *w, size_t *rest)
 static void stats_detail(struct conn *c, const char *arg, size_t len)
 {
 	struct stats *st = &c->srv->stats;
+	bool off;
 	static const char usage[] = "CLIENT_ERROR usage: stats detail on|off|dump\r\n";
 
 	while (len && *arg == ' ') {
@@ -318,15 +351,18 @@ static void stats_detail(struct conn *c, const char *arg, size_t len)
 	}
 	while (len && arg[len - 1] == ' ')
 		len--;
-	if (len == 2 && memcmp(arg, "on", 2) == 0) {
-		st->detail.off = false;
-		conn_reply(c, "OK\r\n", 4);
-	} else if (len == 3 && memcmp(arg, "off", 3) == 0) {
-		st->detail.off = true;
+	if ((len == 2 && memcmp(arg, "on", 2) == 0) || (len == 3 && memcmp(arg, "off", 3) == 0)) {
+		off = len == 3;
+		workers_visit(c->srv, detail_worker, &off);
 		conn_reply(c, "OK\r\n", 4);
 	} else if (len == 4 && memcmp(arg, "dump", 4) == 0) {
 		size_t n;
-		char *dump = stats_detail_dump(st, &n);
+		struct stats_view view;
+		char *dump = NULL;
+		if (stats_view_open(c->srv, &view) == 0) {
+			dump = stats_detail_dump(view.st, &n);
+			stats_view_close(&view);
+		}
 		if (!dump) {
 			conn_break(c);
 			return;
@@ -347,7 +383,7 @@ static void stats_cmd(struct conn *c, const char *args, size_t len)
 	if (len == 0)
 		conn_local(c, MC_STATS);
 	else if (word_is(args, len, "reset", &rest)) {
-		stats_reset(&srv->stats);
+		workers_visit(srv, reset_worker, NULL);
 		conn_reply(c, "RESET\r\n", 7);
 	} else if (word_is(args, len, "detail", &rest))
 		stats_detail(c, args + rest, len - rest);
@@ -379,14 +415,14 @@ static void handle(struct conn *c, enum pc_status st, const struct pc_cmd *cmd)
 		srv->stats.cmd_unsupported++;
 	if (cmd->too_many_keys) {
 		srv->stats.too_many_keys++;
-		log_limited(&srv->log, LVL_INFO, &srv->ll_too_many_keys,
+		log_limited(&srv->log, LVL_INFO, &srv->ll->too_many_keys,
 		            "%s: get with more than max_keys_per_request (%ld) keys refused",
 		            c->name, srv->cfg.max_keys_per_request);
 	}
 	if (st == PC_CLOSE) {
 		if (cmd->reply)
 			conn_reply(c, cmd->reply, strlen(cmd->reply));
-		log_limited(&srv->log, LVL_INFO, &srv->ll_bad_input, "%s: closing: %s", c->name,
+		log_limited(&srv->log, LVL_INFO, &srv->ll->bad_input, "%s: closing: %s", c->name,
 		            cmd->why ? cmd->why : "bad input");
 		conn_stop_reading(c);
 		return;

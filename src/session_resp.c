@@ -22,6 +22,7 @@
 #include "stats.h"
 #include "value.h"
 #include "version.h"
+#include "workers.h"
 #include "write.h"
 
 #include <ctype.h>
@@ -260,15 +261,15 @@ static void start_read(struct conn *c, const struct rp_cmd *cmd, uint8_t op)
 	srv->stats.get_keys += nkeys;
 	if (nkeys > sess(c)->max_keys) {
 		srv->stats.too_many_keys++;
-		log_limited(&srv->log, LVL_INFO, &srv->ll_too_many_keys,
+		log_limited(&srv->log, LVL_INFO, &srv->ll->too_many_keys,
 		            "%s: MGET with more than max_keys_per_request (%ld) keys refused",
 		            c->name, srv->cfg.max_keys_per_request);
 		REPLY_LIT(c, "-ERR too many keys\r\n");
 		return;
 	}
-	if (srv->stats.value_bytes >= (uint64_t)srv->cfg.max_memory_mb << 20) {
+	if (value_bytes_now(srv->stats.vb) >= (uint64_t)srv->cfg.max_memory_mb << 20) {
 		srv->stats.out_of_memory++;
-		log_limited(&srv->log, LVL_WARN, &srv->ll_memory,
+		log_limited(&srv->log, LVL_WARN, &srv->ll->memory,
 		            "max_memory_mb (%ld) reached by values in flight: refusing reads",
 		            srv->cfg.max_memory_mb);
 		REPLY_LIT(c, oom);
@@ -381,7 +382,8 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
 static int compose_info(struct conn *c)
 {
 	struct server *srv = c->srv;
-	const struct stats *st = &srv->stats;
+	struct stats_view view;
+	const struct stats *st;
 	uint64_t uptime = (uint64_t)(time(NULL) - srv->started);
 	const struct stat_counter *ctr;
 	size_t nctr = stats_counters(&ctr);
@@ -389,6 +391,9 @@ static int compose_info(struct conn *c)
 	char hdr[RR_HDR_MAX];
 	int rc;
 
+	if (stats_view_open(srv, &view) < 0)
+		return -1;
+	st = view.st;
 	sb_printf(&b,
 	          "# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\n"
 	          "coalesced_version:%s\r\nprocess_id:%ld\r\nuptime_in_seconds:%" PRIu64
@@ -409,6 +414,7 @@ static int compose_info(struct conn *c)
 		sb_printf(&b, "%s:%" PRIu64 "\r\n", ctr[i].name,
 		          *(const uint64_t *)((const char *)st + ctr[i].off));
 	sb_printf(&b, "\r\n# Keyspace\r\n");
+	stats_view_close(&view);
 	if (b.oom) {
 		free(b.p);
 		return -1;
@@ -627,7 +633,7 @@ static void start_write(struct conn *c, const struct rp_cmd *cmd)
 	w->key_index = 1;
 	w->data = NULL;
 	w->lane = c->id;
-	w->table = &srv->inflight;
+	w->srv = srv;
 	w->stats = &srv->stats;
 	p = request_write_bytes(r);
 	for (uint32_t i = 0; i < cmd->argc; i++) {
@@ -744,7 +750,7 @@ static bool feed(struct conn *c, const char *buf, size_t len, size_t *used)
 	if (st == RP_NEED_MORE) {
 		/* Redis' query buffer limit: the client is closed, unanswered. */
 		if (len - *used > s->limit || s->p.want > s->limit) {
-			log_limited(&srv->log, LVL_INFO, &srv->ll_bad_input,
+			log_limited(&srv->log, LVL_INFO, &srv->ll->bad_input,
 			            "%s: closing: command over %zu bytes", c->name, s->limit);
 			conn_stop_reading(c);
 			*used = len;
@@ -755,7 +761,7 @@ static bool feed(struct conn *c, const char *buf, size_t len, size_t *used)
 	if (st == RP_ERROR) {
 		srv->stats.client_errors++;
 		conn_reply(c, cmd.reply, cmd.replylen);
-		log_limited(&srv->log, LVL_INFO, &srv->ll_bad_input, "%s: closing: %s", c->name,
+		log_limited(&srv->log, LVL_INFO, &srv->ll->bad_input, "%s: closing: %s", c->name,
 		            cmd.why ? cmd.why : "protocol error");
 		conn_stop_reading(c);
 		return true;
@@ -763,7 +769,7 @@ static bool feed(struct conn *c, const char *buf, size_t len, size_t *used)
 	/* Redis closes on what looks like HTTP sent to its port (a browser, or
 	 * a cross-protocol attack), without a reply. */
 	if (is(&cmd.argv[0], "POST") || is(&cmd.argv[0], "Host:")) {
-		log_limited(&srv->log, LVL_WARN, &srv->ll_bad_input,
+		log_limited(&srv->log, LVL_WARN, &srv->ll->bad_input,
 		            "%s: closing: looks like HTTP, not RESP", c->name);
 		conn_stop_reading(c);
 		return true;

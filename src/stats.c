@@ -97,6 +97,7 @@ int stats_init(struct stats *st)
 	hist_init_latency(&st->request_seconds);
 	hist_init_latency(&st->batch_seconds);
 	hist_init_size(&st->batch_keys);
+	st->vb = &st->value_bytes;
 	st->detail.v = calloc(DETAIL_MAX + 2, sizeof(*st->detail.v));
 	st->detail.slots = calloc(DETAIL_SLOTS, sizeof(*st->detail.slots));
 	st->routes = calloc(ROUTE_STATS_MAX, sizeof(*st->routes));
@@ -133,12 +134,76 @@ struct route_stats *stats_route(struct stats *st, const char *name)
 	return r;
 }
 
+static void hist_merge(struct histogram *dst, const struct histogram *src)
+{
+	for (uint32_t i = 0; i <= src->nbounds && i <= HIST_MAX_BUCKETS; i++)
+		dst->counts[i] += src->counts[i];
+	dst->sum += src->sum;
+	dst->count += src->count;
+}
+
+void stats_add(struct stats *dst, const struct stats *src)
+{
+	bool off = dst->detail.off;
+
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+		size_t o = counters[i].off;
+		if (o == offsetof(struct stats, value_bytes))
+			continue; /* one counter for the process, not a sum */
+		*(uint64_t *)((char *)dst + o) += *(const uint64_t *)((const char *)src + o);
+	}
+	hist_merge(&dst->request_seconds, &src->request_seconds);
+	hist_merge(&dst->batch_seconds, &src->batch_seconds);
+	hist_merge(&dst->batch_keys, &src->batch_keys);
+	dst->detail.off = false;
+	for (uint32_t i = 0; i < src->detail.n; i++) {
+		const struct detail_prefix *p = &src->detail.v[i];
+		char key[DETAIL_PREFIX_MAX + 1];
+		uint32_t j;
+		struct detail_prefix *q;
+		/* Rows 0 and 1 are the fixed ones; the rest are found by name, as
+		 * the prefix of a key "name:". */
+		if (i < 2) {
+			detail_index(&dst->detail, "", 0);
+			j = i;
+		} else {
+			memcpy(key, p->name, p->len);
+			key[p->len] = ':';
+			j = detail_index(&dst->detail, key, (size_t)p->len + 1);
+		}
+		if (!dst->detail.v || j >= dst->detail.n)
+			continue;
+		q = &dst->detail.v[j];
+		q->keys += p->keys;
+		q->coalesced += p->coalesced;
+		q->upstream += p->upstream;
+		q->hits += p->hits;
+		q->misses += p->misses;
+	}
+	dst->detail.off = off;
+	for (uint32_t i = 0; i < src->nroutes; i++) {
+		const struct route_stats *a = &src->routes[i];
+		struct route_stats *b = stats_route(dst, a->name);
+		if (!b)
+			continue;
+		b->keys += a->keys;
+		b->statements += a->statements;
+		b->rows += a->rows;
+		b->misses += a->misses;
+		b->errors += a->errors;
+		b->splits += a->splits;
+		hist_merge(&b->seconds, &a->seconds);
+	}
+}
+
 void stats_reset(struct stats *st)
 {
-	uint64_t curr = st->curr_connections, inflight = st->inflight_keys, vb = st->value_bytes;
+	uint64_t curr = st->curr_connections, inflight = st->inflight_keys;
+	uint64_t vb = __atomic_load_n(&st->value_bytes, __ATOMIC_RELAXED);
 	struct detail d = st->detail;
 	size_t (*sf)(const void *, char *, size_t) = st->servers_format;
 	const void *sfctx = st->servers_ctx;
+	uint64_t *vbp = st->vb == &st->value_bytes ? NULL : st->vb;
 
 	/* Prefix indexes stay valid for entries in flight: zero the figures only. */
 	for (uint32_t i = 0; i < d.n; i++)
@@ -163,7 +228,8 @@ void stats_reset(struct stats *st)
 	st->servers_ctx = sfctx;
 	st->curr_connections = curr;
 	st->inflight_keys = inflight;
-	st->value_bytes = vb;
+	__atomic_store_n(&st->value_bytes, vb, __ATOMIC_RELAXED);
+	st->vb = vbp ? vbp : &st->value_bytes;
 }
 
 static uint32_t detail_new(struct detail *d, const char *name, size_t len)

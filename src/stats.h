@@ -89,7 +89,7 @@ struct stats {
 	uint64_t request_timeouts;
 	uint64_t idle_timeouts;
 	uint64_t backpressure_pauses;
-	uint64_t value_bytes; /* gauge: bytes of values alive */
+	uint64_t value_bytes; /* gauge: bytes of values alive (see vb) */
 	/* Writes (DESIGN 9), named as memcached names them. */
 	uint64_t cmd_set;   /* set add replace append prepend cas ms */
 	uint64_t cmd_touch; /* touch gat gats */
@@ -119,6 +119,9 @@ struct stats {
 	const void *servers_ctx;
 	struct route_stats *routes; /* ROUTE_STATS_MAX rows, nroutes used */
 	uint32_t nroutes;
+	/* Where bytes of values in flight are counted, atomically: value_bytes
+	 * above, or with worker threads one counter for the process. */
+	uint64_t *vb;
 };
 
 /* The row of route name, created if there is room; NULL otherwise. */
@@ -137,6 +140,11 @@ struct stat_counter {
 };
 /* The counters of the `stats` reply, in order. */
 size_t stats_counters(const struct stat_counter **out);
+
+/* Add src's figures to dst's (worker threads summed): counters, gauges but
+ * value_bytes, histograms, per-prefix rows by prefix and per-route rows by
+ * route name. */
+void stats_add(struct stats *dst, const struct stats *src);
 
 /* Zero the cumulative counters; gauges (current connections, in-flight
  * keys, value bytes) keep their values. */

@@ -2,7 +2,7 @@
 #include "write.h"
 
 #include "conn.h"
-#include "inflight.h"
+#include "shard.h"
 #include "request.h"
 #include "stats.h"
 
@@ -16,9 +16,9 @@ static void finish(struct upwrite *w)
 	/* Before anyone can see the reply: fetches of the key that were in
 	 * flight while the write was may have read the old value, so no read
 	 * that arrives from now on may join them. */
-	if (w->has_key && w->table) {
+	if (w->has_key && w->srv) {
 		struct write_arg k = write_key(w);
-		inflight_write_done(w->table, k.p, k.len);
+		shard_write_done(w->srv, k.p, k.len);
 	}
 	r->npending = 0;
 	if (!r->conn) {

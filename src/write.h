@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct inflight;
+struct server;
 struct request;
 struct stats;
 
@@ -63,8 +63,8 @@ struct upwrite {
 	size_t replylen;
 	char *error; /* or why there is none: the SERVER_ERROR reason, owned */
 
-	struct request *req;    /* NULL once the client has left */
-	struct inflight *table; /* for read-your-writes */
+	struct request *req; /* NULL once the client has left */
+	struct server *srv;  /* told of the write for read-your-writes */
 	struct stats *stats;
 	void *backend_data; /* the backend's, while it holds the write */
 };

@@ -33,7 +33,8 @@
 	X(postgres_suite)                                                                          \
 	X(redis_suite)                                                                             \
 	X(demo_suite)                                                                              \
-	X(writes_suite)
+	X(writes_suite)                                                                            \
+	X(threads_suite)
 
 #define DECLARE(name) Suite *name(void);
 SUITES(DECLARE)

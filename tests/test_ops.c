@@ -501,9 +501,16 @@ START_TEST(config_docs_match_parser)
 		char def[256], range[128];
 		bool restart, reload;
 
-		if (ce && strcmp(ce->value, k[i].def) != 0)
+		const char *kdef = k[i].def;
+#ifdef COALESCED_DEFAULT_THREADS
+		/* A build for the threaded test run (make THREADS=2) changes only
+		 * the built-in default; the documents keep the shipped one. */
+		if (strcmp(k[i].name, "threads") == 0)
+			kdef = "1";
+#endif
+		if (ce && strcmp(ce->value, kdef) != 0)
 			problem(&r, "[%s] %s: %s has '%s', the default is '%s'", k[i].section,
-			        k[i].name, CONF, ce->value, k[i].def);
+			        k[i].name, CONF, ce->value, kdef);
 		if (!it)
 			continue; /* reported by config_keys_same_everywhere */
 		if (!man_default(it->body, def, sizeof(def)))
@@ -511,10 +518,10 @@ START_TEST(config_docs_match_parser)
 			        "%s:%zu: [%s] %s: no 'Default:' then '.Ql value' (or 'Default: "
 			        "empty.')",
 			        MAN5, it->line, k[i].section, k[i].name);
-		else if (strcmp(def, k[i].def) != 0)
+		else if (strcmp(def, kdef) != 0)
 			problem(&r,
 			        "%s:%zu: [%s] %s: documented default '%s', the parser's is '%s'",
-			        MAN5, it->line, k[i].section, k[i].name, def, k[i].def);
+			        MAN5, it->line, k[i].section, k[i].name, def, kdef);
 		if (k[i].type == CT_INT || k[i].type == CT_DOUBLE) {
 			snprintf(range, sizeof(range), "Range: %.15g to %.15g", k[i].min, k[i].max);
 			if (!has_line_starting(it->body, range))

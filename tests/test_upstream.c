@@ -142,7 +142,7 @@ START_TEST(factory_builds_the_configured_backend)
 	struct ev_loop *loop = ev_loop_new(0);
 	struct stats st;
 	struct log lg = {.level = LVL_ERROR};
-	struct backend_env env = {loop, NULL, &st, &lg};
+	struct backend_env env = {loop, NULL, &st, &lg, 0, 1};
 	struct config c;
 	struct upstream *u;
 	char err[256];
@@ -208,7 +208,7 @@ static void world_start(void)
 	config_init(&cfg);
 	snprintf(servers, sizeof(servers), "127.0.0.1:%d", w.fake.port);
 	ck_assert_int_eq(config_set(&cfg, "upstream", "servers", servers, err, sizeof(err)), 0);
-	env = (struct backend_env){w.loop, &w.b, &w.st, &w.lg};
+	env = (struct backend_env){w.loop, &w.b, &w.st, &w.lg, 0, 1};
 	w.up = backend_new(&cfg, &env, err, sizeof(err));
 	ck_assert_msg(w.up != NULL, "%s", err);
 	ck_assert_int_eq(batcher_set_upstream(&w.b, w.up), 0);
@@ -331,7 +331,7 @@ START_TEST(backend_reports_server_health)
 	/* Nothing listens: the key fails, and the record says why. */
 	world_start();
 	{
-		struct backend_env env = {w.loop, &w.b, &w.st, &w.lg};
+		struct backend_env env = {w.loop, &w.b, &w.st, &w.lg, 0, 1};
 		struct config cfg;
 		char servers[64], err[256];
 

@@ -9,7 +9,7 @@
 #   BENCH_SECONDS=10      seconds of load per run (BENCH_SECONDS=2 for a smoke run)
 #   BENCH_OUT=bench/results   where results.md, results.jsonl, scaling.png go
 #   BENCH_ONLY=REGEX      run only the scenarios whose name matches (e.g. 'uniform|hot')
-#   BENCH_TARGETS="direct nutcracker coalesced"
+#   BENCH_TARGETS="direct nutcracker coalesced"   (also coalesced-t2: [server] threads = 2)
 #   BENCH_KEYS=100000 BENCH_VALUE_SIZE=100 BENCH_SEED=1
 #   BENCH_SET_RATIO=0.1   share of sets in the mixed scenario (keys mix:<i>, stored afresh before each run)
 #   BENCH_IDLE_CONNS=10000  connections held in the idle scenario (50 of them loaded)
@@ -121,6 +121,18 @@ wait_port() {
 
 free_port() { "$LG" --free-port; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# thread_ticks PID: a JSON object, thread id -> user+system ticks of that thread
+thread_ticks() {
+	local f out="" tid
+	for f in /proc/"$1"/task/*/stat; do
+		[ -r "$f" ] || continue
+		tid=${f%/stat}
+		tid=${tid##*/}
+		# the name field may hold spaces: count from the end of ")"
+		out="$out,\"$tid\":$(sed 's/^.*) //' "$f" | awk '{print $12 + $13}')"
+	done
+	echo "{${out#,}}"
+}
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 CLK_TCK=$(getconf CLK_TCK)
 # cpu_all: "busy steal" ticks of all CPUs (busy = user nice system irq softirq), from /proc/stat
@@ -291,9 +303,11 @@ run_one() {
 		port=$PROXY_PORT
 		pid=$PROXY_PID
 		;;
-	coalesced)
+	coalesced | coalesced-t2)
+		local topt=""
+		[ "$tg" = coalesced-t2 ] && topt="-o server.threads=2"
 		# shellcheck disable=SC2086
-		start_coalesced "$up_port" $popts || started=no
+		start_coalesced "$up_port" $topt $popts || started=no
 		port=$PROXY_PORT
 		pid=$PROXY_PID
 		;;
@@ -312,10 +326,11 @@ run_one() {
 
 	local upcmd=stats
 	[ "$up" = fake ] && upcmd=fake_stats
-	local us0 us1 cpu0 cpu1 ucpu0 ucpu1 rss0 rss1 rsspeak sampler perfpid="" statpid=""
+	local us0 us1 cpu0 cpu1 tcpu0 tcpu1 ucpu0 ucpu1 rss0 rss1 rsspeak sampler perfpid="" statpid=""
 	local all0 all1 steal0 steal1
 	us0=$(stat_lines "$up_port" "$upcmd")
 	cpu0=$(cpu_ticks "$pid")
+	tcpu0=$(thread_ticks "$pid")
 	ucpu0=$(cpu_ticks "$up_pid")
 	rss0=$(rss_kb "$pid")
 	read -r all0 steal0 <<<"$(cpu_all)"
@@ -355,13 +370,14 @@ run_one() {
 	[ "$tg" = nutcracker ] && sleep 0.3 # its stats are aggregated every 100 ms
 	us1=$(stat_lines "$up_port" "$upcmd")
 	cpu1=$(cpu_ticks "$pid")
+	tcpu1=$(thread_ticks "$pid")
 	ucpu1=$(cpu_ticks "$up_pid")
 	rss1=$(rss_kb "$pid")
 
 	local pstats="" nreq=null alive_flag=true exit_status=null plog=""
 	alive "$pid" || alive_flag=false
 	case $tg in
-	coalesced) pstats=$(stat_lines "$port" stats) ;;
+	coalesced*) pstats=$(stat_lines "$port" stats) ;;
 	nutcracker)
 		nreq=$("$LG" --server "127.0.0.1:$PROXY_STATS_PORT" --dump 2>/dev/null |
 			jq '[.bench | to_entries[] | select(.value | type == "object") | .value.requests] | add // 0' 2>/dev/null) || nreq=null
@@ -371,7 +387,7 @@ run_one() {
 	if [ -n "$PROXY_PID" ]; then
 		stop_pid "$PROXY_PID"
 		exit_status=$STOP_STATUS
-		if [ "$tg" = coalesced ]; then
+		if [[ $tg == coalesced* ]]; then
 			plog=$(grep -v 'running as root' "$PROXY_LOG" | head -n 5 || true)
 		else
 			plog=$(grep -iE 'error|fail|timed ?out|eject' "$PROXY_LOG" | head -n 5 || true)
@@ -410,7 +426,7 @@ run_one() {
 
 	jq -c --argjson base "$base" \
 		--arg us0 "$us0" --arg us1 "$us1" --arg ps "$pstats" --argjson nreq "$nreq" \
-		--argjson cpu0 "$cpu0" --argjson cpu1 "$cpu1" --argjson ucpu0 "$ucpu0" --argjson ucpu1 "$ucpu1" \
+		--argjson cpu0 "$cpu0" --argjson cpu1 "$cpu1" --argjson tcpu0 "$tcpu0" --argjson tcpu1 "$tcpu1" --argjson ucpu0 "$ucpu0" --argjson ucpu1 "$ucpu1" \
 		--argjson tck "$CLK_TCK" --argjson rss0 "${rss0:-0}" --argjson rss1 "${rss1:-0}" \
 		--argjson rsspeak "${rsspeak:-0}" --argjson alive "$alive_flag" --argjson exit "$exit_status" \
 		--argjson busy "$((all1 - all0))" --argjson steal "$((steal1 - steal0))" \
@@ -422,7 +438,7 @@ run_one() {
 		 else
 			{up_sets: (($b.cmd_set // 0) - ($a.cmd_set // 0)),
 			 up_req: (if $base.target == "direct" then .requests - (.sets // 0)
-			          elif $base.target == "coalesced" then ($p.upstream_batches // null)
+			          elif ($base.target | startswith("coalesced")) then ($p.upstream_batches // null)
 			          elif $nreq == null then null
 			          else $nreq - (.sets // 0) end),
 			 up_keys: (($b.cmd_get // 0) - ($a.cmd_get // 0)),
@@ -434,13 +450,14 @@ run_one() {
 			upstream_requests_per_key: (if .keys > 0 and $u.up_req != null then $u.up_req / .keys else null end),
 			upstream_keys_per_key: (if .keys > 0 then $u.up_keys / .keys else null end),
 			proxy_cpu_s: $cpu, upstream_cpu_s: (($ucpu1 - $ucpu0) / $tck),
+			proxy_thread_cpu_s: [$tcpu1 | to_entries | sort_by(.key | tonumber)[] | (.value - ($tcpu0[.key] // 0)) / $tck],
 			cpu_s_per_mkeys: (if .keys > 0 then $cpu / (.keys / 1e6) else null end),
 			rss_kb_before: $rss0, rss_kb_peak: ([$rsspeak, $rss1] | max), rss_kb_after: $rss1,
 			rss_kb_per_idle_conn: (if .idle_ok > 0 then ((([$rsspeak, $rss1] | max) - $rss0) / .idle_ok) else null end),
 			proxy_alive: $alive, proxy_exit: $exit, proxy_log: $plog,
 			steal_s: ($steal / $tck),
 			other_cpu_s: ([0, ($busy / $tck) - $cpu - (if $base.target == "direct" then 0 else (($ucpu1 - $ucpu0) / $tck) end) - (.cpu_s // 0)] | max)
-		} + (if $base.target == "coalesced" then
+		} + (if ($base.target | startswith("coalesced")) then
 			{coalesced: ($p | {cmd_get, cmd_set, get_keys, keys_coalesced, upstream_batches, upstream_keys, upstream_errors, upstream_timeouts, upstream_retries, get_hits, get_misses, backpressure_pauses})}
 		 else {} end)' <<<"$json" >>"$OUT/results.jsonl"
 	log "$(tail -n 1 "$OUT/results.jsonl" | jq -r '"\(.scenario)/\(.target): \(.ops_per_s) ops/s p50 \(.p50_us) us p99 \(.p99_us) us, errors \(.errors), wrong \(.wrong_values), up req/key \(.upstream_requests_per_key | . * 1000 | round / 1000), cpu \(.proxy_cpu_s) s, loadgen cpu \(.cpu_s) s, other cpu \(.other_cpu_s | . * 100 | round / 100) s"')"
@@ -499,7 +516,7 @@ if [ "$PERF" != 0 ] && command -v perf >/dev/null 2>&1; then
 			IFS='|' read -r name conns args up targets popts desc <<<"$spec"
 			case $name in uniform | hot) ;; *) continue ;; esac
 			if [ -n "$ONLY" ] && ! [[ $name =~ ^($ONLY)$ ]]; then continue; fi
-			for tg in nutcracker coalesced; do
+			for tg in nutcracker coalesced coalesced-t2; do
 				[[ " $TARGETS " == *" $tg "* ]] || continue
 				run_one "$name" "$tg" "$conns" "$args" "$up" "$popts" perf
 			done
@@ -608,7 +625,7 @@ MD=$OUT/results.md
 			  (if .conns_closed > 0 then "\(.conns_closed) connections closed by the server" else empty end),
 			  (if .misses > 0 and .upstream != "fake" then "\(.misses) misses" else empty end),
 			  (if .proxy_alive == false then "the target died during the run (exit status \(.proxy_exit))" else empty end),
-			  (if .target == "coalesced" and .proxy_exit != null and .proxy_exit != 0 then "coalesced exited with status \(.proxy_exit) on SIGTERM" else empty end),
+			  (if (.target | startswith("coalesced")) and .proxy_exit != null and .proxy_exit != 0 then "coalesced exited with status \(.proxy_exit) on SIGTERM" else empty end),
 			  (if .first_problem != "" then "loadgen: \(.first_problem)" else empty end),
 			  (if .upstream == "mc" and .upstream_hits != null and .upstream_hits != .upstream_keys then "memcached missed \(.upstream_keys - .upstream_hits) of \(.upstream_keys) keys" else empty end),
 			  (if .coalesced and .upstream == "mc" and .coalesced.upstream_keys != .upstream_keys then "coalesced reports upstream_keys \(.coalesced.upstream_keys) but memcached counted \(.upstream_keys)" else empty end),
