@@ -154,19 +154,6 @@ static int open_listeners(struct daemon *d)
 		d->nlisteners++;
 	}
 	addr_list_free(&rlisten);
-	/* Every worker watches every socket. */
-	for (uint32_t w = 1; w < d->workers.n; w++) {
-		struct server *srv = &d->workers.w[w];
-		srv->listeners = calloc(d->nlisteners, sizeof(*srv->listeners));
-		if (!srv->listeners) {
-			log_error(&d->log, "out of memory");
-			addr_list_free(&listen);
-			return -1;
-		}
-		for (size_t i = 0; i < d->nlisteners; i++)
-			listener_borrow(&srv->listeners[i], srv, &d->listeners[i]);
-		srv->nlisteners = d->nlisteners;
-	}
 	if (nfds > 0)
 		log_info(&d->log,
 		         "socket activation: %d sockets from the service manager; "
@@ -359,8 +346,7 @@ void daemon_stop(struct daemon *d, const char *why)
 	if (d->workers.w[0].stopping)
 		return;
 	notify(&d->log, "STOPPING=1");
-	/* The other workers stop watching the sockets before they close. */
-	workers_stop(&d->workers, why);
 	for (size_t i = 0; i < d->nlisteners; i++)
 		listener_close(&d->listeners[i]);
+	workers_stop(&d->workers, why);
 }

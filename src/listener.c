@@ -5,6 +5,7 @@
 #include "session_mc.h"
 #include "log.h"
 #include "server.h"
+#include "shard.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -87,7 +88,9 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (ss.ss_family != AF_UNIX)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		peer_name(&ss, peer, sizeof(peer));
-		if (!conn_new(srv, fd, peer, l->ops ? l->ops : &session_mc_ops))
+		if (srv->group)
+			shard_hand_conn(srv, fd, peer, l->ops ? l->ops : &session_mc_ops);
+		else if (!conn_new(srv, fd, peer, l->ops ? l->ops : &session_mc_ops))
 			server_client_release(srv);
 	}
 }
@@ -143,27 +146,12 @@ int listener_adopt(struct listener *l, struct server *srv, int fd, char *err, si
 	return 0;
 }
 
-void listener_borrow(struct listener *l, struct server *srv, const struct listener *from)
-{
-	*l = *from;
-	l->srv = srv;
-	l->borrowed = true;
-	ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
-	ev_init(&l->pause, pause_cb);
-	l->io.data = l->pause.data = l;
-	ev_io_start(srv->loop, &l->io);
-}
-
 void listener_close(struct listener *l)
 {
 	if (l->fd < 0)
 		return;
 	ev_io_stop(l->srv->loop, &l->io);
 	ev_timer_stop(l->srv->loop, &l->pause);
-	if (l->borrowed) {
-		l->fd = -1;
-		return;
-	}
 	close(l->fd);
 	l->fd = -1;
 	if (!l->adopted)

@@ -303,6 +303,8 @@ bool server_client_admit(struct server *srv)
 
 void server_client_release(struct server *srv)
 {
-	if (srv->group)
+	if (srv->group) {
 		__atomic_fetch_sub(&srv->group->clients, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_sub(&srv->nconns, 1, __ATOMIC_RELAXED);
+	}
 }

@@ -51,8 +51,7 @@ struct server {
 	uint32_t id;       /* index in the group */
 	uint32_t nthreads; /* in the group (1: none) */
 	struct shard shard;
-	struct listener *listeners; /* watching the daemon's sockets (id > 0) */
-	size_t nlisteners;
+	uint32_t nconns; /* atomic: clients, counted by whoever hands them over */
 	ev_async ctl;           /* wakes the loop for what another thread left */
 	struct config *ctl_cfg; /* a reload to take up; under the loop lock */
 	char ctl_stop[16];      /* why to stop ("" : no stop); under the loop lock */
@@ -87,7 +86,7 @@ void server_stop(struct server *srv, const char *why);
 void server_client_gone(struct server *srv);
 /* A client may connect: counts it against max_clients, for the process. */
 bool server_client_admit(struct server *srv);
-/* An admitted client went, or could not be set up. */
+/* An admitted client of srv went, or could not be set up. */
 void server_client_release(struct server *srv);
 
 #endif

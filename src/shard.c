@@ -1,6 +1,7 @@
 /* shard: key owners and the messages between worker threads; see shard.h. */
 #include "shard.h"
 
+#include "conn.h"
 #include "inflight.h"
 #include "pool.h"
 #include "request.h"
@@ -11,8 +12,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-enum { MSG_JOIN = 1, MSG_RESULT, MSG_LEAVE, MSG_WRITE_DONE };
+enum { MSG_JOIN = 1, MSG_RESULT, MSG_LEAVE, MSG_WRITE_DONE, MSG_CONN };
 
 struct shard_msg {
 	struct shard_msg *next;
@@ -22,8 +24,10 @@ struct shard_msg {
 	uint64_t ticket;     /* JOIN, RESULT, LEAVE: the waiting slot, as the waiter knows it */
 	struct value *value; /* RESULT hit: one reference */
 	char *err;           /* RESULT error: owned */
+	int fd;              /* CONN: the client's socket, owned */
+	const struct session_ops *ops; /* CONN: its protocol */
 	uint32_t keylen;
-	char key[];
+	char key[]; /* then a NUL (CONN: the peer's name) */
 };
 
 /* The owner's stand-in for a slot on another thread. */
@@ -98,6 +102,18 @@ static void proxy_hash(struct shard *sh, struct shard_proxy *p)
 	sh->nproxies++;
 }
 
+/* Out of the list and the table; the caller frees it. */
+static void proxy_forget(struct shard *sh, struct shard_proxy *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		sh->proxies = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	proxy_unhash(sh, p);
+}
+
 static struct shard_proxy *proxy_find(struct shard *sh, uint32_t from, uint64_t ticket)
 {
 	struct shard_proxy *p = sh->buckets[proxy_bucket(sh, from, ticket)];
@@ -109,7 +125,7 @@ static struct shard_proxy *proxy_find(struct shard *sh, uint32_t from, uint64_t 
 
 static struct shard_msg *msg_new(uint8_t type, const char *key, size_t len)
 {
-	struct shard_msg *m = calloc(1, sizeof(*m) + len);
+	struct shard_msg *m = calloc(1, sizeof(*m) + len + 1);
 
 	if (m) {
 		m->type = type;
@@ -122,6 +138,8 @@ static struct shard_msg *msg_new(uint8_t type, const char *key, size_t len)
 
 static void msg_free(struct shard_msg *m)
 {
+	if (m->type == MSG_CONN && m->fd >= 0)
+		close(m->fd);
 	value_unref(m->value);
 	free(m->err);
 	free(m);
@@ -327,13 +345,7 @@ void shard_proxy_done(struct slot *s, int state, struct value *v, const char *re
 	struct server *srv = p->srv;
 	struct shard_msg *m = msg_new(MSG_RESULT, NULL, 0);
 
-	if (p->prev)
-		p->prev->next = p->next;
-	else
-		srv->shard.proxies = p->next;
-	if (p->next)
-		p->next->prev = p->prev;
-	proxy_unhash(&srv->shard, p);
+	proxy_forget(&srv->shard, p);
 	if (m) {
 		m->state = (uint8_t)state;
 		m->ticket = p->ticket;
@@ -410,15 +422,55 @@ static void take_leave(struct server *srv, const struct shard_msg *m)
 
 	if (!p)
 		return;
-	proxy_unhash(sh, p);
-	if (p->prev)
-		p->prev->next = p->next;
-	else
-		sh->proxies = p->next;
-	if (p->next)
-		p->next->prev = p->prev;
+	proxy_forget(sh, p);
 	inflight_leave(&srv->inflight, &p->s);
 	free(p);
+}
+
+void shard_hand_conn(struct server *srv, int fd, const char *peer, const struct session_ops *ops)
+{
+	struct workers *g = srv->group;
+	struct server *to = NULL;
+	struct shard_msg *m;
+	uint32_t least = UINT32_MAX;
+
+	/* The worker with the fewest clients; among equals, the next in turn. */
+	for (uint32_t k = 0; k < g->n; k++) {
+		struct server *w = &g->w[(srv->shard.turn + k) % g->n];
+		uint32_t n = __atomic_load_n(&w->nconns, __ATOMIC_RELAXED);
+		if (n < least) {
+			least = n;
+			to = w;
+		}
+	}
+	srv->shard.turn = (to->id + 1) % g->n;
+	__atomic_fetch_add(&to->nconns, 1, __ATOMIC_RELAXED);
+	if (to == srv) {
+		if (!conn_new(srv, fd, peer, ops))
+			server_client_release(srv);
+		return;
+	}
+	m = msg_new(MSG_CONN, peer, strlen(peer));
+	if (!m) {
+		close(fd);
+		server_client_release(to);
+		return;
+	}
+	m->fd = fd;
+	m->ops = ops;
+	/* At once: a client waits for its first reply. */
+	box_put(to, m, m);
+}
+
+static void take_conn(struct server *srv, struct shard_msg *m)
+{
+	if (srv->stopping) {
+		close(m->fd); /* accepted just before the stop */
+		server_client_release(srv);
+	} else if (!conn_new(srv, m->fd, m->key, m->ops)) {
+		server_client_release(srv);
+	}
+	m->fd = -1;
 }
 
 static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
@@ -448,6 +500,10 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
 			break;
 		case MSG_LEAVE:
 			take_leave(srv, m);
+			free(m);
+			break;
+		case MSG_CONN:
+			take_conn(srv, m);
 			free(m);
 			break;
 		default:

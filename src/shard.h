@@ -38,6 +38,7 @@ struct slot;
 struct value;
 struct shard_msg;
 struct shard_proxy;
+struct session_ops;
 
 struct shard {
 	pthread_mutex_t lock; /* guards in_head/in_tail and notices */
@@ -56,6 +57,7 @@ struct shard {
 	uint32_t *gen;
 	uint32_t *free;
 	uint32_t cap, nfree, used;
+	uint32_t turn; /* the next worker to offer a client to, among equals */
 	bool up;
 };
 
@@ -72,6 +74,10 @@ void shard_leave(struct server *srv, struct slot *s);
 void shard_write_done(struct server *srv, const char *key, size_t len);
 /* End of an iteration: hand queued messages to their threads. */
 void shard_flush(struct server *srv);
+
+/* A client accepted by srv (worker 0): to the worker with the fewest
+ * clients, which takes fd over. */
+void shard_hand_conn(struct server *srv, int fd, const char *peer, const struct session_ops *ops);
 
 /* A proxy slot's entry resolved (called by the request module). */
 void shard_proxy_done(struct slot *s, int state, struct value *v, const char *reason);

@@ -161,9 +161,6 @@ void workers_destroy(struct workers *g)
 		return;
 	for (uint32_t i = 0; i < g->n; i++) {
 		struct server *srv = &g->w[i];
-		for (size_t j = 0; j < srv->nlisteners; j++)
-			listener_close(&srv->listeners[j]);
-		free(srv->listeners);
 		if (srv->ctl_cfg) {
 			config_free(srv->ctl_cfg);
 			free(srv->ctl_cfg);
@@ -258,8 +255,6 @@ void workers_configure(struct workers *g, struct config *nc)
 
 static void hand_stop(struct server *w, void *arg)
 {
-	for (size_t j = 0; j < w->nlisteners; j++)
-		listener_close(&w->listeners[j]);
 	snprintf(w->ctl_stop, sizeof(w->ctl_stop), "%s", (const char *)arg);
 	ev_async_send(w->loop, &w->ctl);
 }

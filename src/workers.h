@@ -3,10 +3,12 @@
  * they share.
  *
  * Worker 0 runs on the daemon's loop in the main thread; workers 1..N-1 each
- * get a loop and a thread of their own. All of them watch the daemon's
- * listening sockets, so whichever loop wakes first takes a new client; a
- * client stays on that worker for its life. Keys are shared out between the
- * workers by the shard module, so coalescing stays global.
+ * get a loop and a thread of their own. Worker 0 accepts every client and
+ * hands it to the worker with the fewest (shard_hand_conn), where it stays
+ * for its life: one accept per client, no thundering herd, and clients spread
+ * evenly (a shared listening socket watched by every loop left them 60/40
+ * in a burst here). Keys are shared out between the workers by the shard
+ * module, so coalescing stays global.
  *
  * Each worker's loop holds a lock while it runs callbacks and lets go of it
  * only while it waits for events (libev's loop release hooks). Another thread
@@ -59,7 +61,7 @@ void workers_destroy(struct workers *g);
 /* Reload: every worker takes a copy of nc (worker 0 at once, the others in
  * their loops); nc keeps what worker 0 runs with. */
 void workers_configure(struct workers *g, struct config *nc);
-/* Graceful stop of every worker; each stops watching the listeners first. */
+/* Graceful stop of every worker (the daemon has closed the listeners). */
 void workers_stop(struct workers *g, const char *why);
 
 /* Called by a worker whose graceful stop is complete: once all are, every

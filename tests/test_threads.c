@@ -1,9 +1,9 @@
 /*
  * threads: [server] threads = N. A key is fetched once however many threads'
  * clients ask for it; stats sum every thread; max_clients holds for the
- * process; reload and SIGTERM reach every thread. Clients land on whichever
- * thread accepts them, so each test first makes sure it has clients on more
- * than one (`stats conns` names each client's thread).
+ * process; reload and SIGTERM reach every thread. Each new client goes to
+ * the thread with the fewest (`stats conns` names each client's thread), so
+ * every test checks that its clients are spread before relying on it.
  */
 #include "testutil.h"
 
@@ -20,34 +20,32 @@
 
 static struct proc up, co;
 
-/* The thread of every client of the daemon on port, by client order of
- * `stats conns`; returns how many distinct threads have clients. */
-static int threads_with_clients(int port)
+/* The clients of every thread (1..nthreads) are as many, give or take one
+ * (`stats conns`, its own client included). */
+static void assert_spread(int port, int nthreads)
 {
 	char *r = tu_roundtrip(port, "stats conns\r\n", 5000);
-	bool seen[65] = {false};
-	int n = 0;
+	int count[65] = {0}, lo = 1 << 30, hi = 0;
 
+	ck_assert_int_le(nthreads, 64);
 	for (char *p = r; (p = strstr(p, ":thread ")); p++) {
 		int t = atoi(p + 8);
 		ck_assert_int_ge(t, 1);
-		ck_assert_int_le(t, 64);
-		if (!seen[t]) {
-			seen[t] = true;
-			n++;
-		}
+		ck_assert_int_le(t, nthreads);
+		count[t]++;
 	}
+	for (int t = 1; t <= nthreads; t++) {
+		lo = count[t] < lo ? count[t] : lo;
+		hi = count[t] > hi ? count[t] : hi;
+	}
+	ck_assert_msg(hi - lo <= 1, "clients per thread from %d to %d:\n%s", lo, hi, r);
 	free(r);
-	return n;
 }
 
-/* Opens clients (up to max) until they are spread over at least want
- * threads; each is known to be accepted (it answered version). */
-static int open_spread(int port, int *fds, int count, int want)
+/* count clients, each known to be taken (it answered version). */
+static void open_clients(int port, int *fds, int count)
 {
-	int n = 0;
-
-	for (; n < count; n++) {
+	for (int n = 0; n < count; n++) {
 		char *r;
 		fds[n] = tu_connect(port);
 		ck_assert_int_ge(fds[n], 0);
@@ -56,7 +54,6 @@ static int open_spread(int port, int *fds, int count, int want)
 		ck_assert_ptr_nonnull(strstr(r, "VERSION"));
 		free(r);
 	}
-	return threads_with_clients(port) >= want ? n : -1;
 }
 
 /* The thread serving the client on fd: `stats conns` names each client by
@@ -110,22 +107,12 @@ START_TEST(hot_key_is_fetched_once_across_threads)
 	enum { N = 100 };
 	char threads[32];
 	const char *opts[] = {threads, "upstream.timeout_ms=10000", NULL};
-	int fds[N], spread = 0;
+	int fds[N];
 
 	snprintf(threads, sizeof(threads), "server.threads=%d", hot_threads[_i]);
 	tu_stack_start(&up, &co, NULL, opts);
-	/* Accepting is first come, first served: a few rounds make sure the
-	 * clients are on every thread (bounded). */
-	for (int round = 0; round < 20; round++) {
-		ck_assert_int_eq(open_spread(co.port, fds, N, 0), N);
-		spread = threads_with_clients(co.port);
-		if (spread == hot_threads[_i])
-			break;
-		for (int i = 0; i < N; i++)
-			close(fds[i]);
-		tu_sleep_ms(50);
-	}
-	ck_assert_int_ge(spread, 2);
+	open_clients(co.port, fds, N);
+	assert_spread(co.port, hot_threads[_i]);
 	tu_fake_ctl(up.port, "fake_mode delay 300");
 	for (int i = 0; i < N; i++)
 		tu_sends(fds[i], "get hot\r\n");
@@ -162,13 +149,8 @@ START_TEST(stats_sum_every_thread)
 	}
 	snprintf(req, sizeof(req), "127.0.0.1:%d", up.port);
 	tu_coalesced_start(&co, req, opts);
-	for (int round = 0; round < 20; round++) {
-		if (open_spread(co.port, fds, N, 2) == N)
-			break;
-		for (int i = 0; i < N; i++)
-			close(fds[i]);
-		ck_assert_int_lt(round, 19);
-	}
+	open_clients(co.port, fds, N);
+	assert_spread(co.port, 2);
 	for (int i = 0; i < N; i++) {
 		int k = i % 8;
 		snprintf(req, sizeof(req), "get k%d nokey%d\r\n", k, i);
@@ -218,7 +200,7 @@ START_TEST(max_clients_holds_for_the_process)
 	end = tu_now() + tu_guard_ms(10000) / 1000.0;
 	while (tu_stat(co.port, "curr_connections") != 1 && tu_now() < end)
 		tu_sleep_ms(10);
-	ck_assert_int_eq(open_spread(co.port, fds, MAX, 0), MAX);
+	open_clients(co.port, fds, MAX);
 	extra = tu_connect(co.port);
 	ck_assert_int_ge(extra, 0);
 	r = tu_recv_until(extra, "\r\n", 5000, NULL);
@@ -335,13 +317,8 @@ START_TEST(reload_and_stop_reach_every_thread)
 		tu_sleep_ms(20);
 	ck_assert_int_ge(fds[0], 0);
 	close(fds[0]);
-	for (int round = 0; round < 20; round++) {
-		if (open_spread(co.port, fds, N, 2) == N)
-			break;
-		for (int i = 0; i < N; i++)
-			close(fds[i]);
-		ck_assert_int_lt(round, 19);
-	}
+	open_clients(co.port, fds, N);
+	assert_spread(co.port, 2);
 	/* Two keys a request, from now on, on every client. */
 	write_conf(up.port, co.port, "max_keys_per_request = 2");
 	kill(co.pid, SIGHUP);
