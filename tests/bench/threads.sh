@@ -29,7 +29,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	# Alternate the order of the two builds between rounds: neither always runs first.
 	targets="direct coalesced coalesced-t2"
 	[ $((r % 2)) -eq 0 ] && targets="direct coalesced-t2 coalesced"
-	BENCH_OUT=$TMP/r$r BENCH_ONLY=$ONLY BENCH_TARGETS=$targets BENCH_PERF=${BENCH_PERF:-0} \
+	# Profiles (perf, if it works here) in the first round only.
+	perf=0
+	[ "$r" -eq 1 ] && perf=${BENCH_PERF:-auto}
+	BENCH_OUT=$TMP/r$r BENCH_ONLY=$ONLY BENCH_TARGETS=$targets BENCH_PERF=$perf \
 		bash tests/bench/run.sh
 	jq -c --argjson r "$r" '. + {round: $r}' "$TMP/r$r/results.jsonl" >>"$OUT/threads.jsonl"
 	cp "$TMP/r$r"/perf-*.txt "$OUT/" 2>/dev/null || true
