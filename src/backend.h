@@ -27,9 +27,9 @@ struct backend_env {
 	struct stats *stats;
 	const struct log *log;
 	/* With worker threads: this worker's index and the count. A key's
-	 * batches are sent by the worker numbered after its server (or lane)
-	 * modulo nthreads (shard.h); a PostgreSQL backend opens connections
-	 * only for routes its worker owns. 0 and 1 alone. */
+	 * batches are sent by the worker numbered after its server modulo
+	 * nthreads, PostgreSQL's by worker 0 (shard.h), whose backend alone
+	 * opens database connections. 0 and 1 alone. */
 	uint32_t thread, nthreads;
 };
 

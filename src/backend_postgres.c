@@ -889,9 +889,10 @@ struct upstream *backend_postgres_new(struct ev_loop *loop, const char *conninfo
 	u->prep_error = calloc(u->routes.n, sizeof(*u->prep_error));
 	u->rs = calloc(u->routes.n, sizeof(*u->rs));
 	names = calloc(u->routes.n + 1, sizeof(*names));
-	/* A worker thread that owns no route sends no statement: no
-	 * connection of its own, so that threads do not multiply them. */
-	if (nthreads > 1 && thread >= u->routes.n)
+	/* Worker 0 fetches every key (shard.h): the other worker threads send
+	 * no statement and open no connection, so that threads do not multiply
+	 * the database's connections. */
+	if (nthreads > 1 && thread != 0)
 		connections = 0;
 	u->c = calloc(connections ? connections : 1, sizeof(*u->c));
 	if (!u->conninfo || !u->prep_error || !u->rs || !names || !u->c)

@@ -156,6 +156,11 @@ uint32_t pool_locate(const struct pool *p, const char *key, size_t len)
 	return (uint32_t)ketama_server(p->ring ? p->ring : p->full, key, len);
 }
 
+bool pool_has_lanes(const struct pool *p)
+{
+	return p->locate != NULL;
+}
+
 uint32_t pool_home(const struct pool *p, const char *key, size_t len)
 {
 	if (p->locate)

@@ -72,6 +72,8 @@ uint32_t pool_locate(const struct pool *p, const char *key, size_t len);
 /* The server (or lane) that owns key with every server in placement: the
  * same for every worker thread whatever each has ejected. */
 uint32_t pool_home(const struct pool *p, const char *key, size_t len);
+/* Whether the pool's "servers" are a backend's lanes (pool_new_lanes). */
+bool pool_has_lanes(const struct pool *p);
 /* Whether server i is out of placement now. */
 bool pool_ejected(const struct pool *p, uint32_t i);
 

@@ -80,8 +80,10 @@ static int switch_upstream(struct server *srv, const struct config *nc)
 	srv->up->ops->drain(srv->up);
 	srv->retired[srv->nretired++] = srv->up;
 	srv->up = nu;
-	log_info(&srv->log, "upstream now %s (%ld connections each); the old one drains",
-	         nc->servers, nc->connections);
+	log_msg(&srv->log, srv->id == 0 ? LVL_INFO : LVL_DEBUG,
+	        "upstream now %s (%ld connections%s); the old one drains",
+	        nc->protocol == PROTO_POSTGRES ? "postgres" : nc->servers, nc->connections,
+	        nc->protocol == PROTO_POSTGRES ? "" : " each");
 	return 0;
 }
 

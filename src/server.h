@@ -51,7 +51,7 @@ struct server {
 	uint32_t id;       /* index in the group */
 	uint32_t nthreads; /* in the group (1: none) */
 	struct shard shard;
-	uint32_t nconns; /* atomic: clients, counted by whoever hands them over */
+	uint32_t nconns;        /* atomic: clients, counted by whoever hands them over */
 	ev_async ctl;           /* wakes the loop for what another thread left */
 	struct config *ctl_cfg; /* a reload to take up; under the loop lock */
 	char ctl_stop[16];      /* why to stop ("" : no stop); under the loop lock */

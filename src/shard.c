@@ -46,15 +46,18 @@ static uint32_t nthreads(const struct server *srv)
 	return srv->group ? srv->group->n : 1;
 }
 
-/* Keys that may share an upstream batch (one server's, or one PostgreSQL
- * route's) share an owner, so that threads never split a batch: a key's
- * owner is its home server's index (ejections aside, so that every thread
- * agrees) modulo the number of threads. */
+/* Keys that may share an upstream batch (one server's) share an owner, so
+ * that threads never split a batch: a key's owner is its home server's index
+ * (ejections aside, so that every thread agrees) modulo the number of
+ * threads. A backend with lanes (PostgreSQL's routes) has every key fetched
+ * by worker 0, so that threads do not multiply its database connections. */
 static uint32_t owner(const struct server *srv, const char *key, size_t len)
 {
-	uint32_t home = srv->up ? pool_home(srv->up->pool, key, len) : 0;
+	const struct pool *p = srv->up ? srv->up->pool : NULL;
 
-	return home % nthreads(srv);
+	if (!p || pool_has_lanes(p))
+		return 0;
+	return pool_home(p, key, len) % nthreads(srv);
 }
 
 static size_t proxy_bucket(const struct shard *sh, uint32_t from, uint64_t ticket)

@@ -3,9 +3,9 @@
  * keys between worker threads ([server] threads, DESIGN 10).
  *
  * Every key has one owner thread: the one numbered after the key's home
- * server (or PostgreSQL route), modulo the thread count, so that keys that
- * may share an upstream batch share an owner and batches stay as large as
- * with one thread. Only the owner's in-flight table and upstream fetch a
+ * server, modulo the thread count (with PostgreSQL, worker 0), so that keys
+ * that may share an upstream batch share an owner and batches stay as large
+ * as with one thread. Only the owner's in-flight table and upstream fetch a
  * key, so it is fetched once however many threads' clients ask for it. A slot whose key
  * another thread owns waits on a ticket: a JOIN goes to the owner, whose
  * in-flight table holds a proxy slot in its place, and a RESULT (hit with a
