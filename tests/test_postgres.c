@@ -472,13 +472,19 @@ static void own_co(struct proc *co, struct pgproc *p, const char *upstream)
 	co_start_conf(co, p->conninfo, "* = " Q_STAR "\nslow = " Q_SLOW "\n", upstream);
 }
 
-/* Ask until the reply is want, at most n times, 100 ms apart. */
+/* Ask until the reply is want, at most n times, 100 ms apart. A `version`
+ * follows req: its reply ends every answer, so an answer that is not want
+ * (an error where a value is awaited) costs no wait for what never comes. */
 static bool eventually(int port, const char *req, const char *want, int n)
 {
+	char both[256];
+	size_t wl = strlen(want);
+
+	snprintf(both, sizeof(both), "%sversion\r\n", req);
 	for (int i = 0; i < n; i++) {
-		char *r = ask(port, req, strstr(want, "END\r\n") ? "END\r\n" : "\r\n");
+		char *r = ask(port, both, "VERSION ");
 		bool ok;
-		ok = strcmp(r, want) == 0;
+		ok = strncmp(r, want, wl) == 0 && strncmp(r + wl, "VERSION ", 8) == 0;
 		free(r);
 		if (ok)
 			return true;
