@@ -17,7 +17,7 @@
 #   COALESCED_BIN, FAKE_UPSTREAM, LOADGEN   the binaries (defaults under the repository)
 #
 # Pinning (2-core machine): memcached, the fake upstream and the proxy on CPU 0, loadgen and
-# the samplers on CPU 1. With fewer than 2 CPUs nothing is pinned.
+# the samplers on CPU 1. With fewer than 2 CPUs, or BENCH_PIN=0, nothing is pinned.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -51,7 +51,7 @@ for f in "$BIN" "$FAKE" "$LG"; do
 done
 case $SECS in '' | *[!0-9.]*) fail "BENCH_SECONDS must be a number of seconds" ;; esac
 
-if [ "$(nproc)" -ge 2 ]; then
+if [ "$(nproc)" -ge 2 ] && [ "${BENCH_PIN:-1}" != 0 ]; then
 	PIN_SRV="taskset -c 0"
 	PIN_LG="taskset -c 1"
 	PINNED=yes
@@ -59,7 +59,7 @@ else
 	PIN_SRV=""
 	PIN_LG=""
 	PINNED=no
-	log "fewer than 2 CPUs: nothing is pinned"
+	log "fewer than 2 CPUs, or BENCH_PIN=0: nothing is pinned"
 fi
 
 # ---------------------------------------------------------------- processes
