@@ -101,10 +101,13 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	(void)revents;
 	reap_retired(srv);
 	for (int i = 0; i < 16; i++) {
+		/* Other threads' messages first: results become output, joins
+		 * join the batches sent below. */
+		bool took = shard_take(srv);
 		conn_write_pending(srv);
 		if (srv->cfg.leeway_ms <= 0 || srv->stopping)
 			batch_flush_all(&srv->batcher, srv->stopping);
-		if (!srv->wpending) {
+		if (!srv->wpending && !took) {
 			shard_flush(srv);
 			return;
 		}

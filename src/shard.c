@@ -160,9 +160,24 @@ static void box_put(struct server *to, struct shard_msg *head, struct shard_msg 
 	else
 		sh->in_head = head;
 	sh->in_tail = tail;
+	__atomic_store_n(&sh->pending, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&sh->lock);
-	if (was_empty)
+	/* A loop that is running takes its messages at the end of its
+	 * iteration; only one waiting for events needs waking (see
+	 * shard_waiting for the other half of this handshake). */
+	if (was_empty && __atomic_load_n(&sh->waiting, __ATOMIC_SEQ_CST))
 		ev_async_send(to->loop, &sh->wake);
+}
+
+void shard_waiting(struct server *srv, bool waiting)
+{
+	struct shard *sh = &srv->shard;
+
+	__atomic_store_n(&sh->waiting, waiting, __ATOMIC_SEQ_CST);
+	/* A message put after the last look at the inbox but before we said
+	 * we wait would otherwise wait with us. */
+	if (waiting && __atomic_load_n(&sh->pending, __ATOMIC_SEQ_CST))
+		ev_async_send(srv->loop, &sh->wake);
 }
 
 /* Queued until the end of the iteration. */
@@ -476,19 +491,23 @@ static void take_conn(struct server *srv, struct shard_msg *m)
 	m->fd = -1;
 }
 
-static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
+bool shard_take(struct server *srv)
 {
-	struct server *srv = w->data;
 	struct shard *sh = &srv->shard;
 	struct shard_msg *m, *next;
 
-	(void)loop;
-	(void)revents;
+	if (!sh->up)
+		return false;
 	take_notices(srv);
+	if (!__atomic_load_n(&sh->pending, __ATOMIC_SEQ_CST))
+		return false;
 	pthread_mutex_lock(&sh->lock);
 	m = sh->in_head;
 	sh->in_head = sh->in_tail = NULL;
+	__atomic_store_n(&sh->pending, 0, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&sh->lock);
+	if (!m)
+		return false;
 	for (; m; m = next) {
 		next = m->next;
 		m->next = NULL;
@@ -514,6 +533,14 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
 			break;
 		}
 	}
+	return true;
+}
+
+static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	shard_take(w->data);
 }
 
 int shard_init(struct server *srv, uint32_t n)

@@ -47,6 +47,8 @@ struct shard {
 	 * any key joins this thread's table, whatever the loop does first. */
 	struct shard_msg *notices;
 	uint32_t nnotices; /* atomic: notices waiting */
+	uint32_t pending;  /* atomic: the inbox holds messages */
+	uint32_t waiting;  /* atomic: the loop waits for events (not running) */
 	ev_async wake;
 	struct shard_msg **out_head, **out_tail; /* per destination, not yet handed over */
 	struct shard_proxy *proxies;             /* waiting for their entries */
@@ -74,6 +76,13 @@ void shard_leave(struct server *srv, struct slot *s);
 void shard_write_done(struct server *srv, const char *key, size_t len);
 /* End of an iteration: hand queued messages to their threads. */
 void shard_flush(struct server *srv);
+/* Take this thread's messages now; false if there were none. A running
+ * loop is not woken for messages: it takes them at the end of each
+ * iteration (and when woken). */
+bool shard_take(struct server *srv);
+/* The loop is about to wait for events (true), or has stopped waiting:
+ * from then on senders wake it. */
+void shard_waiting(struct server *srv, bool waiting);
 
 /* A client accepted by srv (worker 0): to the worker with the fewest
  * clients, which takes fd over. */

@@ -21,12 +21,18 @@ static pthread_mutex_t *lock_of(const struct server *srv)
 /* libev calls these around its wait for events. */
 static void loop_release(struct ev_loop *loop)
 {
-	pthread_mutex_unlock(lock_of(ev_userdata(loop)));
+	struct server *srv = ev_userdata(loop);
+
+	shard_waiting(srv, true);
+	pthread_mutex_unlock(lock_of(srv));
 }
 
 static void loop_acquire(struct ev_loop *loop)
 {
-	pthread_mutex_lock(lock_of(ev_userdata(loop)));
+	struct server *srv = ev_userdata(loop);
+
+	pthread_mutex_lock(lock_of(srv));
+	shard_waiting(srv, false);
 }
 
 /* What another thread left for this worker (under this loop's lock, which

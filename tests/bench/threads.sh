@@ -84,8 +84,8 @@ MD=$OUT/threads.md
 	echo
 	echo "From the uniform, Zipf and hot scenarios (threads = 2), per client key: c_client, the CPU a thread spends on a"
 	echo "client's request and on handing its key over (2 × the second thread's CPU / keys), and c_owner, the owner's extra"
-	echo "work to fetch it (main thread − second thread, / keys). Both threads have about half the clients (first come,"
-	echo "first served on one listening socket), which this assumes. With N threads and S upstream servers, keys spread"
+	echo "work to fetch it (main thread − second thread, / keys). Both threads have half the clients (each new client goes"
+	echo "to the thread with the fewest), which this relies on. With N threads and S upstream servers, keys spread"
 	echo "over min(S, N) owner threads, and a thread is saturated when X·(c_client/N + c_owner/min(S, N)) = 1 second per"
 	echo "second, so X = 1 / (c_client/N + c_owner/min(S, N)) keys/s, if cores were the only limit (no memory-bandwidth,"
 	echo "lock or NIC ceiling; the loop locks are taken once per loop iteration, the queues once per destination per"
