@@ -264,6 +264,13 @@ END_TEST
  * upstream connection; a read of k sent after that must start a fetch of its
  * own, not join the one that began before the write.
  */
+/* A new client of coalesced (for tu_ryw_try). */
+static int new_client(void *arg)
+{
+	(void)arg;
+	return tu_connect(co.port);
+}
+
 START_TEST(read_after_acknowledged_write_does_not_join_an_older_fetch)
 {
 	struct proc fake;
@@ -273,34 +280,9 @@ START_TEST(read_after_acknowledged_write_does_not_join_an_older_fetch)
 	tu_stack_start(&fake, &co, NULL, opts);
 	/* A write goes on the upstream connection of its client's lane: try
 	 * writers until one lands beside the held fetch, not behind it. */
-	for (int attempt = 0; attempt < 6 && !tried; attempt++) {
-		int a = tu_connect(co.port), b = tu_connect(co.port), c;
-		double t0;
-		char *r;
-
-		tu_fake_ctl(fake.port, "fake_mode delay 600");
-		tu_fake_ctl(fake.port, "fake_reset");
-		tu_sends(a, "get k\r\n");
-		tu_sleep_ms(50);
-		t0 = tu_now();
-		tu_sends(b, "delete k\r\n"); /* the fake answers ERROR at once */
-		r = tu_recv_until(b, "\r\n", 3000, NULL);
-		ck_assert_str_eq(r, "ERROR\r\n");
-		free(r);
-		if (tu_now() - t0 < 0.3) {
-			tried = true;
-			c = tu_connect(co.port);
-			tu_sends(c, "get k\r\n");
-			tu_sleep_ms(100);
-			ck_assert_int_eq(tu_fake_stat(fake.port, "requests"), 2);
-			free(tu_recv_until(c, "END\r\n", 3000, NULL));
-			close(c);
-		}
-		free(tu_recv_until(a, "END\r\n", 3000, NULL));
-		close(a);
-		close(b);
-		tu_fake_ctl(fake.port, "fake_mode normal");
-	}
+	for (int attempt = 0; attempt < 6 && !tried; attempt++)
+		tried = tu_ryw_try(fake.port, tu_connect(co.port), tu_connect(co.port), new_client,
+		                   NULL);
 	ck_assert_msg(tried, "no write landed beside the held fetch");
 	ck_assert_int_ge(tu_stat(co.port, "reads_after_write"), 1);
 	tu_stack_stop(&fake, &co);

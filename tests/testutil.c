@@ -619,3 +619,34 @@ char *tu_read_file(const char *path, size_t *len)
 		*len = n;
 	return buf;
 }
+
+bool tu_ryw_try(int fake_port, int a, int b, int (*reader)(void *), void *arg)
+{
+	bool tried = false;
+	double t0;
+	char *r;
+
+	tu_fake_ctl(fake_port, "fake_mode delay 600");
+	tu_fake_ctl(fake_port, "fake_reset");
+	tu_sends(a, "get k\r\n");
+	tu_sleep_ms(50);
+	t0 = tu_now();
+	tu_sends(b, "delete k\r\n"); /* the fake answers ERROR at once */
+	r = tu_recv_until(b, "\r\n", 3000, NULL);
+	ck_assert_str_eq(r, "ERROR\r\n");
+	free(r);
+	/* Only if the write was not queued behind the held fetch. */
+	if (tu_now() - t0 < 0.3) {
+		int c = reader(arg);
+		tried = true;
+		tu_sends(c, "get k\r\n");
+		free(tu_recv_until(c, "END\r\n", 3000, NULL));
+		ck_assert_int_eq(tu_fake_stat(fake_port, "requests"), 2);
+		close(c);
+	}
+	free(tu_recv_until(a, "END\r\n", 3000, NULL));
+	close(a);
+	close(b);
+	tu_fake_ctl(fake_port, "fake_mode normal");
+	return tried;
+}

@@ -112,6 +112,16 @@ long long tu_stat(int port, const char *name);
 void tu_mc_set(int port, const char *key, unsigned flags, const void *data, size_t len);
 /* Send a control line to the fake upstream and expect OK. */
 void tu_fake_ctl(int port, const char *line);
+/*
+ * One try of the deterministic read-your-writes check against the fake
+ * upstream behind coalesced: on client a a fetch of k is held upstream
+ * (fake delay 600 ms); client b deletes k (the fake answers ERROR at once).
+ * If that reply came before the held fetch's (the write went out on
+ * another upstream connection), a read of k on client c = reader(arg) must
+ * start a fetch of its own. Returns whether the situation occurred (and was
+ * checked); closes every client.
+ */
+bool tu_ryw_try(int fake_port, int a, int b, int (*reader)(void *), void *arg);
 
 /* Run a shell command under timeout(1) (secs): its exit status (-1 if it
  * did not exit), its stdout and stderr in out (NUL-terminated, cut at cap). */
