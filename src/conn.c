@@ -610,7 +610,7 @@ struct conn *conn_new(struct server *srv, int fd, const char *peer, const struct
 		return NULL;
 	}
 	/* Unique in the process: each worker numbers 1 + id, 1 + id + n, ... */
-	c->id = srv->next_client_id++ * (srv->group ? srv->group->n : 1) + srv->id + 1;
+	c->id = srv->next_client_id++ * srv->nthreads + srv->id + 1;
 	snprintf(c->name, sizeof(c->name), "client %" PRIu64 " (%s)", c->id, peer);
 	ev_io_init(&c->rio, read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, write_cb, fd, EV_WRITE);

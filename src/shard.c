@@ -41,11 +41,6 @@ struct shard_proxy {
 	char key[];
 };
 
-static uint32_t nthreads(const struct server *srv)
-{
-	return srv->group ? srv->group->n : 1;
-}
-
 /* Keys that may share an upstream batch (one server's) share an owner, so
  * that threads never split a batch: a key's owner is its home server's index
  * (ejections aside, so that every thread agrees) modulo the number of
@@ -57,7 +52,7 @@ static uint32_t owner(const struct server *srv, const char *key, size_t len)
 
 	if (!p || pool_has_lanes(p))
 		return 0;
-	return pool_home(p, key, len) % nthreads(srv);
+	return pool_home(p, key, len) % srv->nthreads;
 }
 
 static size_t proxy_bucket(const struct shard *sh, uint32_t from, uint64_t ticket)
@@ -197,7 +192,7 @@ void shard_flush(struct server *srv)
 {
 	struct shard *sh = &srv->shard;
 
-	for (uint32_t i = 0; sh->up && i < nthreads(srv); i++) {
+	for (uint32_t i = 0; sh->up && i < srv->nthreads; i++) {
 		if (!sh->out_head[i])
 			continue;
 		box_put(&srv->group->w[i], sh->out_head[i], sh->out_tail[i]);
@@ -298,7 +293,7 @@ int shard_join(struct server *srv, struct slot *s)
 	uint64_t ticket;
 	struct shard_msg *m;
 
-	if (nthreads(srv) == 1 || (to = owner(srv, s->key, s->keylen)) == srv->id)
+	if (srv->nthreads <= 1 || (to = owner(srv, s->key, s->keylen)) == srv->id)
 		return join_here(srv, s);
 	m = msg_new(MSG_JOIN, s->key, s->keylen);
 	if (!m || ticket_new(&srv->shard, s, &ticket) < 0) {
@@ -336,7 +331,7 @@ void shard_write_done(struct server *srv, const char *key, size_t len)
 	uint32_t to;
 	struct shard_msg *m;
 
-	if (nthreads(srv) == 1 || (to = owner(srv, key, len)) == srv->id) {
+	if (srv->nthreads <= 1 || (to = owner(srv, key, len)) == srv->id) {
 		inflight_write_done(&srv->inflight, key, len);
 		return;
 	}
@@ -381,6 +376,7 @@ void shard_proxy_done(struct slot *s, int state, struct value *v, const char *re
 	free(p);
 }
 
+/* Takes m: freed, or sent back as the error. */
 static void take_join(struct server *srv, struct shard_msg *m)
 {
 	struct shard_proxy *p = calloc(1, sizeof(*p) + m->keylen);
@@ -398,9 +394,9 @@ static void take_join(struct server *srv, struct shard_msg *m)
 			p->next->prev = p;
 		srv->shard.proxies = p;
 		proxy_hash(&srv->shard, p);
-		if (join_here(srv, &p->s) == 0)
-			return;
-		shard_proxy_done(&p->s, SLOT_ERROR, NULL, "out of memory");
+		if (join_here(srv, &p->s) < 0)
+			shard_proxy_done(&p->s, SLOT_ERROR, NULL, "out of memory");
+		free(m);
 		return;
 	}
 	/* No proxy: answer the error directly, reusing the message. */
@@ -513,9 +509,7 @@ bool shard_take(struct server *srv)
 		m->next = NULL;
 		switch (m->type) {
 		case MSG_JOIN:
-			take_join(srv, m);
-			if (m->type == MSG_JOIN)
-				free(m);
+			take_join(srv, m); /* takes m */
 			break;
 		case MSG_RESULT:
 			take_result(srv, m);
@@ -585,7 +579,7 @@ void shard_destroy(struct server *srv)
 	ev_async_stop(srv->loop, &sh->wake);
 	free_list(sh->in_head);
 	free_list(sh->notices);
-	for (uint32_t i = 0; i < nthreads(srv); i++)
+	for (uint32_t i = 0; i < srv->nthreads; i++)
 		free_list(sh->out_head[i]);
 	/* Proxies still attached to entries: the entries are freed next,
 	 * without touching their waiters. */
