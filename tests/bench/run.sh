@@ -388,7 +388,8 @@ run_one() {
 		stop_pid "$PROXY_PID"
 		exit_status=$STOP_STATUS
 		if [[ $tg == coalesced* ]]; then
-			plog=$(grep -v 'running as root' "$PROXY_LOG" | head -n 5 || true)
+			# The threads bench pins both threads to one core on purpose (threads.sh).
+			plog=$(grep -v -e 'running as root' -e 'take turns' "$PROXY_LOG" | head -n 5 || true)
 		else
 			plog=$(grep -iE 'error|fail|timed ?out|eject' "$PROXY_LOG" | head -n 5 || true)
 		fi
@@ -631,7 +632,7 @@ MD=$OUT/results.md
 			  (if .coalesced and .upstream == "mc" and .coalesced.upstream_keys != .upstream_keys then "coalesced reports upstream_keys \(.coalesced.upstream_keys) but memcached counted \(.upstream_keys)" else empty end),
 			  (if .coalesced and .coalesced.get_hits != .hits then "coalesced reports get_hits \(.coalesced.get_hits) but loadgen counted \(.hits) hits" else empty end),
 			  (if (.proxy_log // "") != "" then "log: \(.proxy_log | gsub("\n"; " / "))" else empty end)
-			] | if length > 0 then "* \(.scenario)/\(.target): " + join("; ") else empty end
+			] as $p | if ($p | length) > 0 then "* \(.scenario)/\(.target): " + ($p | join("; ")) else empty end
 		end' "$OUT/results.jsonl")
 	if [ -n "$problems" ]; then echo "$problems"; else echo "None: no errors, no wrong values, no lost connections."; fi
 	echo
