@@ -5,11 +5,13 @@
  *   batch ─pg_codec→ one binary text[] ─PQsendQueryPrepared + PQpipelineSync→
  *   results ─pgc_value_decode→ batch_value() → batch_complete()
  *
- * Every connection keeps a queue of what it sent, in order: a PREPARE (the
- * first time a route is used on the connection), an EXEC per batch, a SYNC
- * after each batch. Results come back in that order. A query error aborts
- * only its own pipeline segment (up to its sync), so one batch's error never
- * touches another's; the batch is split to find the keys that cause it.
+ * Each route is one prepared statement. Every connection (pg_pipeline)
+ * keeps a queue of what it sent, in order: a PREPARE the first time a route
+ * is used on it, an EXEC per batch, a SYNC after each batch. A query error
+ * aborts only its own pipeline segment (up to its sync), so one batch's
+ * error never touches another's; the batch is split to find the keys that
+ * cause it. This module owns the connections' events, timers and backoff,
+ * and what their results mean for batches, pools and statistics.
  *
  * Timeouts drop the connection: PQcancel blocks, and a dropped connection
  * makes the server abandon the statement at its next check anyway.
@@ -20,6 +22,7 @@
 #include "inflight.h"
 #include "log.h"
 #include "pg_codec.h"
+#include "pg_pipeline.h"
 #include "pool.h"
 #include "routes.h"
 #include "stats.h"
@@ -30,33 +33,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum job_kind { JOB_PREPARE, JOB_EXEC, JOB_SYNC };
-
-struct job {
-	enum job_kind kind;
-	bool seen; /* its result arrived; the NULL that ends it is next */
-	uint32_t route;
-	struct batch *bt;
-	ev_tstamp sent_at;
-};
-
 enum pc_state { PC_DOWN, PC_CONNECTING, PC_READY };
-enum prep_state { PREP_NONE = 0, PREP_SENT, PREP_OK };
 
 struct pg_backend;
 
 struct pgconn {
 	struct pg_backend *u;
-	PGconn *pg;
+	struct pgp p; /* statements: the routes; an EXEC's payload: its batch */
 	enum pc_state state;
 	uint32_t gen; /* bumped when the connection is dropped */
 	ev_io io;
 	ev_timer timer; /* connect timeout, backoff, or the oldest statement's timeout */
 	double backoff;
-	uint8_t *prep; /* per route */
-	struct job *q;
-	uint32_t qhead, qlen, qcap;
-	uint32_t batches; /* EXEC jobs queued */
 };
 
 struct pg_backend {
@@ -128,7 +116,7 @@ static void lanes_conn(struct pg_backend *u, bool up)
 
 static void watch(struct pgconn *c, int events)
 {
-	int fd = PQsocket(c->pg);
+	int fd = pgp_socket(&c->p);
 
 	/* The socket can change at every step of a connection attempt. */
 	if (fd == c->io.fd && events == (c->io.events & (EV_READ | EV_WRITE)) &&
@@ -155,31 +143,23 @@ static void notice_cb(void *arg, const PGresult *r)
 static void pc_drop(struct pgconn *c, enum batch_error why, const char *text)
 {
 	struct pg_backend *u = c->u;
-	uint32_t n = 0;
-	struct batch **failed = NULL;
+	uint32_t n = 0, cap = c->p.execs;
+	struct batch **failed = cap ? malloc(cap * sizeof(*failed)) : NULL;
+	struct batch *bt;
 
-	if (c->qlen > c->qhead)
-		failed = malloc((c->qlen - c->qhead) * sizeof(*failed));
-	for (uint32_t i = c->qhead; i < c->qlen; i++) {
-		if (c->q[i].kind == JOB_EXEC && c->q[i].bt) {
-			if (failed)
-				failed[n++] = c->q[i].bt;
-			else
-				free(c->q[i].bt); /* no memory: lost, as at shutdown */
-		}
+	while ((bt = pgp_take_exec(&c->p))) {
+		if (failed && n < cap)
+			failed[n++] = bt;
+		else
+			free(bt); /* no memory: lost, as at shutdown */
 	}
-	c->qhead = c->qlen = 0;
-	c->batches = 0;
 	ev_io_stop(u->loop, &c->io);
 	ev_timer_stop(u->loop, &c->timer);
 	if (c->state == PC_READY)
 		lanes_conn(u, false);
-	if (c->pg)
-		PQfinish(c->pg);
-	c->pg = NULL;
+	pgp_close(&c->p);
 	c->state = PC_DOWN;
 	c->gen++;
-	memset(c->prep, 0, u->routes.n);
 	if (!u->draining) {
 		c->backoff = c->backoff ? c->backoff * 2 : 0.05;
 		if (c->backoff > 2.0)
@@ -205,9 +185,9 @@ static void connect_failed(struct pgconn *c, const char *why)
 	/* conninfo may hold a password: name only where and as whom. */
 	if (strcmp(line, u->last_connect_error) != 0) {
 		log_warn(u->log, "postgres: cannot connect (host=%s dbname=%s user=%s): %s",
-		         c->pg && PQhost(c->pg) ? PQhost(c->pg) : "?",
-		         c->pg && PQdb(c->pg) ? PQdb(c->pg) : "?",
-		         c->pg && PQuser(c->pg) ? PQuser(c->pg) : "?", line);
+		         c->p.pg && PQhost(c->p.pg) ? PQhost(c->p.pg) : "?",
+		         c->p.pg && PQdb(c->p.pg) ? PQdb(c->p.pg) : "?",
+		         c->p.pg && PQuser(c->p.pg) ? PQuser(c->p.pg) : "?", line);
 		snprintf(u->last_connect_error, sizeof(u->last_connect_error), "%s", line);
 	}
 	for (uint32_t i = 0; i <= u->routes.n; i++)
@@ -221,15 +201,11 @@ static void pc_ready(struct pgconn *c)
 	struct pg_backend *u = c->u;
 
 	ev_timer_stop(u->loop, &c->timer);
-	if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1) {
-		connect_failed(c, PQerrorMessage(c->pg));
-		return;
-	}
 	c->state = PC_READY;
 	c->backoff = 0;
 	if (u->last_connect_error[0]) {
-		log_info(u->log, "postgres: connected (host=%s dbname=%s user=%s)", PQhost(c->pg),
-		         PQdb(c->pg), PQuser(c->pg));
+		log_info(u->log, "postgres: connected (host=%s dbname=%s user=%s)", PQhost(c->p.pg),
+		         PQdb(c->p.pg), PQuser(c->p.pg));
 		u->last_connect_error[0] = '\0';
 	}
 	lanes_conn(u, true);
@@ -247,18 +223,19 @@ static void pc_ready(struct pgconn *c)
 
 static void connect_step(struct pgconn *c)
 {
-	switch (PQconnectPoll(c->pg)) {
-	case PGRES_POLLING_READING:
+	switch (pgp_poll(&c->p)) {
+	case PGP_WANT_READ:
 		watch(c, EV_READ);
 		return;
-	case PGRES_POLLING_WRITING:
+	case PGP_WANT_WRITE:
 		watch(c, EV_WRITE);
 		return;
-	case PGRES_POLLING_OK:
+	case PGP_UP:
 		pc_ready(c);
 		return;
+	case PGP_FAILED:
 	default:
-		connect_failed(c, PQerrorMessage(c->pg));
+		connect_failed(c, pgp_error(&c->p));
 		return;
 	}
 }
@@ -266,21 +243,11 @@ static void connect_step(struct pgconn *c)
 static void pc_connect(struct pgconn *c)
 {
 	struct pg_backend *u = c->u;
-	/* expand_dbname: conninfo is a whole connection string; the keywords
-	 * after it override what it says. Keys are checked as UTF-8 (pg_codec). */
-	const char *const kw[] = {"dbname", "client_encoding", "fallback_application_name", NULL};
-	const char *const val[] = {u->conninfo, "UTF8", "coalesced", NULL};
 
-	c->pg = PQconnectStartParams(kw, val, 1);
-	if (!c->pg) {
-		connect_failed(c, "out of memory");
+	if (!pgp_connect(&c->p, u->conninfo, notice_cb, c)) {
+		connect_failed(c, pgp_error(&c->p));
 		return;
 	}
-	if (PQstatus(c->pg) == CONNECTION_BAD) {
-		connect_failed(c, PQerrorMessage(c->pg));
-		return;
-	}
-	PQsetNoticeReceiver(c->pg, notice_cb, c);
 	c->state = PC_CONNECTING;
 	ev_timer_set(&c->timer, u->set.connect_timeout_ms / 1000.0, 0.);
 	ev_timer_start(u->loop, &c->timer);
@@ -291,16 +258,13 @@ static void pc_connect(struct pgconn *c)
 static void arm_stmt_timer(struct pgconn *c)
 {
 	struct pg_backend *u = c->u;
+	double sent_at = pgp_oldest_exec(&c->p);
 
 	ev_timer_stop(u->loop, &c->timer);
-	for (uint32_t i = c->qhead; i < c->qlen; i++) {
-		if (c->q[i].kind == JOB_EXEC) {
-			double left =
-			    c->q[i].sent_at + u->set.timeout_ms / 1000.0 - ev_now(u->loop);
-			ev_timer_set(&c->timer, left > 0.001 ? left : 0.001, 0.);
-			ev_timer_start(u->loop, &c->timer);
-			return;
-		}
+	if (sent_at >= 0) {
+		double left = sent_at + u->set.timeout_ms / 1000.0 - ev_now(u->loop);
+		ev_timer_set(&c->timer, left > 0.001 ? left : 0.001, 0.);
+		ev_timer_start(u->loop, &c->timer);
 	}
 }
 
@@ -328,7 +292,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static int pc_flush(struct pgconn *c)
 {
-	int r = PQflush(c->pg);
+	int r = pgp_flush(&c->p);
 
 	if (r < 0) {
 		pc_drop(c, BATCH_UNAVAILABLE, NULL);
@@ -350,9 +314,9 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (c->state != PC_READY)
 		return;
 	if (revents & EV_READ) {
-		if (!PQconsumeInput(c->pg)) {
+		if (!pgp_consume(&c->p)) {
 			char line[300];
-			pgc_error_line(PQerrorMessage(c->pg), line, sizeof(line));
+			pgc_error_line(pgp_error(&c->p), line, sizeof(line));
 			log_warn(c->u->log, "postgres: connection lost: %s", line);
 			pc_drop(c, BATCH_UNAVAILABLE, NULL);
 			return;
@@ -365,37 +329,6 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	/* PQflush may wait for the server to read; it is retried on either event. */
 	if (c->io.events & EV_WRITE || revents & EV_WRITE)
 		pc_flush(c);
-}
-
-/* Room for n more jobs, so that pushing them moves nothing. */
-static int reserve(struct pgconn *c, uint32_t n)
-{
-	if (c->qhead == c->qlen)
-		c->qhead = c->qlen = 0;
-	if (c->qlen + n > c->qcap && c->qhead > 0) {
-		memmove(c->q, c->q + c->qhead, (c->qlen - c->qhead) * sizeof(*c->q));
-		c->qlen -= c->qhead;
-		c->qhead = 0;
-	}
-	if (c->qlen + n > c->qcap) {
-		uint32_t cap = c->qcap ? c->qcap * 2 : 16;
-		struct job *q = realloc(c->q, (cap + n) * sizeof(*q));
-		if (!q)
-			return -1;
-		c->q = q;
-		c->qcap = cap + n;
-	}
-	return 0;
-}
-
-static struct job *push(struct pgconn *c, enum job_kind kind)
-{
-	struct job *j = &c->q[c->qlen++];
-
-	memset(j, 0, sizeof(*j));
-	j->kind = kind;
-	j->sent_at = ev_now(c->u->loop);
-	return j;
 }
 
 /* Every key of bt gets reason and nothing is retried (the same statement
@@ -511,25 +444,24 @@ static bool conn_error(const char *sqlstate)
 	                    strncmp(sqlstate, "53", 2) == 0);
 }
 
-/* One result for the job at the head of the queue. j is a copy: handling it
- * may send (a split), which moves the queue. */
-static void handle(struct pgconn *c, struct job j, const PGresult *r)
+/* One result, for job j (a copy: handling it may send a split, which moves
+ * the queue); an EXEC's batch is now ours. */
+static void handle(struct pgconn *c, struct pgp_job j, const PGresult *r)
 {
 	struct pg_backend *u = c->u;
 	ExecStatusType st = PQresultStatus(r);
 	const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
 	const char *sqlstate = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-	const char *route = u->routes.v[j.route].prefix;
+	const uint32_t rt = j.stmt;
+	const char *route = u->routes.v[rt].prefix;
+	struct batch *bt = j.payload;
 	char line[300];
 
 	pgc_error_line(msg ? msg : PQresultErrorMessage(r), line, sizeof(line));
-	if (j.kind == JOB_PREPARE) {
-		if (st == PGRES_COMMAND_OK) {
-			c->prep[j.route] = PREP_OK;
+	if (j.kind == PGP_PREPARE) {
+		if (st == PGRES_COMMAND_OK)
 			return;
-		}
-		c->prep[j.route] = PREP_NONE;
-		if (PQstatus(c->pg) == CONNECTION_BAD || conn_error(sqlstate)) {
+		if (PQstatus(c->p.pg) == CONNECTION_BAD || conn_error(sqlstate)) {
 			/* The connection is going (a server shutting down fails the
 			 * PREPARE first): not the query's fault, and nothing to keep. */
 			log_warn(u->log, "postgres: %s", line);
@@ -537,58 +469,55 @@ static void handle(struct pgconn *c, struct job j, const PGresult *r)
 			return;
 		}
 		u->stats->pg_prepare_errors++;
-		if (!u->prep_error[j.route] || strcmp(u->prep_error[j.route], line) != 0) {
+		if (!u->prep_error[rt] || strcmp(u->prep_error[rt], line) != 0) {
 			log_error(u->log, "postgres: route %s: the query does not prepare: %s",
 			          route, line);
-			free(u->prep_error[j.route]);
-			u->prep_error[j.route] = strdup(line);
+			free(u->prep_error[rt]);
+			u->prep_error[rt] = strdup(line);
 		}
 		return;
 	}
 	hist_add(&u->stats->batch_seconds, ev_now(u->loop) - j.sent_at);
 	if (st == PGRES_TUPLES_OK || (st == PGRES_FATAL_ERROR && !conn_error(sqlstate) &&
-	                              PQstatus(c->pg) != CONNECTION_BAD)) {
-		ROUTE_ADD(u, j.route, statements, 1);
-		if (u->rs[j.route])
-			hist_add(&u->rs[j.route]->seconds, ev_now(u->loop) - j.sent_at);
+	                              PQstatus(c->p.pg) != CONNECTION_BAD)) {
+		ROUTE_ADD(u, rt, statements, 1);
+		if (u->rs[rt])
+			hist_add(&u->rs[rt]->seconds, ev_now(u->loop) - j.sent_at);
 	}
 	switch (st) {
 	case PGRES_TUPLES_OK:
 		u->stats->pg_statements++;
-		exec_rows(c, j.bt, j.route, r);
+		exec_rows(c, bt, rt, r);
 		return;
 	case PGRES_PIPELINE_ABORTED:
 		/* Only the PREPARE before it in its segment can have failed. */
-		refuse_error(u, j.bt,
-		             u->prep_error[j.route] ? u->prep_error[j.route]
-		                                    : "query not prepared");
+		refuse_error(u, bt, u->prep_error[rt] ? u->prep_error[rt] : "query not prepared");
 		return;
 	case PGRES_FATAL_ERROR:
-		if (PQstatus(c->pg) == CONNECTION_BAD || conn_error(sqlstate)) {
+		if (PQstatus(c->p.pg) == CONNECTION_BAD || conn_error(sqlstate)) {
 			/* Back in the queue so that the drop fails (and retries) it. */
-			c->q[c->qhead].bt = j.bt;
+			pgp_put_back(&c->p, bt);
 			log_warn(u->log, "postgres: %s", line);
 			pc_drop(c, BATCH_UNAVAILABLE, NULL);
 			return;
 		}
 		if (sqlstate && strcmp(sqlstate, "26000") == 0) {
 			/* Prepared in an earlier segment that failed. */
-			refuse_error(u, j.bt,
-			             u->prep_error[j.route] ? u->prep_error[j.route] : line);
+			refuse_error(u, bt, u->prep_error[rt] ? u->prep_error[rt] : line);
 			return;
 		}
 		u->stats->pg_statements++;
 		u->stats->pg_query_errors++;
-		pool_error(u->base.pool, j.bt->server, false, ev_now(u->loop), line);
-		log_debug(u->log, "postgres: route %s: %u keys: %s", route, j.bt->n, line);
-		if (j.bt->n > 1)
-			ROUTE_ADD(u, j.route, splits, 1);
+		pool_error(u->base.pool, bt->server, false, ev_now(u->loop), line);
+		log_debug(u->log, "postgres: route %s: %u keys: %s", route, bt->n, line);
+		if (bt->n > 1)
+			ROUTE_ADD(u, rt, splits, 1);
 		else
-			ROUTE_ADD(u, j.route, errors, j.bt->n);
-		batch_split_retry(u->batcher, j.bt, line);
+			ROUTE_ADD(u, rt, errors, bt->n);
+		batch_split_retry(u->batcher, bt, line);
 		return;
 	default:
-		c->q[c->qhead].bt = j.bt;
+		pgp_put_back(&c->p, bt);
 		log_warn(u->log, "postgres: unexpected result %s", PQresStatus(st));
 		pc_drop(c, BATCH_PROTOCOL, "unexpected result");
 		return;
@@ -599,55 +528,16 @@ static void pc_results(struct pgconn *c)
 {
 	uint32_t gen = c->gen;
 
-	while (c->gen == gen && c->qhead < c->qlen) {
-		struct job *h = &c->q[c->qhead];
-		ExecStatusType st;
+	while (c->gen == gen) {
+		struct pgp_job j;
 		PGresult *r;
+		enum pgp_next n = pgp_next(&c->p, &j, &r);
 
-		if (PQisBusy(c->pg))
+		if (n == PGP_NONE)
 			break;
-		r = PQgetResult(c->pg);
-		if (!r) {
-			if (h->kind == JOB_SYNC || !h->seen)
-				break; /* nothing more yet */
-			c->qhead++;
-			continue;
-		}
-		st = PQresultStatus(r);
-		if (st == PGRES_PIPELINE_SYNC) {
-			/* After an error libpq ends the query with no NULL: the sync
-			 * ends everything before it. */
-			while (c->qhead < c->qlen && c->q[c->qhead].kind != JOB_SYNC &&
-			       c->q[c->qhead].seen)
-				c->qhead++;
-			PQclear(r);
-			if (c->qhead == c->qlen || c->q[c->qhead].kind != JOB_SYNC) {
-				pc_drop(c, BATCH_PROTOCOL, "pipeline out of step");
-				return;
-			}
-			c->qhead++;
-			continue;
-		}
-		if (h->seen) {
-			/* The next query's result without a NULL before it. */
-			c->qhead++;
-			h = &c->q[c->qhead];
-			if (c->qhead == c->qlen || h->kind == JOB_SYNC || h->seen) {
-				PQclear(r);
-				pc_drop(c, BATCH_PROTOCOL, "pipeline out of step");
-				return;
-			}
-		}
-		if (h->kind == JOB_SYNC) {
-			PQclear(r);
+		if (n == PGP_OUT_OF_STEP) {
 			pc_drop(c, BATCH_PROTOCOL, "pipeline out of step");
 			return;
-		}
-		h->seen = true;
-		struct job j = *h;
-		if (j.kind == JOB_EXEC) {
-			h->bt = NULL;
-			c->batches--;
 		}
 		handle(c, j, r);
 		PQclear(r);
@@ -664,12 +554,7 @@ static bool pc_send(struct pgconn *c, struct batch *bt)
 	uint32_t route = bt->server;
 	size_t off = arg_off(u, route);
 	struct pgc_array a;
-	const Oid types[1] = {PGC_OID_TEXT_ARRAY};
-	const int fmt[1] = {1};
-	const char *vals[1];
-	int lens[1];
 	char name[32];
-	struct job *j;
 
 	pgc_buf_reset(&u->buf);
 	pgc_array_begin(&a, &u->buf);
@@ -677,32 +562,12 @@ static bool pc_send(struct pgconn *c, struct batch *bt)
 		pgc_array_add(&a, bt->e[i]->key + off, bt->e[i]->keylen - off);
 	if (pgc_array_end(&a) != PGC_OK || a.n != bt->n)
 		return false;
-	if (reserve(c, 3) < 0)
-		return false;
-	vals[0] = u->buf.data + a.start;
-	lens[0] = (int)(u->buf.len - a.start);
 	stmt_name(name, sizeof(name), route);
-	if (c->prep[route] == PREP_NONE) {
-		if (!PQsendPrepare(c->pg, name, u->routes.v[route].sql, 1, types))
-			return false;
-		j = push(c, JOB_PREPARE);
-		j->route = route;
-		c->prep[route] = PREP_SENT;
-	}
-	if (!PQsendQueryPrepared(c->pg, name, 1, vals, lens, fmt, 1))
+	if (!pgp_send(&c->p, route, name, u->routes.v[route].sql, PGC_OID_TEXT_ARRAY,
+	              u->buf.data + a.start, (int)(u->buf.len - a.start), bt, ev_now(u->loop)))
 		return false;
-	j = push(c, JOB_EXEC);
-	j->route = route;
-	j->bt = bt;
-	c->batches++;
-	if (!PQpipelineSync(c->pg)) {
-		j->bt = NULL;
-		c->batches--;
-		return false;
-	}
-	push(c, JOB_SYNC);
 	ROUTE_ADD(u, route, keys, bt->n);
-	if (c->batches == 1)
+	if (c->p.execs == 1)
 		arm_stmt_timer(c);
 	return true;
 }
@@ -727,10 +592,10 @@ static bool pg_submit(struct upstream *base, struct batch *bt, bool force)
 			continue;
 		/* A retry avoids the connection it failed on, when there is another. */
 		if (!best || (best == bt->avoid && c != bt->avoid) ||
-		    (c != bt->avoid && c->batches < best->batches))
+		    (c != bt->avoid && c->p.execs < best->p.execs))
 			best = c;
 	}
-	if (!force && ((best && best->batches >= u->set.pipeline_depth) || (!best && connecting)))
+	if (!force && ((best && best->p.execs >= u->set.pipeline_depth) || (!best && connecting)))
 		return false;
 	off = arg_off(u, route);
 	for (uint32_t i = 0; i < bt->n;) {
@@ -770,7 +635,7 @@ static bool pg_submit(struct upstream *base, struct batch *bt, bool force)
 	}
 	if (!pc_send(best, bt)) {
 		char line[300];
-		pgc_error_line(PQerrorMessage(best->pg), line, sizeof(line));
+		pgc_error_line(pgp_error(&best->p), line, sizeof(line));
 		log_warn(u->log, "postgres: cannot send: %s", line);
 		pc_drop(best, BATCH_UNAVAILABLE, NULL);
 		batch_fail(u->batcher, bt, BATCH_UNAVAILABLE, NULL, best);
@@ -791,7 +656,7 @@ static uint32_t pg_outstanding(const struct upstream *base)
 	uint32_t n = u->nheld;
 
 	for (uint32_t i = 0; i < u->nc; i++)
-		n += u->c[i].batches;
+		n += u->c[i].p.execs;
 	return n;
 }
 
@@ -807,8 +672,7 @@ static void pg_drain(struct upstream *base)
 		} else if (c->state == PC_CONNECTING) {
 			ev_timer_stop(u->loop, &c->timer);
 			ev_io_stop(u->loop, &c->io);
-			PQfinish(c->pg);
-			c->pg = NULL;
+			pgp_close(&c->p);
 			c->state = PC_DOWN;
 		}
 	}
@@ -821,14 +685,12 @@ static void pg_destroy(struct upstream *base)
 
 	for (uint32_t i = 0; u->c && i < u->nc; i++) {
 		struct pgconn *c = &u->c[i];
+		struct batch *bt;
 		ev_io_stop(u->loop, &c->io);
 		ev_timer_stop(u->loop, &c->timer);
-		for (uint32_t k = c->qhead; k < c->qlen; k++)
-			free(c->q[k].bt);
-		free(c->q);
-		free(c->prep);
-		if (c->pg)
-			PQfinish(c->pg);
+		while ((bt = pgp_take_exec(&c->p)))
+			free(bt);
+		pgp_free(&c->p);
 	}
 	free(u->c);
 	for (uint32_t i = 0; i < u->nheld; i++)
@@ -910,9 +772,8 @@ struct upstream *backend_postgres_new(struct ev_loop *loop, const char *conninfo
 	for (uint32_t i = 0; i < connections; i++) {
 		struct pgconn *c = &u->c[i];
 		c->u = u;
-		c->prep = calloc(u->routes.n, 1);
 		u->nc = i + 1;
-		if (!c->prep)
+		if (pgp_init(&c->p, u->routes.n) < 0)
 			goto nomem;
 		ev_init(&c->io, io_cb);
 		ev_init(&c->timer, timer_cb);
