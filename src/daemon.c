@@ -165,7 +165,7 @@ static int open_listeners(struct daemon *d)
 
 /* More loops than CPUs to run them on makes the loops take turns on a core:
  * each loop's round of events, and so each upstream batch, gets smaller.
- * Measured with two loops on one core: 5 % (200 clients) to 27 % (10
+ * Measured with two loops on one core: 1 % (200 clients) to 27 % (10
  * clients) less throughput than one loop. */
 static void warn_cpus(const struct daemon *d)
 {
