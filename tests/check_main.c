@@ -30,6 +30,7 @@
 	X(ketama_suite)                                                                            \
 	X(pool_suite)                                                                              \
 	X(pg_codec_suite)                                                                          \
+	X(pg_pipeline_suite)                                                                       \
 	X(postgres_suite)                                                                          \
 	X(redis_suite)                                                                             \
 	X(demo_suite)                                                                              \
