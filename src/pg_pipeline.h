@@ -9,8 +9,8 @@
  * the socket, keeps the timers and decides what a result means. An EXEC's
  * payload is the caller's pointer; it passes back to the caller with the
  * EXEC's result (pgp_next) or when taken out of a connection that goes away
- * (pgp_take_exec). pgp_close() and pgp_free() drop the queue, so the caller
- * takes the payloads first.
+ * (pgp_take_exec). pgp_close(), pgp_free() and pgp_connect() (which closes
+ * first) drop the queue, so the caller takes the payloads before.
  */
 #ifndef COALESCED_PG_PIPELINE_H
 #define COALESCED_PG_PIPELINE_H
