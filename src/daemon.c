@@ -244,7 +244,12 @@ int daemon_init(struct daemon *d, struct ev_loop *loop, struct config *cfg, cons
 		         "max_keys %ld",
 		         COALESCED_VERSION, d->cfg.servers, backend_protocol_name(d->cfg.protocol),
 		         d->cfg.connections, d->cfg.leeway_ms, d->cfg.max_keys);
-	if (d->workers.n > 1)
+	if (d->workers.n > 1 && d->cfg.protocol == PROTO_POSTGRES)
+		log_info(&d->log,
+		         "%u threads; the first fetches every key, the only one connected to "
+		         "PostgreSQL",
+		         d->workers.n);
+	else if (d->workers.n > 1)
 		log_info(&d->log,
 		         "%u threads, each with its own upstream connections; every key has one "
 		         "owner thread",

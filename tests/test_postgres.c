@@ -650,6 +650,60 @@ START_TEST(reload_queries_and_conninfo)
 }
 END_TEST
 
+/* With threads, the first thread alone connects and fetches: the database
+ * sees `connections`, not threads times that, and the log says so. */
+START_TEST(threads_share_one_set_of_connections)
+{
+	struct proc co;
+	const char *args[6];
+	char *r;
+	int fds[8];
+	long long n = -1;
+	double end;
+
+	memset(&co, 0, sizeof(co));
+	co.port = tu_free_port();
+	args[0] = "-c";
+	args[1] = write_conf(pg.conninfo, "user = " Q_USER "\n", "connections = 2\n", co.port);
+	args[2] = "-o";
+	args[3] = "server.threads=4";
+	args[4] = NULL;
+	snprintf(co.log, sizeof(co.log), "%s/coalesced-pg-%d.log", tu_tmpdir(), co.port);
+	co.pid = tu_coalesced_spawn(args, co.log);
+	wait_port(&co);
+	/* Clients on every thread. */
+	for (int i = 0; i < 8; i++) {
+		fds[i] = tu_connect(co.port);
+		ck_assert_int_ge(fds[i], 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		tu_sends(fds[i], "get user:1 user:2\r\n");
+		r = tu_recv_until(fds[i], "END\r\n", 10000, NULL);
+		ck_assert_str_eq(r,
+		                 "VALUE user:1 0 3\r\nann\r\nVALUE user:2 0 3\r\nbob\r\nEND\r\n");
+		free(r);
+	}
+	/* Earlier tests' daemons may still be leaving the server. */
+	end = tu_now() + tu_guard_ms(5000) / 1000.0;
+	while (n != 2 && tu_now() < end) {
+		char *v = tu_pg_exec(&pg, "SELECT count(*) FROM pg_stat_activity "
+		                          "WHERE application_name = 'coalesced'");
+		n = v ? atoll(v) : -1;
+		free(v);
+		if (n != 2)
+			tu_sleep_ms(50);
+	}
+	ck_assert_int_eq(n, 2);
+	for (int i = 0; i < 8; i++)
+		close(fds[i]);
+	tu_stop_clean(&co);
+	r = tu_read_file(co.log, NULL);
+	ck_assert_msg(strstr(r, "4 threads; the first fetches every key") != NULL, "%s", r);
+	ck_assert_msg(strstr(r, "each with its own upstream connections") == NULL, "%s", r);
+	free(r);
+}
+END_TEST
+
 Suite *postgres_suite(void)
 {
 	Suite *s = suite_create("postgres");
@@ -669,6 +723,7 @@ Suite *postgres_suite(void)
 	tcase_add_test(server, check_mode);
 	tcase_add_test(server, route_metrics);
 	tcase_add_test(server, resp_clients);
+	tcase_add_test(server, threads_share_one_set_of_connections);
 	suite_add_tcase(s, server);
 
 	tcase_set_timeout(faults, 120);
